@@ -1,0 +1,73 @@
+"""Architecture configuration of the channel-adaptive encoders, saved next to their weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chadavit.data.normalize import NORMALIZATION_METHODS
+
+ChannelEmbedding = Literal["slot", "identity"]
+BlockType = Literal["prenorm", "legacy"]
+
+
+@dataclass
+class ChadaViTConfig:
+    """Everything needed to rebuild a model; stored as JSON beside ``model.safetensors``.
+
+    ``block="legacy"`` reproduces the official layer arithmetic (post-norm with double ``norm1``,
+    ReLU, feed-forward 2048) for converted official weights; ``"prenorm"`` is the default for new
+    models. ``normalization`` records how pixels must be scaled for this model (see
+    :mod:`chadavit.data.normalize`).
+    """
+
+    architecture: str = "chada_vit"
+    embed_dim: int = 192
+    depth: int = 12
+    num_heads: int = 12
+    mlp_dim: int = 2048
+    patch_size: int = 16
+    img_size: int = 224
+    in_chans: int = 1
+    channel_embedding: ChannelEmbedding = "slot"
+    num_slots: int = 10
+    channel_vocab: list[str] = field(default_factory=list)
+    block: BlockType = "prenorm"
+    act: Literal["gelu", "relu"] = "gelu"
+    norm_eps: float = 1e-6
+    final_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.0
+    pooling: Literal["mean", "concat"] = "mean"
+    normalization: str = "percentile"
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.channel_embedding not in ("slot", "identity"):
+            raise ValueError(f"channel_embedding must be 'slot' or 'identity', got {self.channel_embedding!r}")
+        if self.block not in ("prenorm", "legacy"):
+            raise ValueError(f"block must be 'prenorm' or 'legacy', got {self.block!r}")
+        if self.normalization not in NORMALIZATION_METHODS:
+            raise ValueError(f"normalization must be one of {NORMALIZATION_METHODS}, got {self.normalization!r}")
+        if self.img_size % self.patch_size:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChadaViTConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
+        return cls(**data)
+
+    def replace(self, **overrides: Any) -> ChadaViTConfig:
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)

@@ -1,0 +1,79 @@
+"""Saving and loading our own weights: ``model.safetensors`` plus ``config.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from chadavit.models.config import ChadaViTConfig
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A weights file does not fit the model; the message lists the offending keys by name."""
+
+
+def strict_load(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with a message naming every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if shapes:
+            parts.append(f"shape mismatches {shapes}")
+        raise CheckpointError(f"{source}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def save_pretrained(model: nn.Module, out_dir: str | os.PathLike[str], extra: dict | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors``; each file appears atomically."""
+    from chadavit import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config: ChadaViTConfig = model.config  # type: ignore[assignment]
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = out / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
+    save_file(state, str(tmp), metadata={"format": "pt", "architecture": config.architecture})
+    os.replace(tmp, out / WEIGHTS_NAME)
+    meta = {"chadavit_version": __version__, "config": config.to_dict(), **(extra or {})}
+    tmp = out / f".{CONFIG_NAME}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, out / CONFIG_NAME)
+    return out
+
+
+def load_config(path: str | os.PathLike[str]) -> ChadaViTConfig:
+    p = Path(path)
+    cfg_path = p / CONFIG_NAME if p.is_dir() else p
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path}: no model config found (expected {CONFIG_NAME} from save_pretrained)")
+    data = json.loads(cfg_path.read_text())
+    return ChadaViTConfig.from_dict(data.get("config", data))
+
+
+def load_pretrained(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a ``save_pretrained`` folder, loading its weights strictly."""
+    from chadavit.models.registry import build_model
+
+    folder = Path(path)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: no {WEIGHTS_NAME} found")
+    model = build_model(load_config(folder))
+    strict_load(model, load_file(str(weights), device=str(map_location)), str(weights))
+    return model.eval()

@@ -1,0 +1,176 @@
+"""Self-attention restricted to each image's own tokens, on packed (unpadded) token tensors.
+
+All tokens of a batch live in one ``(T, D)`` tensor, image after image; ``PackedSequences`` says
+where each image's sequence starts and how long it is. Norms, projections and MLPs run on the packed
+tensor (no work on padding); only attention needs the sequence structure, through a back-end:
+
+``grouped`` (CPU default)
+    images of equal sequence length (equal channel count) are gathered into one dense
+    ``scaled_dot_product_attention`` call each; no padding anywhere.
+``varlen`` (CUDA, fp16/bf16)
+    ``torch.nn.attention.varlen.varlen_attn`` on the packed tensor with cumulative sequence lengths.
+``padded`` (reference)
+    every sequence padded to the longest one with a boolean key mask; used by tests to prove that
+    the other back-ends compute the same thing.
+``auto``
+    ``varlen`` where it can run, otherwise ``grouped``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+AttentionBackend = Literal["auto", "grouped", "padded", "varlen"]
+ATTENTION_BACKENDS: tuple[str, ...] = ("auto", "grouped", "padded", "varlen")
+
+
+def varlen_available() -> bool:
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@dataclass
+class PackedSequences:
+    """Where each image's token sequence lies in a packed ``(T, D)`` tensor.
+
+    ``key_valid`` is set only in the padded-slot reference mode, where every sequence has the same
+    length and padded tokens must be ignored as keys.
+    """
+
+    lengths: list[int]
+    device: torch.device
+    key_valid: torch.Tensor | None = None
+    _cache: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def starts(self) -> list[int]:
+        out, s = [], 0
+        for n in self.lengths:
+            out.append(s)
+            s += n
+        return out
+
+    @property
+    def total(self) -> int:
+        return sum(self.lengths)
+
+    @property
+    def max_length(self) -> int:
+        return max(self.lengths)
+
+    @property
+    def cls_index(self) -> torch.Tensor:
+        """Position of each sequence's first token (the CLS token)."""
+        if "cls" not in self._cache:
+            self._cache["cls"] = torch.tensor(self.starts, dtype=torch.long, device=self.device)
+        return self._cache["cls"]  # type: ignore[return-value]
+
+    def cu_seqlens(self) -> torch.Tensor:
+        if "cu" not in self._cache:
+            lengths = torch.tensor([0, *self.lengths], dtype=torch.int32)
+            self._cache["cu"] = lengths.cumsum(0, dtype=torch.int32).to(self.device)
+        return self._cache["cu"]  # type: ignore[return-value]
+
+    def groups(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Token index ``(G, L)`` per distinct length, and the permutation that undoes their concatenation."""
+        if "groups" not in self._cache:
+            by_len: dict[int, list[int]] = {}
+            for s, n in zip(self.starts, self.lengths):
+                by_len.setdefault(n, []).append(s)
+            index = [
+                (torch.tensor(starts, dtype=torch.long)[:, None] + torch.arange(n)[None]).to(self.device)
+                for n, starts in by_len.items()
+            ]
+            order = torch.cat([i.reshape(-1) for i in index])
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel(), device=order.device)
+            self._cache["groups"] = (index, inverse)
+        return self._cache["groups"]  # type: ignore[return-value]
+
+    def padded_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather index ``(B, L_max)`` (pads point at token 0) and its validity mask."""
+        if "padded" not in self._cache:
+            lmax = self.max_length
+            ar = torch.arange(lmax)
+            lengths = torch.tensor(self.lengths)
+            valid = ar[None] < lengths[:, None]
+            index = torch.where(valid, torch.tensor(self.starts)[:, None] + ar[None], torch.zeros((), dtype=torch.long))
+            self._cache["padded"] = (index.to(self.device), valid.to(self.device))
+        return self._cache["padded"]  # type: ignore[return-value]
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(G, L, H, d)`` inputs -> ``(G, L, H, d)``; ``mask`` is ``(G, L)`` True = a real key."""
+    attn_mask = mask[:, None, None, :] if mask is not None else None
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=attn_mask)
+    return out.transpose(1, 2)
+
+
+def packed_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seqs: PackedSequences, backend: AttentionBackend = "auto"
+) -> torch.Tensor:
+    """Attention of ``(T, H, d)`` packed queries/keys/values within each sequence of ``seqs``."""
+    t, h, d = q.shape
+    if seqs.key_valid is not None:  # padded-slot reference mode: equal lengths, masked keys
+        b, n = len(seqs.lengths), seqs.lengths[0]
+        out = _sdpa(q.view(b, n, h, d), k.view(b, n, h, d), v.view(b, n, h, d), seqs.key_valid.view(b, n))
+        return out.reshape(t, h, d)
+    if backend == "auto":
+        backend = "varlen" if (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_available()) else "grouped"
+    if backend == "grouped":
+        index, inverse = seqs.groups()
+        outs = [_sdpa(q[i], k[i], v[i]).reshape(-1, h, d) for i in index]
+        return torch.cat(outs, 0)[inverse]
+    if backend == "padded":
+        index, valid = seqs.padded_index()
+        out = _sdpa(q[index], k[index], v[index], valid)
+        return out[valid]
+    if backend == "varlen":
+        from torch.nn.attention.varlen import varlen_attn
+
+        cu = seqs.cu_seqlens()
+        return varlen_attn(q, k, v, cu, cu, seqs.max_length, seqs.max_length)
+    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+
+
+def cls_attention(q: torch.Tensor, k: torch.Tensor, seqs: PackedSequences, scale: float) -> list[torch.Tensor]:
+    """Softmax attention of each sequence's CLS query over its keys: a list of ``(H, L_i)``."""
+    out = []
+    for s, n in zip(seqs.starts, seqs.lengths):
+        logits = torch.einsum("hd,lhd->hl", q[s].float(), k[s : s + n].float()) * scale
+        if seqs.key_valid is not None:
+            logits = logits.masked_fill(~seqs.key_valid[s : s + n][None], float("-inf"))
+        out.append(logits.softmax(-1))
+    return out
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection (Q, K, V stacked, as the official layout)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.backend: AttentionBackend = "auto"
+
+    def forward(
+        self, x: torch.Tensor, seqs: PackedSequences, return_attention: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        t, dim = x.shape
+        q, k, v = self.qkv(x).view(t, 3, self.num_heads, self.head_dim).unbind(1)
+        out = packed_attention(q, k, v, seqs, self.backend).reshape(t, dim)
+        maps = cls_attention(q, k, seqs, self.head_dim**-0.5) if return_attention else None
+        return self.proj_drop(self.proj(out)), maps

@@ -1,0 +1,59 @@
+"""A stack of blocks plus the final norm, shared by ChAda-ViT and its baselines."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from chadavit.models.layers.attention import AttentionBackend, PackedSequences
+from chadavit.models.layers.block import Block, LegacyBlock
+from chadavit.models.layers.mlp import Activation
+
+
+def build_blocks(dim: int, depth: int, num_heads: int, mlp_dim: int, block: str = "prenorm", act: Activation = "gelu",
+                 norm_eps: float = 1e-6, qkv_bias: bool = True, drop_path_rate: float = 0.0) -> nn.ModuleList:
+    cls = LegacyBlock if block == "legacy" else Block
+    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
+    return nn.ModuleList(
+        cls(dim, num_heads, mlp_dim, act=act, norm_eps=norm_eps, qkv_bias=qkv_bias, drop_path=r) for r in rates
+    )
+
+
+class PackedEncoderMixin:
+    """Runs ``self.blocks`` then ``self.norm`` over packed tokens; collects the last block's CLS attention."""
+
+    blocks: nn.ModuleList
+    norm: nn.Module
+    grad_checkpointing: bool = False
+
+    def set_attention_backend(self, backend: AttentionBackend) -> None:
+        for blk in self.blocks:
+            blk.attn.backend = backend  # type: ignore[union-attr]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def run_blocks(self, x: torch.Tensor, seqs: PackedSequences, return_attention: bool = False
+                   ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        maps = None
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            want = return_attention and i == last
+            if self.grad_checkpointing and torch.is_grad_enabled() and not want:
+                x, _ = checkpoint(blk, x, seqs, False, use_reentrant=False)
+            else:
+                x, m = blk(x, seqs, want)
+                maps = m if want else maps
+        return self.norm(x), maps
+
+
+def init_weights(module: nn.Module) -> None:
+    """trunc-normal(0.02) linear weights with zero biases, as ViT/DINO and the official model do."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
