@@ -13,7 +13,7 @@ from torch import nn
 
 from chadavit.batch import ChannelBatch, InvalidImageError
 from chadavit.models.config import ChadaViTConfig
-from chadavit.models.layers.attention import PackedSequences
+from chadavit.models.layers.packing import pack_with_cls
 from chadavit.models.layers.channel_embed import IdentityChannelEmbed, SlotChannelEmbed
 from chadavit.models.layers.patch_embed import PatchEmbed
 from chadavit.models.layers.pos_embed import interpolate_pos_embed
@@ -44,9 +44,10 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
         grid = config.img_size // config.patch_size
         self.cls_token = nn.Parameter(torch.zeros(1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1 + grid * grid, dim))
+        self.channel_embed: nn.Module | None = None
         if config.channel_embedding == "identity":
-            self.channel_embed: nn.Module = IdentityChannelEmbed(config.channel_vocab, dim)
-        else:
+            self.channel_embed = IdentityChannelEmbed(config.channel_vocab, dim)
+        elif config.channel_embedding == "slot":
             self.channel_embed = SlotChannelEmbed(config.num_slots, dim)
         self.blocks = build_blocks(dim, config.depth, config.num_heads, config.mlp_dim, config.block, config.act,
                                    config.norm_eps, config.qkv_bias, config.drop_path_rate)
@@ -86,23 +87,16 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
         planes = batch.planes.to(device=device, dtype=self.patch_embed.proj.weight.dtype)
         tokens = self.patch_embed(planes[:, None])  # (P, N, D)
         pos = interpolate_pos_embed(self.pos_embed, grid)
-        tokens = tokens + pos[1:][None] + self.channel_embed(batch)[:, None]
+        tokens = tokens + pos[1:][None]
+        if self.channel_embed is not None:
+            tokens = tokens + self.channel_embed(batch)[:, None]
 
-        image_of_plane = batch.image_index
-        patch_index = (torch.arange(num_planes)[:, None] * n + torch.arange(n)[None] + image_of_plane[:, None] + 1)
-        cls_index = batch.offsets[:-1] * n + torch.arange(num_images)
-        patch_index, cls_index = patch_index.reshape(-1).to(device), cls_index.to(device)
-        total = num_images + num_planes * n
-        x = tokens.new_zeros(total, tokens.shape[-1])
-        x = x.index_copy(0, patch_index, tokens.reshape(-1, tokens.shape[-1]))
-        x = x.index_copy(0, cls_index, (self.cls_token + pos[:1]).to(x.dtype).expand(num_images, -1))
-
-        key_valid = None
+        cls_tokens = (self.cls_token + pos[:1]).expand(num_images, -1)
+        x, seqs, cls_index, patch_index = pack_with_cls(cls_tokens, tokens.reshape(-1, tokens.shape[-1]), counts * n)
         if valid_planes is not None:
-            key_valid = torch.ones(total, dtype=torch.bool)
-            key_valid[patch_index.cpu()] = valid_planes.repeat_interleave(n)
-            key_valid = key_valid.to(device)
-        seqs = PackedSequences([1 + int(c) * n for c in counts], device, key_valid=key_valid)
+            key_valid = torch.ones(x.shape[0], dtype=torch.bool, device=device)
+            key_valid[patch_index] = valid_planes.to(device).repeat_interleave(n)
+            seqs.key_valid = key_valid
         x, maps = self.run_blocks(x, seqs, return_attention)
 
         cls = x[cls_index]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from chadavit.data.normalize import NORMALIZATION_METHODS
 
-ChannelEmbedding = Literal["slot", "identity"]
+ChannelEmbedding = Literal["slot", "identity", "none"]
 BlockType = Literal["prenorm", "legacy"]
 
 
@@ -45,8 +45,8 @@ class ChadaViTConfig:
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if self.channel_embedding not in ("slot", "identity"):
-            raise ValueError(f"channel_embedding must be 'slot' or 'identity', got {self.channel_embedding!r}")
+        if self.channel_embedding not in ("slot", "identity", "none"):
+            raise ValueError(f"channel_embedding must be 'slot', 'identity' or 'none', got {self.channel_embedding!r}")
         if self.block not in ("prenorm", "legacy"):
             raise ValueError(f"block must be 'prenorm' or 'legacy', got {self.block!r}")
         if self.normalization not in NORMALIZATION_METHODS:

@@ -14,7 +14,7 @@ from chadavit.models.layers.mlp import Activation
 def build_blocks(dim: int, depth: int, num_heads: int, mlp_dim: int, block: str = "prenorm", act: Activation = "gelu",
                  norm_eps: float = 1e-6, qkv_bias: bool = True, drop_path_rate: float = 0.0) -> nn.ModuleList:
     cls = LegacyBlock if block == "legacy" else Block
-    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
+    rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
     return nn.ModuleList(
         cls(dim, num_heads, mlp_dim, act=act, norm_eps=norm_eps, qkv_bias=qkv_bias, drop_path=r) for r in rates
     )

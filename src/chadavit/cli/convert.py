@@ -1,0 +1,33 @@
+"""`chadavit convert-official CKPT OUT_DIR`: official weights -> our safetensors + JSON config."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert-official", help="convert an official ChAda-ViT checkpoint to chadavit format",
+                       description="Convert an official Lightning .ckpt (student or teacher) or a bare backbone "
+                                   ".safetensors into model.safetensors + config.json, loadable with "
+                                   "chadavit.load_pretrained / --model DIR.")
+    p.add_argument("checkpoint", help="official .ckpt or backbone .safetensors")
+    p.add_argument("out_dir", help="output folder")
+    p.add_argument("--teacher", action="store_true", help="take the EMA teacher (momentum_backbone) of a .ckpt")
+    p.add_argument("--num-heads", type=int, default=12, help="attention heads (12 for the released Moyen model)")
+    p.add_argument("--final-norm-eps", type=float, default=1e-5, help="eps of the final LayerNorm (1e-5 or 1e-6)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chadavit.models import load_official_checkpoint, save_pretrained
+
+    model = load_official_checkpoint(args.checkpoint, num_heads=args.num_heads, final_norm_eps=args.final_norm_eps,
+                                     teacher=args.teacher)
+    n_tensors = len(model.state_dict())
+    n_params = sum(p.numel() for p in model.parameters())
+    save_pretrained(model, args.out_dir, extra={"converted_from": str(args.checkpoint),
+                                                "backbone": "teacher" if args.teacher else "student"})
+    cfg = model.config
+    print(f"converted {args.checkpoint} ({'teacher' if args.teacher else 'student'}): depth {cfg.depth}, "
+          f"dim {cfg.embed_dim}, heads {cfg.num_heads}, {n_tensors} tensors, {n_params:,} parameters -> {args.out_dir}")
+    return 0
