@@ -1,0 +1,195 @@
+"""`chadavit idr`: plan, download, merge and describe the IDRCell100k pretraining set.
+
+    chadavit idr plan  --server URL --per-study 1300 --seed 0 --out plan.parquet
+    chadavit idr plan  --studies-table [PATH] --per-study 1300        (offline: IDR's studies.tsv)
+    chadavit idr build --server URL --per-study 1300 --seed 0 --size 224 --workers 4 --out DIR [--shard i/n]
+    chadavit idr merge DIR... --out DIR
+    chadavit idr stats DIR --figures FIGDIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_SERVER = "https://idr.openmicroscopy.org"
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server")
+    g.add_argument("--server", default=DEFAULT_SERVER, help="IDR base URL (default: the public IDR)")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    g.add_argument("--retries", type=int, default=6, help="retries per request (exponential back-off)")
+    g.add_argument("--backoff", type=float, default=1.0, help="first back-off delay in seconds (doubles)")
+    g.add_argument("--max-backoff", type=float, default=60.0)
+    g.add_argument("--zarr-base", default=None,
+                   help="OME-Zarr mirror root, images at {zarr-base}/{image_id}.zarr "
+                        "(e.g. https://livingobjects.ebi.ac.uk/idr/zarr/v0.1)")
+    g.add_argument("--zarr-studies", default="",
+                   help="comma-separated studies (idr0002,...) or '*' whose images are read raw from --zarr-base")
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--per-study", type=int, default=1300, help="images drawn per qualifying study (N)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--unit", choices=("study", "container"), default="study",
+                   help="what must hold N images: an idrNNNN study (all its Cell screens/projects) or each container")
+    p.add_argument("--sample-type", default="cell", help="IDR section (map annotation 'Sample Type')")
+    p.add_argument("--workers", type=int, default=4, help="concurrent requests (keep it small: be polite)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("idr", help="build the IDRCell100k pretraining set from the Image Data Resource")
+    isub = p.add_subparsers(dest="idr_command", required=True, metavar="ACTION")
+
+    pl = isub.add_parser("plan", help="sample N images per Cell study and write the plan (nothing is downloaded)")
+    _client_args(pl)
+    _plan_args(pl)
+    pl.add_argument("--out", help="plan table (.parquet or .csv); a *_studies table is written beside it")
+    pl.add_argument("--studies-table", nargs="?", const="bundled", default=None, metavar="PATH",
+                    help="offline: count what qualifies in IDR's studies.tsv (no PATH: the bundled copy)")
+    pl.add_argument("--json", action="store_true", help="print totals as JSON")
+    pl.set_defaults(func=run_plan)
+
+    b = isub.add_parser("build", help="download the planned images into a chadavit dataset (resumable)")
+    _client_args(b)
+    _plan_args(b)
+    b.add_argument("--plan", help="use this plan table instead of planning now")
+    b.add_argument("--size", type=int, default=224, help="stored planes are size x size")
+    b.add_argument("--out", required=True, help="dataset directory")
+    b.add_argument("--shard", default=None, help="i/n: build only shard i of n (0-based), for array jobs")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=run_build, workers=2)
+
+    m = isub.add_parser("merge", help="join shard directories into one dataset")
+    m.add_argument("inputs", nargs="+")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=run_merge)
+
+    s = isub.add_parser("stats", help="print counts and draw the imaging-method and channel-count figures")
+    s.add_argument("dataset")
+    s.add_argument("--figures", default=None, metavar="FIGDIR")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=run_stats)
+
+
+def make_client(args: argparse.Namespace):  # noqa: ANN201
+    from chadavit.idr.client import IDRClient, RetryPolicy
+
+    policy = RetryPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
+                         timeout=args.timeout)
+    studies = {s.strip() for s in args.zarr_studies.split(",") if s.strip()}
+    return IDRClient(args.server, policy=policy, zarr_base=args.zarr_base, zarr_studies=studies)
+
+
+def _print_plan_totals(plan, as_json: bool) -> None:  # noqa: ANN001
+    t = plan.totals()
+    df = plan.images
+    if as_json:
+        print(json.dumps(t))
+        return
+    print(f"studies: {t['studies']} of {t['studies_considered']} Cell studies considered "
+          f"({t['containers']} containers)")
+    print(f"images: {t['images']:,}")
+    print(f"channels: {t['channels']:,}")
+    print(f"imaging methods: {t['imaging_methods']}")
+    if len(df):
+        for k, v in df["imaging_method"].value_counts().items():
+            print(f"  {k}: {v:,}")
+        print("channels per image: " + ", ".join(f"{int(k)}: {v:,}" for k, v in
+                                                 df["size_c"].astype(int).value_counts().sort_index().items()))
+    skipped = plan.studies[~plan.studies["qualified"]]
+    if len(skipped):
+        print(f"left out (fewer images than --per-study): {len(skipped)}: " + ", ".join(skipped["study"]))
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    if args.studies_table is not None:
+        from chadavit.idr.plan import studies_table_summary
+
+        s = studies_table_summary(None if args.studies_table == "bundled" else args.studies_table, args.per_study,
+                                  args.sample_type)
+        if args.json:
+            print(json.dumps(s, indent=1))
+            return 0
+        n = s["per_study"]
+        print(f"studies table: {s['table']}")
+        print(f"Sample Type = {s['sample_type']}: {s['containers_cell']} containers, {s['studies_cell']} studies, "
+              f"{s['images_cell']:,} images")
+        print(f"containers with >= {n} images: {s['containers_qualifying']} -> {s['container_sample_images']:,} "
+              f"images, ~{s['container_sample_channels_est']:,} channels")
+        print(f"studies with >= {n} images: {s['studies_qualifying']} -> {s['study_sample_images']:,} images, "
+              f"~{s['study_sample_channels_est']:,} channels")
+        print("paper (IDRCell100k): 79 studies, 104,093 images, 308,898 channels")
+        return 0
+    from chadavit.idr.plan import make_plan, write_table
+
+    client = make_client(args)
+    plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type, args.workers, progress=True)
+    _print_plan_totals(plan, args.json)
+    if args.out:
+        out = write_table(plan.images, args.out)
+        sp = out.with_name(out.stem + "_studies" + out.suffix)
+        write_table(plan.studies, sp)
+        print(f"plan written to {out} (studies: {sp})", file=sys.stderr)
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from chadavit.idr.builder import build, parse_shard
+    from chadavit.idr.plan import make_plan, read_table, write_table
+
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    client = make_client(args)
+    out = Path(args.out)
+    if args.plan:
+        images = read_table(args.plan)
+    else:
+        saved = out / "plan.parquet"
+        if saved.is_file():
+            # Re-runs build the plan they started with (the server may have changed since).
+            images = read_table(saved)
+            print(f"resuming with the plan saved in {saved}", file=sys.stderr)
+        else:
+            plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type,
+                             max(args.workers, 2), progress=not args.no_progress)
+            _print_plan_totals(plan, False)
+            out.mkdir(parents=True, exist_ok=True)
+            write_table(plan.images, saved)
+            images = plan.images
+    res = build(images, out, client, size=args.size, workers=args.workers, shard=shard,
+                progress=not args.no_progress)
+    print(f"shard {shard[0]}/{shard[1]}: {res.planned} planned, {res.already_done} already stored, "
+          f"{res.written} written, {len(res.failures)} failed, {len(res.missing)} missing "
+          f"({res.seconds:.1f} s, {res.written / max(res.seconds, 1e-9):.1f} img/s)")
+    if len(res.failures):
+        print(f"failures recorded in {out / 'failures.csv'}; re-run the same command to fill the gaps:",
+              file=sys.stderr)
+        for r in res.failures.head(20).itertuples():
+            print(f"  image {r.image_id} ({r.study}): {r.error}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from chadavit.idr.builder import merge
+
+    n, fail = merge(args.inputs, args.out)
+    print(f"merged {len(args.inputs)} directories into {args.out}: {n:,} images, {len(fail)} still failed")
+    return 0 if not len(fail) else 1
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from chadavit.idr.stats import dataset_stats, draw_figures, format_stats
+
+    st = dataset_stats(args.dataset)
+    print(json.dumps(st, indent=1, default=str) if args.json else format_stats(st))
+    if args.figures:
+        for p in draw_figures(st, args.figures):
+            print(f"figure: {p}", file=sys.stderr)
+    return 0
