@@ -1,0 +1,113 @@
+"""``chadavit embed``: one feature vector per crop (cell or tile) or per image, for users' own images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = r"""
+examples:
+  chadavit embed plate1/ --pattern "{well}_{site}_{channel}.tif" --channel-map w1=DNA,w2=Actin \
+      --model checkpoints/chada_vit --out plate1.parquet
+  chadavit embed images.csv --channels DNA,Actin,Tubulin --crops nuclei --nuclei-channel DNA --crop-size 96 \
+      --model official:ChAdaViT.ckpt --out cells.parquet --h5ad cells.h5ad
+  chadavit embed plate.ome.zarr --model random:chada_vit_moyen --crops full --out baseline.parquet
+
+--model: DIR (our checkpoint) | official:PATH[:teacher] | PATH.ckpt|.safetensors (official, see --num-heads)
+         | random:PRESET (random initialisation, a baseline only)
+An interrupted run resumes where it stopped when rerun with the same options (state in OUT.parts/).
+Exit status: 0 all images embedded, 1 some images failed (see OUT.errors.csv), 2 bad options or input.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
+    p = subparsers.add_parser(
+        "embed", help="embed your own images (folders, CSV, OME-Zarr, datasets) into Parquet/AnnData",
+        description="Embed microscopy images with any channel set: one feature row per crop (or per image).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset")
+    p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
+    p.add_argument("--model", "-m", required=True, help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
+    p.add_argument("--num-heads", type=int, default=12, help="attention heads of an official checkpoint (default 12)")
+    g = p.add_argument_group("input")
+    g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))
+    g.add_argument("--pattern", help='group one-file-per-channel images, e.g. "{well}_{site}_{channel}.tif"; '
+                   r'typed fields "{well:[A-P]\d\d}"; ignored fields "{_uuid}"')
+    g.add_argument("--no-recursive", dest="recursive", action="store_false", help="do not look into sub-folders")
+    g.add_argument("--channels", help="channels to embed, in order, after --channel-map (e.g. DNA,Actin)")
+    g.add_argument("--channel-map", help="rename file channel names to model names, e.g. d0=DNA,d1=PH3")
+    g.add_argument("--strict-channels", action="store_true",
+                   help="fail images whose channel names the model's vocabulary does not know")
+    g.add_argument("--normalize", choices=("percentile", "dtype_range", "none"),
+                   help="override the model's pixel normalisation")
+    g.add_argument("--limit", type=int, help="embed only the first N images (a quick look)")
+    g = p.add_argument_group("crops")
+    g.add_argument("--crops", default="grid", choices=("grid", "nuclei", "full"),
+                   help="grid tiles (default), windows centred on nuclei, or the full field resized")
+    g.add_argument("--crop-size", type=int, help="crop size in pixels (default: the model input size; "
+                   "other sizes are resized to it)")
+    g.add_argument("--stride", type=int, help="grid step in pixels (default: crop size, no overlap)")
+    g.add_argument("--nuclei-channel", help="channel to find nuclei in (default: DNA/DAPI/Hoechst if present)")
+    g.add_argument("--min-nucleus-area", type=int, default=30, help="smallest nucleus kept, in pixels (default 30)")
+    g.add_argument("--max-crops-per-image", type=int, help="keep at most N crops per image (evenly spread)")
+    g.add_argument("--per-image", action="store_true", help="one row per image: features averaged over its crops")
+    g = p.add_argument_group("output")
+    g.add_argument("--h5ad", help="also write AnnData (needs anndata): X = CLS, obsm X_cls / X_meanpatch")
+    g.add_argument("--save-attention", type=int, default=0, metavar="N",
+                   help="write per-channel attention PNGs for the first N images")
+    g.add_argument("--attention-images", help="comma-separated image ids to write attention PNGs for")
+    g.add_argument("--attention-crops", type=int, default=4, help="crops per chosen image with attention PNGs")
+    g.add_argument("--overwrite", action="store_true", help="discard a previous run or output and start again")
+    g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after a successful run")
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, mps")
+    g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
+    g.add_argument("--workers", type=int, default=2, help="reader threads (default 2; 0 reads in the main thread)")
+    g.add_argument("--part-size", type=int, default=64, help="images per resumable part file (default 64)")
+    g.add_argument("--seed", type=int, default=0, help="seed for random:PRESET models")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chadavit.embed import EmbedConfig, EmbedError, run_embed
+    from chadavit.embed.channels import ChannelError
+
+    cfg = EmbedConfig(
+        input=args.input, out=args.out, model=args.model, input_format=args.input_format, pattern=args.pattern,
+        recursive=args.recursive, channels=args.channels, channel_map=args.channel_map,
+        strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
+        nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
+        max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
+        num_heads=args.num_heads, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+        device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
+        attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
+        attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
+        limit=args.limit, progress=args.progress,
+    )
+    try:
+        res = run_embed(cfg)
+    except (EmbedError, ChannelError) as exc:
+        print(f"chadavit embed: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from chadavit.models import CheckpointError
+
+        if isinstance(exc, CheckpointError):
+            print(f"chadavit embed: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous run, "
+          f"{res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
+    if res.h5ad_path:
+        print(f"wrote {res.h5ad_path}")
+    if res.attention_dir:
+        print(f"attention maps in {res.attention_dir}")
+    warnings = [e for e in res.errors if e["level"] != "error"]
+    if warnings:
+        print(f"{len(warnings)} image(s) gave no crops (listed in {res.errors_path})")
+    if res.n_failed:
+        print(f"{res.n_failed} image(s) failed; see {res.errors_path}. Fix them and rerun the same command to embed "
+              "only those.", file=sys.stderr)
+        return 1
+    return 0

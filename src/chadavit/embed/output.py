@@ -1,0 +1,207 @@
+"""Resumable output: atomic Parquet parts with their done-lists, the errors table, final assembly, AnnData.
+
+While a run is going, ``OUT.parts/`` holds ``run.json`` (the settings that shape the features) and
+``part-NNNNN.parquet`` files. Each part appears by an atomic rename and records, in its Parquet
+key-value metadata, the ids of the images it completes (images with zero crops included), so a
+part and its done-list can never disagree. A re-run skips every image listed in a part; the final
+``OUT`` is assembled from the parts only when the run gets to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DONE_KEY = b"chadavit.embed.done"
+SETTINGS_KEY = b"chadavit.embed"
+INT_COLUMNS = ("ImageIndex", "ImageHeight", "ImageWidth", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
+               "NucleusArea", "NucleusLabel", "NumCrops")
+FLOAT_COLUMNS = ("NucleusY", "NucleusX")
+LEAD_COLUMNS = ("ImageId", "ImageIndex", "Plate", "Well", "Site")
+TAIL_COLUMNS = ("Channels", "SourceChannels", "Source", "ImageHeight", "ImageWidth", "CropMode", "NumCrops",
+                "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1", "NucleusY", "NucleusX", "NucleusArea",
+                "NucleusLabel")
+ERROR_COLUMNS = ("image_id", "image_index", "level", "stage", "error", "message", "sources")
+
+
+class EmbedError(RuntimeError):
+    """The run cannot start or continue (bad option, conflicting previous run); the message says why."""
+
+
+def _atomic_replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def metadata_type(name: str) -> pa.DataType:
+    if name in INT_COLUMNS:
+        return pa.int64()
+    if name in FLOAT_COLUMNS:
+        return pa.float64()
+    return pa.string()
+
+
+def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.ndarray]) -> pa.Table:
+    """``Metadata_<key>`` columns from ``meta_rows`` (typed, missing keys null), then ``<prefix>_<j>`` features."""
+    keys: list[str] = [k for k in LEAD_COLUMNS]
+    extra = sorted({k for r in meta_rows for k in r} - set(LEAD_COLUMNS) - set(TAIL_COLUMNS))
+    keys += extra + [k for k in TAIL_COLUMNS if any(k in r for r in meta_rows)]
+    arrays, names = [], []
+    for k in keys:
+        t = metadata_type(k)
+        vals = [r.get(k) for r in meta_rows]
+        if t == pa.string():
+            vals = [None if v is None else str(v) for v in vals]
+        arrays.append(pa.array(vals, type=t))
+        names.append(f"Metadata_{k}")
+    for prefix, mat in features.items():
+        mat = np.asarray(mat, dtype=np.float32).reshape(len(meta_rows), -1)
+        for j in range(mat.shape[1]):
+            arrays.append(pa.array(mat[:, j]))
+            names.append(f"{prefix}_{j}")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class RunStore:
+    """The ``OUT.parts`` folder of one run: settings check, done-list, atomic parts, errors."""
+
+    def __init__(self, out: str | os.PathLike[str], settings: dict[str, Any], overwrite: bool = False) -> None:
+        self.out = Path(out)
+        self.dir = self.out.with_name(self.out.name + ".parts")
+        self.settings = settings
+        if overwrite and self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run_json = self.dir / "run.json"
+        if run_json.is_file():
+            previous = json.loads(run_json.read_text())
+            diff = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+            if diff:
+                detail = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in diff)
+                raise EmbedError(f"{self.dir} holds an unfinished run with different settings ({detail}); "
+                                 "rerun with the same options to resume, or pass --overwrite to start again")
+        else:
+            tmp = run_json.with_name(f".run.json.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+            _atomic_replace(tmp, run_json)
+        for stale in self.dir.glob(".part-*.tmp-*"):
+            stale.unlink(missing_ok=True)
+        self.parts = sorted(self.dir.glob("part-*.parquet"))
+        self.done: set[str] = set()
+        for p in self.parts:
+            meta = pq.read_schema(p).metadata or {}
+            self.done.update(json.loads(meta.get(DONE_KEY, b"[]")))
+        self._next = 1 + max((int(p.stem.split("-")[1]) for p in self.parts), default=-1)
+
+    def commit(self, table: pa.Table | None, done_ids: Iterable[str]) -> Path | None:
+        """Write one part (rows may be empty) that marks ``done_ids`` finished, atomically."""
+        ids = [str(i) for i in done_ids]
+        if not ids:
+            return None
+        if table is None:
+            table = pa.table({"Metadata_ImageId": pa.array([], pa.string())})
+        meta = dict(table.schema.metadata or {})
+        meta[DONE_KEY] = json.dumps(ids).encode()
+        table = table.replace_schema_metadata(meta)
+        path = self.dir / f"part-{self._next:05d}.parquet"
+        tmp = self.dir / f".{path.name}.tmp-{os.getpid()}"
+        pq.write_table(table, tmp)
+        _atomic_replace(tmp, path)
+        self._next += 1
+        self.parts.append(path)
+        self.done.update(ids)
+        return path
+
+    def write_errors(self, errors: Sequence[dict[str, Any]], path: Path | None = None) -> Path:
+        import pandas as pd
+
+        path = path or self.dir / "errors.csv"
+        df = pd.DataFrame(list(errors), columns=list(ERROR_COLUMNS))
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        df.to_csv(tmp, index=False)
+        _atomic_replace(tmp, path)
+        return path
+
+    def assemble(self, extra_metadata: dict[str, Any] | None = None) -> int:
+        """Join the parts into ``OUT`` (rows sorted by image then crop within each part); returns the row count.
+
+        Streams part by part, so memory is bounded by the largest part.
+        """
+        schemas = [(p, pq.read_schema(p)) for p in self.parts]
+        fields: dict[str, pa.DataType] = {}
+        for _, s in schemas:
+            for f in s:
+                if f.name not in fields or pa.types.is_null(fields[f.name]):
+                    fields[f.name] = f.type
+        meta_names = [n for n in fields if n.startswith("Metadata_")]
+        feat_names = [n for n in fields if not n.startswith("Metadata_")]
+        target = pa.schema([pa.field(n, fields[n]) for n in meta_names + feat_names],
+                           metadata={SETTINGS_KEY: json.dumps({**self.settings, **(extra_metadata or {})}).encode()})
+        order = []
+        for p, s in schemas:
+            if "Metadata_ImageIndex" in s.names:
+                col = pq.read_table(p, columns=["Metadata_ImageIndex"]).column(0)
+                order.append((min(col.to_pylist(), default=1 << 62), p))
+            else:
+                order.append((1 << 62, p))
+        tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
+        rows = 0
+        with pq.ParquetWriter(tmp, target) as writer:
+            for _, p in sorted(order, key=lambda t: (t[0], t[1].name)):
+                t = pq.read_table(p)
+                if t.num_rows == 0:
+                    continue
+                sort_keys = [(c, "ascending") for c in ("Metadata_ImageIndex", "Metadata_CropIndex") if c in t.column_names]
+                if sort_keys:
+                    t = t.sort_by(sort_keys)
+                cols = [t.column(n).cast(fields[n]) if n in t.column_names else pa.nulls(t.num_rows, fields[n])
+                        for n in target.names]
+                writer.write_table(pa.Table.from_arrays(cols, schema=target))
+                rows += t.num_rows
+        _atomic_replace(tmp, self.out)
+        return rows
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLike[str]) -> Path:
+    """Write the embeddings as AnnData: ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obs`` = metadata."""
+    try:
+        import anndata as ad
+    except ImportError as exc:
+        raise EmbedError("--h5ad needs the optional dependency anndata: pip install 'chadavit[anndata]' "
+                         "(or pip install anndata)") from exc
+    import pandas as pd
+
+    df = pd.read_parquet(parquet_path)
+    meta = df[[c for c in df.columns if c.startswith("Metadata_")]].copy()
+    obsm = {}
+    for prefix in ("cls", "meanpatch"):
+        cols = [c for c in df.columns if c.startswith(f"{prefix}_")]
+        if cols:
+            obsm[f"X_{prefix}"] = df[cols].to_numpy(np.float32)
+    x = obsm.get("X_cls", next(iter(obsm.values()), np.zeros((len(df), 0), np.float32)))
+    crop = meta["Metadata_CropIndex"].astype(str) if "Metadata_CropIndex" in meta else pd.Series(["0"] * len(meta))
+    meta.index = pd.Index([f"{i}#{c}" for i, c in zip(meta["Metadata_ImageId"].astype(str), crop)], dtype=object)
+    var = pd.DataFrame(index=pd.Index([f"cls_{j}" for j in range(x.shape[1])], dtype=object))
+    adata = ad.AnnData(X=x, obs=meta, var=var, obsm=obsm)
+    out = Path(h5ad_path)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    settings = getattr(ad, "settings", None)
+    if settings is not None and hasattr(settings, "allow_write_nullable_strings"):
+        with settings.override(allow_write_nullable_strings=True):
+            adata.write_h5ad(tmp)
+    else:
+        adata.write_h5ad(tmp)
+    _atomic_replace(tmp, out)
+    return out
