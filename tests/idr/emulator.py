@@ -74,6 +74,8 @@ class IDREmulator:
         self.lock = threading.Lock()
         self.log: list[tuple[str, str]] = []  # (path, outcome)
         self.user_agents: set[str] = set()
+        self.delay = 0.0  # seconds added to every render (to slow a build down)
+        self.retry_after = "0"  # seconds sent with injected 429s
         self.errors: list[str] = []  # exceptions raised while answering (must stay empty)
         self._next_id = 1000
         self._server: ThreadingHTTPServer | None = None
@@ -263,7 +265,7 @@ class IDREmulator:
             self._send_json(h, {"message": f"injected {fault}"}, int(fault))
             return
         if fault == "429":
-            self._send_json(h, {"message": "slow down"}, 429, headers={"Retry-After": "0"})
+            self._send_json(h, {"message": "slow down"}, 429, headers={"Retry-After": self.retry_after})
             return
         if fault == "reset":
             h.close_connection = True
@@ -274,6 +276,8 @@ class IDREmulator:
             return
         if fault == "timeout":
             time.sleep(self.slow_seconds)
+        if self.delay and path.startswith("/webgateway/"):
+            time.sleep(self.delay)
         try:
             status, body, ctype = self._route(path, q)
         except KeyError:

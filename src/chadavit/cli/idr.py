@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--size", type=int, default=224, help="stored planes are size x size")
     b.add_argument("--out", required=True, help="dataset directory")
     b.add_argument("--shard", default=None, help="i/n: build only shard i of n (0-based), for array jobs")
+    b.add_argument("--flush-every", type=int, default=64, help="publish stored images every K images")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=run_build, workers=2)
 
@@ -164,7 +165,7 @@ def run_build(args: argparse.Namespace) -> int:
             write_table(plan.images, saved)
             images = plan.images
     res = build(images, out, client, size=args.size, workers=args.workers, shard=shard,
-                progress=not args.no_progress)
+                progress=not args.no_progress, flush_every=args.flush_every)
     print(f"shard {shard[0]}/{shard[1]}: {res.planned} planned, {res.already_done} already stored, "
           f"{res.written} written, {len(res.failures)} failed, {len(res.missing)} missing "
           f"({res.seconds:.1f} s, {res.written / max(res.seconds, 1e-9):.1f} img/s)")
