@@ -113,7 +113,7 @@ class Prepared:
 
     index: int
     record: ImageRecord
-    field: np.ndarray  # (C, H, W) float32, normalised
+    field: np.ndarray | None  # (C, H, W) float32, normalised; dropped once every crop is embedded
     names: list[str]
     source_names: list[str]
     crops: list[Crop]
@@ -122,6 +122,11 @@ class Prepared:
     meanpatch: list[np.ndarray | None] = field(default_factory=list)
     remaining: int = 0
     failed: bool = False
+    shape: tuple[int, int, int] = (0, 0, 0)
+
+    def __post_init__(self) -> None:
+        if self.field is not None:
+            self.shape = tuple(self.field.shape)  # type: ignore[assignment]
 
 
 class _Failed:
@@ -321,7 +326,7 @@ class Embedder:
 
     def _rows(self, p: Prepared) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         rec = p.record
-        h, w = p.field.shape[1:]
+        h, w = p.shape[1:]
         base = {"ImageId": rec.image_id, "ImageIndex": p.index, **{k: v for k, v in rec.metadata.items()},
                 "Channels": ",".join(p.names), "SourceChannels": ",".join(p.source_names),
                 "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": self.cfg.crops}
@@ -371,6 +376,7 @@ class Embedder:
             nonlocal n_computed, completed_now
             for key in [k for k, p in pending.items() if p.failed or p.remaining == 0]:
                 p = pending.pop(key)
+                p.field = None  # the pixels are no longer needed: only features wait for the next part
                 bar.update(1)
                 if not p.failed:
                     finished.append(p)
@@ -419,7 +425,7 @@ class Embedder:
                     continue
                 pending[id(prep)] = prep
                 n_crops += len(prep.crops)
-                buf = buffers.setdefault(prep.field.shape[0], [])
+                buf = buffers.setdefault(prep.shape[0], [])
                 buf.extend((prep, k) for k in range(len(prep.crops)))
                 while len(buf) >= cfg.batch_size:
                     chunk, buf[:] = buf[: cfg.batch_size], buf[cfg.batch_size :]
