@@ -245,3 +245,38 @@ def test_cli_end_to_end_with_random_preset(shared_dir: Path, tmp_path: Path) -> 
     df = pd.read_parquet(out)
     assert len(df) == 3 and set(df.Metadata_Channels) == {"DNA,Red"} and set(df.Metadata_Site) == {"POS002", "POS076", "POS218"}
     assert (df.Metadata_ImageHeight == 1006).all() and torch.is_tensor(torch.as_tensor(features(df, "cls")))
+
+
+def test_sigterm_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
+    """A real interruption: the job is killed with SIGTERM (as batch schedulers do), then the same command resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(30):
+        tifffile.imwrite(src / f"f{i:03d}.tif", np.stack([blobs(64, 64, 2, i), blobs(64, 64, 1, 99 + i)]))
+    out = tmp_path / "m.parquet"
+    cmd = [sys.executable, "-m", "chadavit.cli.main", "embed", str(src), "--model", "random:chada_vit_nano",
+           "--out", str(out), "--part-size", "2", "--batch-size", "2", "--workers", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "m.parquet.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err and not out.exists()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "from a previous run" in res.stdout and "resuming:" in res.stderr
+    n_before = int(res.stdout.split("images embedded now, ")[1].split(" from a previous run")[0])
+    assert 4 <= n_before < 30
+    df = pd.read_parquet(out)
+    assert df.Metadata_ImageId.nunique() == 30 and len(df) == 30

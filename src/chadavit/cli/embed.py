@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.set_defaults(func=run)
 
 
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, EmbedError, run_embed
     from chadavit.embed.channels import ChannelError
@@ -85,8 +91,19 @@ def run(args: argparse.Namespace) -> int:
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
         limit=args.limit, progress=args.progress,
     )
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:  # batch schedulers send SIGTERM before killing a job
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         res = run_embed(cfg)
+    except KeyboardInterrupt:
+        parts = cfg.out if cfg.out.endswith(".parquet") else cfg.out + ".parquet"
+        print(f"chadavit embed: interrupted; finished images are saved in {parts}.parts/ "
+              "(rerun the same command to resume)", file=sys.stderr)
+        return 130
     except (EmbedError, ChannelError) as exc:
         print(f"chadavit embed: error: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"chadavit embed: error: {exc}", file=sys.stderr)
             return 2
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous run, "
           f"{res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
     if res.h5ad_path:
