@@ -103,6 +103,12 @@ def test_studies_table_bundled_numbers() -> None:
     assert (s["containers_qualifying"], s["studies_qualifying"]) == (89, 61)
     assert s["study_sample_images"] == 61 * 1300
     assert studies_table_summary(per_study=1)["studies_qualifying"] == 87
+    # up to release prod119 (2023-10-09) the Cell section holds exactly the paper's 8,050,408 images
+    old = studies_table_summary(per_study=1300, released_by="prod119")
+    assert (old["images_cell"], old["containers_cell"], old["studies_cell"]) == (8_050_408, 140, 82)
+    assert (old["containers_qualifying"], old["studies_qualifying"]) == (84, 58)
+    with pytest.raises(ValueError, match="release"):
+        studies_table_summary(released_by="v1")
 
 
 def test_bundled_table_is_the_shared_one(shared_dir: Path) -> None:

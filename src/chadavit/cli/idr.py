@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--out", help="plan table (.parquet or .csv); a *_studies table is written beside it")
     pl.add_argument("--studies-table", nargs="?", const="bundled", default=None, metavar="PATH",
                     help="offline: count what qualifies in IDR's studies.tsv (no PATH: the bundled copy)")
+    pl.add_argument("--released-by", default=None, metavar="RELEASE",
+                    help="offline only: keep containers introduced up to this IDR release (e.g. prod119)")
     pl.add_argument("--json", action="store_true", help="print totals as JSON")
     pl.set_defaults(func=run_plan)
 
@@ -111,12 +113,12 @@ def run_plan(args: argparse.Namespace) -> int:
         from chadavit.idr.plan import studies_table_summary
 
         s = studies_table_summary(None if args.studies_table == "bundled" else args.studies_table, args.per_study,
-                                  args.sample_type)
+                                  args.sample_type, args.released_by)
         if args.json:
             print(json.dumps(s, indent=1))
             return 0
         n = s["per_study"]
-        print(f"studies table: {s['table']}")
+        print(f"studies table: {s['table']}" + (f" (introduced up to {s['released_by']})" if s["released_by"] else ""))
         print(f"Sample Type = {s['sample_type']}: {s['containers_cell']} containers, {s['studies_cell']} studies, "
               f"{s['images_cell']:,} images")
         print(f"containers with >= {n} images: {s['containers_qualifying']} -> {s['container_sample_images']:,} "

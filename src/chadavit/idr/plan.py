@@ -327,15 +327,28 @@ def _avg_channels(dim: str) -> float:
         return float("nan")
 
 
+def release_rank(name: str) -> int:
+    """Order of IDR release names: demo1 < demo35 < prod37 < prod132."""
+    name = str(name).strip().lower()
+    for prefix, base in (("demo", 0), ("prod", 0)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return base + int(name[len(prefix):])
+    raise ValueError(f"unknown IDR release name {name!r} (expected e.g. prod119)")
+
+
 def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
-                          sample_type: str = "cell") -> dict[str, Any]:
+                          sample_type: str = "cell", released_by: str | None = None) -> dict[str, Any]:
     """What the selection gives on IDR's own per-container table (``_data/studies.tsv``), without a server.
 
     Counts both units: containers (Screen/Project) with at least N images, and studies (``idrNNNN``,
-    images summed over their containers of the sample type) with at least N images.
+    images summed over their containers of the sample type) with at least N images. ``released_by``
+    (e.g. ``prod119``) keeps only containers introduced up to that release (image counts stay today's).
     """
     p = Path(path) if path else BUNDLED_STUDIES
     df = pd.read_csv(p, sep="\t", dtype=str)
+    if released_by:
+        limit = release_rank(released_by)
+        df = df[df["Introduced"].map(release_rank) <= limit]
     df["images"] = pd.to_numeric(df["5D Images"].str.replace(",", ""), errors="coerce").fillna(0).astype(int)
     df["avg_c"] = df["Avg. Image Dim (XYZCT)"].map(_avg_channels)
     df["sid"] = df["Study"].str.split("-").str[0]
@@ -347,7 +360,7 @@ def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
     cell_c = cell.assign(w=cell["images"] * cell["avg_c"]).groupby("sid")[["w", "images"]].sum()
     study_c = (cell_c["w"] / cell_c["images"]).reindex(sq.index)
     return {
-        "table": str(p), "per_study": per_study, "sample_type": sample_type,
+        "table": str(p), "per_study": per_study, "sample_type": sample_type, "released_by": released_by,
         "containers_total": int(len(df)), "containers_cell": int(len(cell)),
         "studies_cell": int(cell["sid"].nunique()), "images_cell": int(cell["images"].sum()),
         "containers_qualifying": int(len(cq)), "container_sample_images": int(len(cq) * per_study),
