@@ -280,3 +280,17 @@ def test_sigterm_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
     assert 4 <= n_before < 30
     df = pd.read_parquet(out)
     assert df.Metadata_ImageId.nunique() == 30 and len(df) == 30
+
+
+def test_float_images_and_nan_pixels(tmp_path: Path, tiny_model) -> None:
+    good = blobs(64, 64, 3, 0).astype(np.float32) / 1000
+    bad = good.copy()
+    bad[5, 5] = np.nan
+    tifffile.imwrite(tmp_path / "good.tif", good)
+    tifffile.imwrite(tmp_path / "bad.tif", bad)
+    res = run_embed(cfg(tmp_path, tmp_path / "f.parquet"), model=tiny_model)
+    assert res.n_computed == 1 and res.n_failed == 1
+    assert res.errors[0]["image_id"] == "bad" and "NaN" in res.errors[0]["message"]
+    err = pd.read_csv(res.errors_path)
+    assert list(err.columns) == ["image_id", "image_index", "level", "stage", "error", "message", "sources"]
+    assert np.isfinite(features(pd.read_parquet(res.out), "cls")).all()

@@ -191,6 +191,12 @@ class Embedder:
             self.spec = ChannelSpec.parse(cfg.channels, cfg.channel_map)
         except ChannelError as exc:
             raise EmbedError(str(exc)) from exc
+        if cfg.h5ad:
+            import importlib.util
+
+            if importlib.util.find_spec("anndata") is None:  # say so now, not after hours of embedding
+                raise EmbedError("--h5ad needs the optional dependency anndata: pip install 'chadavit[anndata]' "
+                                 "(or pip install anndata)")
         self.progress_callback = progress_callback
         from chadavit.embed.model_spec import load_model, pick_device
 
