@@ -238,16 +238,6 @@ class IDREmulator:
                    headers: dict[str, str] | None = None) -> None:
         self._send(h, json.dumps(obj).encode(), status, headers=headers)
 
-    def _page(self, h: BaseHTTPRequestHandler, q: dict[str, str], items: list[dict[str, Any]]) -> None:
-        try:
-            limit = min(int(q.get("limit", 200)), self.max_limit)
-            offset = int(q.get("offset", 0))
-        except ValueError as exc:
-            self._send_json(h, {"message": str(exc)}, 400)
-            return
-        self._send_json(h, {"meta": {"totalCount": len(items), "limit": limit, "offset": offset,
-                                     "maxLimit": self.max_limit}, "data": items[offset:offset + limit]})
-
     def _image_obj(self, iid: int, pixels: bool) -> dict[str, Any]:
         img = self.world.images[iid]
         d: dict[str, Any] = {"@id": iid, "@type": "http://www.openmicroscopy.org/Schemas/OME/2016-06#Image",
@@ -423,8 +413,9 @@ class IDREmulator:
             raise KeyError(key)
         c, z, hgt, wid = img.data.shape
         if key == ".zattrs":
-            return 200, json.dumps({"multiscales": [{"version": "0.1", "datasets": [{"path": "0"}]}],
-                                    "omero": {"channels": [{"label": lb} for lb in img.labels]}}).encode(), "application/json"
+            attrs = {"multiscales": [{"version": "0.1", "datasets": [{"path": "0"}]}],
+                     "omero": {"channels": [{"label": lb} for lb in img.labels]}}
+            return 200, json.dumps(attrs).encode(), "application/json"
         if key == "0/.zarray":
             return 200, json.dumps({"shape": [1, c, z, hgt, wid], "chunks": [1, 1, 1, self.chunk, self.chunk],
                                     "dtype": img.data.dtype.str, "compressor": {"id": "blosc", "cname": "lz4",

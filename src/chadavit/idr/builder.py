@@ -168,46 +168,45 @@ def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int =
         it = iter(todo)
         window = max(1, workers) * 2
         pending: dict[Future[Fetched], dict[str, Any]] = {}
+        ex = ThreadPoolExecutor(max(1, workers), thread_name_prefix="idr-fetch")
+
+        def refill() -> None:
+            while len(pending) < window:
+                r = next(it, None)
+                if r is None:
+                    return
+                pending[ex.submit(fetch_image, client, r, size)] = r
+
+        interrupted = False
         try:
-            with ThreadPoolExecutor(max(1, workers), thread_name_prefix="idr-fetch") as ex:
-
-                def refill() -> None:
-                    while len(pending) < window:
-                        r = next(it, None)
-                        if r is None:
-                            return
-                        pending[ex.submit(fetch_image, client, r, size)] = r
-
-                try:
-                    refill()
-                    while pending:
-                        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            r = pending.pop(fut)
-                            try:
-                                f = fut.result()
-                            except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
-                                log.warning("image %s (%s) failed: %s", r["image_id"], r.get("study"), exc)
-                                failures.append({"image_id": int(r["image_id"]), "study": r.get("study", ""),
-                                                 "error": f"{exc.__class__.__name__}: {exc}",
-                                                 "attempts": getattr(exc, "attempts", 0),
-                                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-                            else:
-                                writer.add(f.image, image_key(r["image_id"]), f.channel_names,
-                                           source=f.extra["study"],
-                                           imaging_method=str(r.get("imaging_method", "") or ""), **f.extra)
-                                written += 1
-                                if on_image is not None:
-                                    on_image(written)
-                            bar.update(1)
-                            bar.set_postfix(failed=len(failures), refresh=False)
-                        refill()
-                except BaseException:
-                    # Stop handing out work; queued downloads are dropped (the writer flushes complete images).
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+            refill()
+            while pending:
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    r = pending.pop(fut)
+                    try:
+                        f = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
+                        log.warning("image %s (%s) failed: %s", r["image_id"], r.get("study"), exc)
+                        failures.append({"image_id": int(r["image_id"]), "study": r.get("study", ""),
+                                         "error": f"{exc.__class__.__name__}: {exc}",
+                                         "attempts": getattr(exc, "attempts", 0),
+                                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                    else:
+                        writer.add(f.image, image_key(r["image_id"]), f.channel_names, source=f.extra["study"],
+                                   imaging_method=str(r.get("imaging_method", "") or ""), **f.extra)
+                        written += 1
+                        if on_image is not None:
+                            on_image(written)
+                    bar.update(1)
+                    bar.set_postfix(failed=len(failures), refresh=False)
+                refill()
+        except BaseException:
+            # Stop handing out work and do not wait for queued downloads; the writer flushes complete images.
+            interrupted = True
+            raise
         finally:
+            ex.shutdown(wait=not interrupted, cancel_futures=True)
             bar.close()
         stored = writer.image_ids
     fail_df = pd.DataFrame(failures, columns=["image_id", "study", "error", "attempts", "time"])
@@ -227,7 +226,8 @@ def merge(inputs: list[str | Path], out: str | Path) -> tuple[int, pd.DataFrame]
     ds = merge_datasets([str(p) for p in inputs], out)
     have = set(ds.manifest["image_id"].astype(str))
     fails = [read_failures(p) for p in inputs]
-    fail = pd.concat([f for f in fails if len(f)], ignore_index=True) if any(len(f) for f in fails) else read_failures(out)
+    nonempty = [f for f in fails if len(f)]
+    fail = pd.concat(nonempty, ignore_index=True) if nonempty else read_failures(out)
     if len(fail):
         fail = fail[~fail["image_id"].map(image_key).isin(have)].drop_duplicates("image_id")
     fpath = Path(out) / FAILURES_FILE

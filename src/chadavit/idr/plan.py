@@ -201,13 +201,11 @@ def sample_study(client: IDRClient, study: str, containers: list[Container], n: 
     if index.total < n:
         return StudyResult(study, containers, index.total, index.total, False, [])
     gen = candidate_slots(study_rng(seed, study), index.total)
-    drawn = 0
     while len(found) < n:
         want = n - len(found)
         batch = list(islice(gen, want + max(8, want // 4)))
         if not batch:
             break
-        drawn += len(batch)
         res = index.resolve(batch)
         for s in batch:
             hit = res[s]
@@ -231,7 +229,7 @@ def sample_study(client: IDRClient, study: str, containers: list[Container], n: 
             "size_c": px.get("SizeC"), "size_t": px.get("SizeT"),
             "pixel_type": (ptype.get("value") if isinstance(ptype, dict) else ptype) or "", "slot": slot,
         })
-    return StudyResult(study, containers, index.total, n if drawn < index.total else len(found), True, rows)
+    return StudyResult(study, containers, index.total, len(found), True, rows)
 
 
 @dataclass
