@@ -294,3 +294,18 @@ def test_float_images_and_nan_pixels(tmp_path: Path, tiny_model) -> None:
     err = pd.read_csv(res.errors_path)
     assert list(err.columns) == ["image_id", "image_index", "level", "stage", "error", "message", "sources"]
     assert np.isfinite(features(pd.read_parquet(res.out), "cls")).all()
+
+
+def test_warns_when_images_list_the_same_channels_in_another_order(tmp_path: Path, tiny_model,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    for name, order in (("a", ["DAPI", "Actin"]), ("b", ["Actin", "DAPI"])):
+        tifffile.imwrite(tmp_path / f"{name}.ome.tif", np.stack([blobs(64, 64, 2, 0), blobs(64, 64, 2, 1)]),
+                         metadata={"axes": "CYX", "Channel": {"Name": order}})
+    with caplog.at_level(logging.WARNING, logger="chadavit.embed"):
+        run_embed(cfg(tmp_path, tmp_path / "o.parquet"), model=tiny_model)
+    assert any("positional" in r.getMessage() and "['Actin', 'DAPI']" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="chadavit.embed"):
+        res = run_embed(cfg(tmp_path, tmp_path / "o2.parquet", channels="DAPI,Actin"), model=tiny_model)
+    assert not any("positional" in r.getMessage() for r in caplog.records)
+    assert set(pd.read_parquet(res.out).Metadata_SourceChannels) == {"DAPI,Actin"}

@@ -31,6 +31,10 @@ from chadavit.embed.sources import ImageRecord, open_source
 log = logging.getLogger("chadavit.embed")
 
 CROP_MODES = ("grid", "nuclei", "full")
+# metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
+RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
+                               "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
+                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops"})
 NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
 
 
@@ -333,7 +337,8 @@ class Embedder:
     def _rows(self, p: Prepared) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         rec = p.record
         h, w = p.shape[1:]
-        base = {"ImageId": rec.image_id, "ImageIndex": p.index, **{k: v for k, v in rec.metadata.items()},
+        meta = {(f"Input{k}" if k in RESERVED_METADATA else k): v for k, v in rec.metadata.items()}
+        base = {"ImageId": rec.image_id, "ImageIndex": p.index, **meta,
                 "Channels": ",".join(p.names), "SourceChannels": ",".join(p.source_names),
                 "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": self.cfg.crops}
         cls = np.stack(p.cls)
@@ -375,6 +380,8 @@ class Embedder:
         finished: list[Prepared] = []
         empty: list[str] = []
         n_computed = n_crops = 0
+        orders: dict[frozenset[str], tuple[str, ...]] = {}
+        order_warned = False
         self.errors = []
         completed_now = 0
 
@@ -421,6 +428,13 @@ class Embedder:
                     continue
                 if new_unknown:
                     log.warning(self.vocab.message(new_unknown))
+                order = orders.setdefault(frozenset(prep.names), tuple(prep.names))
+                if order != tuple(prep.names) and not order_warned and self.max_channels:
+                    order_warned = True
+                    log.warning("%s has channels in the order %s but earlier images had %s; the model's channel "
+                                "embedding is positional, so the same channels in another order give other "
+                                "features. Fix the order with --channels.", rec.image_id, list(prep.names),
+                                list(order))
                 if not prep.crops:
                     empty.append(rec.image_id)
                     self.errors.append({"image_id": rec.image_id, "image_index": index, "level": "warning",
