@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+OME = "http://www.openmicroscopy.org/Schemas/OME/2016-06#"
 FAULT_KINDS = ("500", "503", "504", "429", "timeout", "truncated", "corrupt", "reset")
 
 
@@ -347,12 +348,9 @@ class IDREmulator:
             p = w.plates[int(m[1])]
             wells = []
             for k, (wid, imgs) in enumerate(zip(p["well_ids"], p["wells"], strict=True)):
-                samples = [{"@id": wid * 10 + f, "Image": self._image_obj(i, pixels=False)}
+                # Like OMERO: only existing fields are listed, and Images come without Pixels.
+                samples = [{"@id": wid * 10 + f, "@type": f"{OME}WellSample", "Image": self._image_obj(i, pixels=False)}
                            for f, i in enumerate(imgs) if i is not None]
-                # A missing field leaves a hole: keep positions by inserting only up to the last present one.
-                if any(i is None for i in imgs):
-                    samples = [{"@id": wid * 10 + f, "Image": self._image_obj(i, False)} if i is not None else {}
-                               for f, i in enumerate(imgs)]
                 wells.append({"@id": wid, "Column": k % 24, "Row": k // 24, "WellSamples": samples})
             return page(wells)
         if m := re.fullmatch(r"/api/v0/m/projects/(\d+)/datasets/", path):

@@ -126,7 +126,7 @@ def test_killed_process_resumes(emu: IDREmulator, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "chadavit.cli.main", "idr", "build", "--server", emu.url, "--per-study", str(N),
            "--size", str(SIZE), "--workers", "1", "--flush-every", "1", "--out", str(out), *CLI_FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
+    deadline = time.time() + 60
     while time.time() < deadline and len(list((out / "manifest").glob("part-*.parquet"))) < 2:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)

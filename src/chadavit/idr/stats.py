@@ -39,7 +39,8 @@ def draw_figures(stats: dict[str, Any], figdir: str | Path) -> list[Path]:
     paths = []
     methods = pd.Series(stats["imaging_methods"], dtype=float).sort_values()
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(methods), 2) + 1.2))
-    ax.barh(methods.index.astype(str), methods.values, color="#4c72b0")
+    ax.barh(range(len(methods)), methods.values, color="#4c72b0")
+    ax.set_yticks(range(len(methods)), [str(k) for k in methods.index])
     total = methods.sum() or 1
     for y, v in enumerate(methods.values):
         ax.text(v, y, f" {int(v):,} ({100 * v / total:.1f}%)", va="center", fontsize=8)
@@ -54,7 +55,8 @@ def draw_figures(stats: dict[str, Any], figdir: str | Path) -> list[Path]:
 
     hist = pd.Series(stats["channel_hist"], dtype=float).sort_index()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([str(k) for k in hist.index], hist.values, color="#55a868")
+    ax.bar(range(len(hist)), hist.values, color="#55a868")
+    ax.set_xticks(range(len(hist)), [str(k) for k in hist.index])
     ax.set_xlabel("channels per image")
     ax.set_ylabel("images")
     ax.set_title(f"Channel counts ({stats['channels']:,} channels)")
