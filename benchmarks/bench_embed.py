@@ -54,7 +54,8 @@ def main() -> None:
     device = pick_device(args.device)
     model = load_model(args.model).eval().to(device)
     cpu = f"{os.cpu_count()} logical CPUs ({platform.processor() or platform.machine()})"
-    print(f"model {args.model}: D={model.config.embed_dim}, depth={model.config.depth}, img_size={model.config.img_size}"
+    mc = model.config
+    print(f"model {args.model}: D={mc.embed_dim}, depth={mc.depth}, img_size={mc.img_size}"
           f" | device {device} | {cpu} | torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     if not args.skip_model_only:

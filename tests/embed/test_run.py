@@ -37,7 +37,8 @@ def test_real_images_of_1_to_3_channels_uint8_uint16_and_sizes(shared_dir: Path,
 
     cp = shared_dir / CP
     images = {
-        "human": ([cp / "ExampleHuman" / f"AS_09125_050116030001_D03f00d{k}.tif" for k in range(3)], ["DNA", "PH3", "Cell"]),
+        "human": ([cp / "ExampleHuman" / f"AS_09125_050116030001_D03f00d{k}.tif" for k in range(3)],
+                  ["DNA", "PH3", "Cell"]),
         "coloc": ([cp / "ExampleColocalization" / f"0_1_N_{c}.png" for c in "GR"], ["Stain1", "Stain2"]),
         "speckles": ([cp / "ExampleSpeckles" / f"1-162hr{c}2.tif" for c in ("hoe", "h2ax")], ["DNA", "H2AX"]),
         "comet": ([cp / "ExampleCometAssay" / "NoTails.tif"], ["DNA"]),
@@ -75,11 +76,13 @@ def test_output_schema_h5ad_and_attention(shared_dir: Path, tmp_path: Path, tiny
     assert names[:5] == ["Metadata_ImageId", "Metadata_ImageIndex", "Metadata_Plate", "Metadata_Well", "Metadata_Site"]
     meta = [n for n in names if n.startswith("Metadata_")]
     assert names[: len(meta)] == meta  # metadata first, then features
-    for col in ("Metadata_Source", "Metadata_Channels", "Metadata_SourceChannels", "Metadata_CropY0", "Metadata_CropX1"):
+    for col in ("Metadata_Source", "Metadata_Channels", "Metadata_SourceChannels", "Metadata_CropY0",
+                "Metadata_CropX1"):
         assert col in names
     d = tiny_model.config.embed_dim
     assert names[len(meta):] == [f"cls_{j}" for j in range(d)] + [f"meanpatch_{j}" for j in range(d)]
-    assert str(table.schema.field("cls_0").type) == "float" and str(table.schema.field("Metadata_CropY0").type) == "int64"
+    assert str(table.schema.field("cls_0").type) == "float"
+    assert str(table.schema.field("Metadata_CropY0").type) == "int64"
     df = table.to_pandas()
     assert len(df) == 16 and set(df.Metadata_Well) == {"D03"} and set(df.Metadata_Plate) == {"AS_09125_050116030001"}
     assert df.Metadata_SourceChannels.iloc[0] == "0,1,2" and df.Metadata_Channels.iloc[0] == "DNA,PH3,Cell"
@@ -229,9 +232,10 @@ def test_too_many_channels_for_the_slots_is_a_per_image_error(tmp_path: Path, ti
 
 def test_cli_rejects_a_bare_preset_and_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tifffile.imwrite(tmp_path / "a.tif", blobs(64, 64, 2, 0))
-    assert main(["embed", str(tmp_path / "a.tif"), "--model", "chada_vit_nano", "--out", str(tmp_path / "o.parquet")]) == 2
+    out = str(tmp_path / "o.parquet")
+    assert main(["embed", str(tmp_path / "a.tif"), "--model", "chada_vit_nano", "--out", out]) == 2
     assert "random:chada_vit_nano" in capsys.readouterr().err
-    assert main(["embed", str(tmp_path / "a.tif"), "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["embed", str(tmp_path / "a.tif"), "--model", str(tmp_path / "nope"), "--out", out]) == 2
 
 
 def test_cli_end_to_end_with_random_preset(shared_dir: Path, tmp_path: Path) -> None:
@@ -243,7 +247,8 @@ def test_cli_end_to_end_with_random_preset(shared_dir: Path, tmp_path: Path) -> 
                "--no-progress", "--device", "auto"])
     assert rc == 0
     df = pd.read_parquet(out)
-    assert len(df) == 3 and set(df.Metadata_Channels) == {"DNA,Red"} and set(df.Metadata_Site) == {"POS002", "POS076", "POS218"}
+    assert len(df) == 3 and set(df.Metadata_Channels) == {"DNA,Red"}
+    assert set(df.Metadata_Site) == {"POS002", "POS076", "POS218"}
     assert (df.Metadata_ImageHeight == 1006).all() and torch.is_tensor(torch.as_tensor(features(df, "cls")))
 
 

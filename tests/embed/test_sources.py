@@ -37,7 +37,8 @@ def test_pattern_groups_real_files_with_typed_and_ignored_fields(shared_dir: Pat
     assert len(human) == 1
     assert human[0].channel_names == ["0", "1", "2"]
     assert human[0].metadata == {"Plate": "AS_09125_050116030001", "Well": "D03", "Site": "0"}
-    worms = open_source(shared_dir / CP / "ExampleUntangleWorms", pattern=r"{plate}_{well:[A-P]\d\d}_{channel:w\d}_{_id}.tif")
+    worms = open_source(shared_dir / CP / "ExampleUntangleWorms",
+                        pattern=r"{plate}_{well:[A-P]\d\d}_{channel:w\d}_{_id}.tif")
     assert [r.metadata["Well"] for r in worms] == ["C01", "C20"]
     assert all(r.channel_names == ["w1", "w2"] and len(r.sources) == 2 for r in worms)
     arr, names = worms[0].read(["w2", "w1"])

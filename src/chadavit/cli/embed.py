@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset")
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
-    p.add_argument("--model", "-m", required=True, help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
+    p.add_argument("--model", "-m", required=True,
+                   help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
     p.add_argument("--num-heads", type=int, default=12, help="attention heads of an official checkpoint (default 12)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))

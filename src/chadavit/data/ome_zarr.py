@@ -149,7 +149,8 @@ def _coerce_dtype(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8)
     if arr.dtype.kind == "i":
-        return arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 else arr.astype(np.float32)
+        fits = arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536
+        return arr.astype(np.uint16) if fits else arr.astype(np.float32)
     if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
         return arr.astype(np.float32)
     if arr.dtype.kind == "f" and arr.dtype != np.float32:
@@ -157,7 +158,8 @@ def _coerce_dtype(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", level: int = 0) -> tuple[np.ndarray, list[str]]:
+def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", level: int = 0
+                        ) -> tuple[np.ndarray, list[str]]:
     """Read one multiscale image as ``(C, H, W)`` plus its channel labels (``ch0..`` when unnamed)."""
     src = f"{store}/{group_path}" if group_path else str(store)
     group = _open(str(store), group_path)
@@ -182,7 +184,8 @@ def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", lev
     if "t" in axes:
         i = axes.index("t")
         if arr.shape[i] != 1:
-            raise ImageReadError(f"{src}: time series with {arr.shape[i]} time points; split it into single time points first")
+            raise ImageReadError(f"{src}: time series with {arr.shape[i]} time points; "
+                                 "split it into single time points first")
         arr, axes = np.take(arr, 0, axis=i), axes.replace("t", "")
     if "z" in axes:
         i = axes.index("z")
@@ -213,7 +216,8 @@ def write_ome_zarr_image(path: str | os.PathLike[str], image: np.ndarray, channe
     _write_image_group(root, arr, channel_names, zarr_format)
 
 
-def _write_image_group(group, arr: np.ndarray, channel_names: list[str] | None, zarr_format: int) -> None:  # noqa: ANN001
+def _write_image_group(group, arr: np.ndarray, channel_names: list[str] | None,  # noqa: ANN001
+                       zarr_format: int) -> None:
     c, h, w = arr.shape
     group.create_array("0", shape=arr.shape, dtype=arr.dtype, chunks=(1, h, w))[...] = arr
     ms = [{"version": "0.5" if zarr_format == 3 else "0.4",

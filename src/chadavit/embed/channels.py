@@ -103,8 +103,9 @@ class VocabularyChecker:
 
     def message(self, names: Iterable[str]) -> str:
         known = ", ".join(sorted(self.vocab or ())[:40])
+        fallback = "they use the learned fallback embedding"
         return (f"channel name(s) {sorted(names)} are not in the model's channel vocabulary; "
-                f"{'they are refused (--strict-channels)' if self.strict else 'they use the learned fallback embedding'}."
+                f"{'they are refused (--strict-channels)' if self.strict else fallback}."
                 f" Known names: {known}. Rename with --channel-map SOURCE=NAME.")
 
     def check(self, names: Sequence[str]) -> list[str]:

@@ -160,7 +160,8 @@ class RunStore:
                 t = pq.read_table(p)
                 if t.num_rows == 0:
                     continue
-                sort_keys = [(c, "ascending") for c in ("Metadata_ImageIndex", "Metadata_CropIndex") if c in t.column_names]
+                sort_keys = [(c, "ascending") for c in ("Metadata_ImageIndex", "Metadata_CropIndex")
+                             if c in t.column_names]
                 if sort_keys:
                     t = t.sort_by(sort_keys)
                 cols = [t.column(n).cast(fields[n]) if n in t.column_names else pa.nulls(t.num_rows, fields[n])
@@ -175,7 +176,10 @@ class RunStore:
 
 
 def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLike[str]) -> Path:
-    """Write the embeddings as AnnData: ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obs`` = metadata."""
+    """Write the embeddings as AnnData.
+
+    ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obs`` = the metadata columns.
+    """
     try:
         import anndata as ad
     except ImportError as exc:
@@ -185,6 +189,9 @@ def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLik
 
     df = pd.read_parquet(parquet_path)
     meta = df[[c for c in df.columns if c.startswith("Metadata_")]].copy()
+    for c in meta.columns:  # what anndata would do anyway, without its per-column messages
+        if not pd.api.types.is_numeric_dtype(meta[c]):
+            meta[c] = meta[c].astype("category")
     obsm = {}
     for prefix in ("cls", "meanpatch"):
         cols = [c for c in df.columns if c.startswith(f"{prefix}_")]

@@ -365,6 +365,10 @@ class Embedder:
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
         self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
+        if cfg.overwrite and self.attention_dir.is_dir():
+            import shutil
+
+            shutil.rmtree(self.attention_dir)
         done_before = sum(r.image_id in self.store.done for r in records)
         todo = [(i, r) for i, r in enumerate(records) if r.image_id not in self.store.done]
         if done_before:
@@ -483,9 +487,10 @@ class Embedder:
         seconds = time.perf_counter() - t0
         log.info("embedded %d images (%d crops) in %.1f s; %d already done, %d failed -> %s", n_computed, n_crops,
                  seconds, done_before, len(failed), self.out)
+        wants_attention = bool(cfg.save_attention or cfg.attention_images)
+        attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
         return EmbedResult(self.out, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
-                           errors_path, h5ad_path, self.attention_dir if self.attention_dir.exists() else None,
-                           list(self.errors))
+                           errors_path, h5ad_path, attention_dir, list(self.errors))
 
 
 def _config_dict(model: nn.Module) -> dict[str, Any] | None:
