@@ -22,6 +22,7 @@ from .conftest import CP, HUMAN_PATTERN, blobs
 
 def cfg(inp: Path, out: Path, **kw) -> EmbedConfig:  # noqa: ANN003
     kw.setdefault("progress", False)
+    kw.setdefault("model", "random:chada_vit_nano")  # recorded in the settings; the tests pass the model object
     kw.setdefault("workers", 1)
     return EmbedConfig(input=str(inp), out=str(out), **kw)
 

@@ -44,7 +44,7 @@ class EmbedConfig:
 
     input: str
     out: str
-    model: str = "random:chada_vit_moyen"
+    model: str  # a checkpoint (see chadavit.embed.model_spec); required: no accidental random weights
     input_format: str = "auto"
     pattern: str | None = None
     recursive: bool = True
