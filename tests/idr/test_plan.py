@@ -17,8 +17,8 @@ from .conftest import N, QUALIFYING, make_client
 from .emulator import IDREmulator
 
 
-def test_selection_rules(emu: IDREmulator) -> None:
-    p = make_plan(make_client(emu), per_study=N, seed=0)
+def test_selection_rules_study_unit(emu: IDREmulator) -> None:
+    p = make_plan(make_client(emu), per_study=N, seed=0, unit="study")
     df = p.images
     assert set(df["study"]) == QUALIFYING
     assert df.groupby("study").size().to_dict() == {s: N for s in QUALIFYING}
@@ -27,20 +27,28 @@ def test_selection_rules(emu: IDREmulator) -> None:
     assert all(where[i].split("/")[0] == s for i, s in zip(df["image_id"], df["study"], strict=True))
     assert (df["sample_type"] == "cell").all()
     # the study one image short is considered but left out; the tissue study is never considered
-    st = p.studies.set_index("study")
+    st = p.studies.set_index("group")
     assert not st.loc["idr0104-short", "qualified"] and st.loc["idr0104-short", "images_seen"] == N - 1
     assert "idr0105-tissue" not in st.index
     # two containers of one study are pooled; their imaging methods are both kept
     assert set(df[df.study == "idr0102-beta"]["container"]) <= {"idr0102-beta/experimentA", "idr0102-beta/experimentB"}
     t = p.totals()
-    assert (t["studies"], t["images"]) == (3, 3 * N)
+    assert (t["studies"], t["groups"], t["groups_considered"], t["images"]) == (3, 3, 4, 3 * N)
     assert t["channels"] == int(df["size_c"].sum()) > t["images"]
     assert not df[["size_c", "size_x", "size_y", "pixel_type"]].isna().any().any()
 
 
-def test_unit_container(emu: IDREmulator) -> None:
-    df = make_plan(make_client(emu), per_study=N, seed=0, unit="container").images
-    assert set(df["study"]) == {"idr0101-alpha/screenA", "idr0102-beta/experimentA", "idr0103-gamma/screenA"}
+def test_unit_container_is_default(emu: IDREmulator) -> None:
+    p = make_plan(make_client(emu), per_study=N, seed=0)
+    df = p.images
+    containers = {"idr0101-alpha/screenA", "idr0102-beta/experimentA", "idr0103-gamma/screenA"}
+    assert set(df["group"]) == set(df["container"]) == containers and set(df["study"]) == QUALIFYING
+    assert df.groupby("container").size().to_dict() == {c: N for c in containers}
+    st = p.studies.set_index("group")
+    assert not st.loc["idr0102-beta/experimentB", "qualified"] and st.loc["idr0102-beta/experimentB", "images_seen"] == 2
+    assert (st["unit"] == "container").all() and len(st) == 5
+    with pytest.raises(ValueError, match="unit"):
+        make_plan(make_client(emu), per_study=N, unit="plate")
 
 
 def test_seeded_and_deterministic(emu: IDREmulator) -> None:
@@ -122,7 +130,8 @@ def test_cli_plan_online_and_offline(emu: IDREmulator, tmp_path: Path, capsys: p
     rc = main(["idr", "plan", "--server", emu.url, "--per-study", str(N), "--seed", "1", "--out", str(out),
                "--timeout", "0.5", "--backoff", "0.01"])
     text = capsys.readouterr().out
-    assert rc == 0 and "studies: 3 of 4" in text and f"images: {3 * N}" in text and "imaging methods: 4" in text
+    assert rc == 0 and "qualifying containers: 3 of 5" in text and f"images: {3 * N}" in text
+    assert "imaging methods: 3" in text and "left out (fewer images than --per-study): 2" in text
     df = pd.read_csv(out)
     assert len(df) == 3 * N and (tmp_path / "plan_studies.csv").is_file()
     assert main(["idr", "plan", "--studies-table", "--per-study", "1300"]) == 0

@@ -32,10 +32,12 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--per-study", type=int, default=1300, help="images drawn per qualifying study (N)")
+    p.add_argument("--per-study", type=int, default=1300,
+                   help="N: images drawn from every Screen/Project (or study, see --unit) holding at least N")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--unit", choices=("study", "container"), default="study",
-                   help="what must hold N images: an idrNNNN study (all its Cell screens/projects) or each container")
+    p.add_argument("--unit", choices=("container", "study"), default="container",
+                   help="what must hold N images: each Screen/Project (default; matches the paper's counts) or an "
+                        "idrNNNN study (its Cell screens/projects pooled)")
     p.add_argument("--sample-type", default="cell", help="IDR section (map annotation 'Sample Type')")
     p.add_argument("--workers", type=int, default=4, help="concurrent requests (keep it small: be polite)")
 
@@ -93,8 +95,8 @@ def _print_plan_totals(plan, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
         print(json.dumps(t))
         return
-    print(f"studies: {t['studies']} of {t['studies_considered']} Cell studies considered "
-          f"({t['containers']} containers)")
+    print(f"qualifying {t['unit']}s: {t['groups']} of {t['groups_considered']} Cell {t['unit']}s considered "
+          f"({t['studies']} studies, {t['containers']} containers)")
     print(f"images: {t['images']:,}")
     print(f"channels: {t['channels']:,}")
     print(f"imaging methods: {t['imaging_methods']}")
@@ -105,7 +107,7 @@ def _print_plan_totals(plan, as_json: bool) -> None:  # noqa: ANN001
                                                  df["size_c"].astype(int).value_counts().sort_index().items()))
     skipped = plan.studies[~plan.studies["qualified"]]
     if len(skipped):
-        print(f"left out (fewer images than --per-study): {len(skipped)}: " + ", ".join(skipped["study"]))
+        print(f"left out (fewer images than --per-study): {len(skipped)}: " + ", ".join(skipped["group"]))
 
 
 def run_plan(args: argparse.Namespace) -> int:

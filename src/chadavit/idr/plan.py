@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 500  # list page size (omero-web maxLimit)
 PERMUTE_BELOW = 1_000_000
-PLAN_COLUMNS = ("study", "container", "container_type", "container_id", "parent", "image_id", "image_name",
+PLAN_COLUMNS = ("group", "study", "container", "container_type", "container_id", "parent", "image_id", "image_name",
                 "sample_type", "imaging_method", "study_type", "size_x", "size_y", "size_z", "size_c", "size_t",
                 "pixel_type", "slot")
 
@@ -221,7 +221,7 @@ def sample_study(client: IDRClient, study: str, containers: list[Container], n: 
         px = img.get("Pixels") or {}
         ptype = px.get("Type")
         rows.append({
-            "study": study, "container": c.name, "container_type": c.kind, "container_id": c.id,
+            "group": study, "study": c.study, "container": c.name, "container_type": c.kind, "container_id": c.id,
             "parent": f"{blk.kind}:{blk.id}", "image_id": int(img["@id"]), "image_name": str(img.get("Name", "")),
             "sample_type": c.get("Sample Type"), "imaging_method": c.get("Imaging Method"),
             "study_type": c.get("Study Type"),
@@ -241,19 +241,26 @@ class Plan:
         df = self.images
         q = self.studies[self.studies["qualified"]] if len(self.studies) else self.studies
         return {
+            "unit": str(self.studies["unit"].iloc[0]) if len(self.studies) else "",
+            "groups": int(len(q)),
+            "groups_considered": int(len(self.studies)),
             "studies": int(df["study"].nunique()) if len(df) else 0,
-            "studies_considered": int(len(self.studies)),
             "containers": int(df["container"].nunique()) if len(df) else 0,
             "images": int(len(df)),
             "channels": int(pd.to_numeric(df["size_c"]).sum()) if len(df) else 0,
             "imaging_methods": int(df["imaging_method"].nunique()) if len(df) else 0,
-            "qualified_studies": int(len(q)),
         }
 
 
-def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str = "study",
+def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str = "container",
               sample_type: str = "cell", workers: int = 4, progress: bool = False) -> Plan:
-    """Discover the Cell section and sample ``per_study`` images from each study that has enough."""
+    """Discover the Cell section and sample ``per_study`` images from each group that has enough.
+
+    ``unit="container"``: every Screen/Project of the section is a group (what reproduces the paper's
+    counts best, see docs/idr.md); ``unit="study"``: the containers of one ``idrNNNN`` study are pooled.
+    """
+    if unit not in ("container", "study"):
+        raise ValueError(f"unit must be 'container' or 'study', got {unit!r}")
     from tqdm import tqdm
 
     conts = discover(client, workers)
@@ -263,18 +270,18 @@ def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str
         groups.setdefault(c.study if unit == "study" else c.name, []).append(c)
     rows: list[dict[str, Any]] = []
     srows: list[dict[str, Any]] = []
-    for key in tqdm(sorted(groups), desc="planning studies", unit="study", disable=not progress):
+    for key in tqdm(sorted(groups), desc=f"planning ({unit}s)", unit=unit, disable=not progress):
         r = sample_study(client, key, groups[key], per_study, seed, workers)
         rows.extend(r.sample)
-        srows.append({"study": key, "containers": ";".join(c.name for c in r.containers),
+        srows.append({"group": key, "unit": unit, "study": key.split("/")[0], "containers": ";".join(c.name for c in r.containers),
                       "n_containers": len(r.containers), "image_slots": r.slots,
                       "images_seen": r.images_seen, "qualified": r.qualified,
                       "imaging_method": "; ".join(sorted({c.get("Imaging Method") for c in r.containers}))})
     images = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
     _fill_missing_meta(client, images, workers)
-    studies = pd.DataFrame(srows, columns=["study", "containers", "n_containers", "image_slots", "images_seen",
+    studies = pd.DataFrame(srows, columns=["group", "unit", "study", "containers", "n_containers", "image_slots", "images_seen",
                                            "qualified", "imaging_method"])
-    return Plan(images.sort_values(["study", "image_id"]).reset_index(drop=True), studies)
+    return Plan(images.sort_values(["group", "image_id"]).reset_index(drop=True), studies)
 
 
 def _fill_missing_meta(client: IDRClient, images: pd.DataFrame, workers: int) -> None:
