@@ -35,6 +35,7 @@ CROP_MODES = ("grid", "nuclei", "full")
 RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
                                "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
                                "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops"})
+COMMIT_EVERY_S = 120.0  # write a part at least this often: slow runs (many crops per image) lose little
 NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
 
 
@@ -384,6 +385,7 @@ class Embedder:
         finished: list[Prepared] = []
         empty: list[str] = []
         n_computed = n_crops = 0
+        last_commit = time.monotonic()
         orders: dict[frozenset[str], tuple[str, ...]] = {}
         order_warned = False
         self.errors = []
@@ -403,8 +405,10 @@ class Embedder:
                         self.progress_callback(completed_now)
 
         def commit() -> None:
+            nonlocal last_commit
             if not finished and not empty:
                 return
+            last_commit = time.monotonic()
             rows: list[dict[str, Any]] = []
             feats: dict[str, list[np.ndarray]] = {"cls": [], "meanpatch": []}
             for p in finished:
@@ -462,7 +466,8 @@ class Embedder:
                         self._run(chunk)
                     harvest()
                 bar.set_postfix(crops=n_crops, failed=sum(e["level"] == "error" for e in self.errors), refresh=False)
-                if len(finished) + len(empty) >= cfg.part_size:
+                if len(finished) + len(empty) >= cfg.part_size or (
+                        finished and time.monotonic() - last_commit > COMMIT_EVERY_S):
                     commit()
             for b in buffers.values():
                 while b:
