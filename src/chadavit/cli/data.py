@@ -1,0 +1,159 @@
+"""`chadavit data import|info`: build and inspect chadavit datasets from folders of image files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="import image folders into chadavit datasets; inspect datasets",
+                              description="Build (import) and inspect chadavit datasets (Parquet manifest + Zarr v3).")
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    imp = sub.add_parser(
+        "import", help="import a folder of TIFF/PNG/JPEG files",
+        description="Import a folder of images into a chadavit dataset. Either one file per channel grouped by a "
+                    "filename --pattern (fields in braces; {channel} names the plane, every other field identifies "
+                    "the image), or --multichannel: every file is one image with all its channels. Unreadable files "
+                    "are reported and skipped; the command exits with status 1 if any failed.",
+        epilog='example: chadavit data import plate1/ --out ds/ --pattern "{well}_{site}_{channel}.tif" '
+               "--channel-map w1=DNA,w2=Actin --source plate1")
+    imp.add_argument("src", type=Path, help="folder with the image files (searched recursively)")
+    imp.add_argument("--out", type=Path, required=True, help="dataset directory to create or append to")
+    mode = imp.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--pattern", help='filename pattern with a {channel} field, e.g. "{well}_{site}_{channel}.tif"')
+    mode.add_argument("--multichannel", action="store_true", help="one file per image holding all channels")
+    imp.add_argument("--channel-map", default="",
+                     help="rename channels: a=DNA,b=Actin (file keys in --pattern mode, 0-based indices or "
+                          "ch0.. in --multichannel mode); mapped channels come first, in map order")
+    imp.add_argument("--source", default="", help="value of the manifest's source column (default: the folder name)")
+    imp.add_argument("--imaging-method", default="", help="value of the imaging_method column")
+    imp.set_defaults(func=run_import)
+
+    info = sub.add_parser("info", help="summarise a dataset", description="Print a summary of a chadavit dataset.")
+    info.add_argument("path", type=Path)
+    info.add_argument("--verify", action="store_true", help="re-read every image and check its checksum")
+    info.set_defaults(func=run_info)
+
+
+def parse_channel_map(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in [t.strip() for t in text.split(",") if t.strip()]:
+        if "=" not in item:
+            raise ValueError(f"--channel-map entry {item!r} must look like key=Name")
+        k, v = (s.strip() for s in item.split("=", 1))
+        if not k or not v:
+            raise ValueError(f"--channel-map entry {item!r} has an empty key or name")
+        out[k] = v
+    return out
+
+
+def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel: bool = False,
+                  channel_map: dict[str, str] | None = None, source: str = "",
+                  imaging_method: str = "") -> tuple[int, list[str]]:
+    """Import ``src`` into the dataset ``out``; returns (images added, error messages of skipped files)."""
+    from chadavit.data.dataset import DatasetWriter
+    from chadavit.data.readers import ImageReadError, group_channel_files, list_image_files, read_image_file
+
+    channel_map = channel_map or {}
+    source = source or src.name
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: source folder not found")
+    added, errors = 0, []
+    with DatasetWriter(out, attrs={"imported_from": str(src)}) as writer:
+        if pattern is not None:
+            groups = group_channel_files(src, pattern)
+            if not groups:
+                raise ValueError(f"{src}: no file name matches the pattern {pattern!r}")
+            for g in groups:
+                image_id = f"{source}/{g.image_id}"
+                if image_id in writer:
+                    continue
+                order = [k for k in channel_map if k in g.channels]
+                order += sorted(k for k in g.channels if k not in channel_map)
+                try:
+                    arr, keys = g.read(order)
+                    names = [channel_map.get(k, k) for k in keys]
+                    writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
+                               files=[str(g.channels[k].relative_to(src)) for k in keys])
+                    added += 1
+                except (ImageReadError, ValueError, OSError) as exc:
+                    errors.append(str(exc))
+        else:
+            files = list_image_files(src)
+            if not files:
+                raise ValueError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
+            for f in files:
+                image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
+                if image_id in writer:
+                    continue
+                try:
+                    arr = read_image_file(f)
+                    names = [channel_map.get(str(k), channel_map.get(f"ch{k}", f"ch{k}")) for k in range(arr.shape[0])]
+                    writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
+                               files=[str(f.relative_to(src))])
+                    added += 1
+                except (ImageReadError, ValueError, OSError) as exc:
+                    errors.append(str(exc))
+    return added, errors
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        cmap = parse_channel_map(args.channel_map)
+        added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
+                                      args.imaging_method)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    from chadavit.data.dataset import open_dataset
+
+    total = len(open_dataset(args.out))
+    print(f"imported {added} image(s) into {args.out} ({total} in the dataset); {len(errors)} failed")
+    return 1 if errors else 0
+
+
+def dataset_summary(path: Path, verify: bool = False) -> str:
+    from chadavit.data.dataset import open_dataset
+
+    ds = open_dataset(path)
+    m = ds.manifest
+    lines = [f"dataset {path}", f"  images: {len(ds)}"]
+    if len(ds):
+        lines.append(f"  planes: {int(m.n_channels.sum())}")
+        counts = m.n_channels.value_counts().sort_index()
+        lines.append("  channels per image: " + ", ".join(f"{int(k)}: {int(v)}" for k, v in counts.items()))
+        lines.append("  dtypes: " + ", ".join(f"{k}: {int(v)}" for k, v in m.dtype.value_counts().items()))
+        sizes = (m.height.astype(str) + "x" + m.width.astype(str)).value_counts()
+        lines.append("  sizes: " + ", ".join(f"{k}: {int(v)}" for k, v in sizes.items()))
+        lines.append("  sources:")
+        for src, grp in m.groupby("source"):
+            names = sorted({tuple(n) for n in grp.channel_names})
+            shown = "; ".join(",".join(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
+            lines.append(f"    {src or '(none)'}: {len(grp)} images, channels {shown}")
+        extra = [c for c in m.columns if c not in ("image_id", "source", "imaging_method", "channel_names", "n_channels",
+                                                    "height", "width", "dtype", "array", "plane_offset", "checksum")]
+        if extra:
+            lines.append("  extra columns: " + ", ".join(extra))
+    if verify:
+        bad = ds.verify()
+        lines.append(f"  verify: {'OK' if not bad else f'{len(bad)} image(s) differ from their checksum: {bad[:10]}'}")
+    return "\n".join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from chadavit.data.dataset import DatasetError
+
+    try:
+        print(dataset_summary(args.path, args.verify))
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
