@@ -315,3 +315,14 @@ def test_warns_when_images_list_the_same_channels_in_another_order(tmp_path: Pat
         res = run_embed(cfg(tmp_path, tmp_path / "o2.parquet", channels="DAPI,Actin"), model=tiny_model)
     assert not any("positional" in r.getMessage() for r in caplog.records)
     assert set(pd.read_parquet(res.out).Metadata_SourceChannels) == {"DAPI,Actin"}
+
+
+def test_channel_typos_are_caught_before_reading(plate_folder: Path, tmp_path: Path, tiny_model,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(EmbedError, match=r"--channels asks for \['Actn'\].*channels found: w1->DNA, w2"):
+        run_embed(cfg(plate_folder, tmp_path / "t.parquet", pattern="{well}_s{site}_{channel}.tif",
+                      channel_map="w1=DNA", channels="DNA,Actn"), model=tiny_model)
+    with caplog.at_level(logging.WARNING, logger="chadavit.embed"):
+        run_embed(cfg(plate_folder, tmp_path / "u.parquet", pattern="{well}_s{site}_{channel}.tif",
+                      channel_map="w1=DNA,W2=Actin", limit=1), model=tiny_model)
+    assert any("--channel-map names ['W2']" in r.getMessage() for r in caplog.records)

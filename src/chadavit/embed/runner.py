@@ -353,6 +353,24 @@ class Embedder:
                          **dict(c.meta)})
         return rows, {"cls": cls, "meanpatch": mp}
 
+    def _check_channel_options(self, records: list[ImageRecord]) -> None:
+        """Catch typos before any pixel is read, when the inputs name their channels up front."""
+        if not records or any(r.channel_names is None for r in records):
+            return
+        source = {n for r in records for n in r.channel_names or ()}
+        unused = sorted(set(self.spec.channel_map) - source)
+        if unused:
+            log.warning("--channel-map names %s, which no image has (channels found: %s)", unused,
+                        ", ".join(sorted(source)))
+        if self.spec.wanted:
+            mapped = {self.spec.channel_map.get(n, n) for n in source}
+            missing = [w for w in self.spec.wanted if w not in mapped]
+            if missing:
+                have = ", ".join(f"{n}->{self.spec.channel_map[n]}" if n in self.spec.channel_map else n
+                                 for n in sorted(source))
+                raise EmbedError(f"--channels asks for {missing}, which no image has; channels found: {have}. "
+                                 "Rename file channel names with --channel-map SOURCE=NAME")
+
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> EmbedResult:
         cfg = self.cfg
@@ -363,6 +381,7 @@ class Embedder:
             raise EmbedError(str(exc)) from exc
         if cfg.limit is not None:
             records = records[: cfg.limit]
+        self._check_channel_options(records)
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
         self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
