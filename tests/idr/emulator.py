@@ -77,6 +77,7 @@ class IDREmulator:
         self.log: list[tuple[str, str]] = []  # (path, outcome)
         self.user_agents: set[str] = set()
         self.delay = 0.0  # seconds added to every render (to slow a build down)
+        self.require_cookie = True  # webclient URLs need the public session cookie, as on IDR
         self.retry_after = "0"  # seconds sent with injected 429s
         self.errors: list[str] = []  # exceptions raised while answering (must stay empty)
         self._next_id = 1000
@@ -255,6 +256,13 @@ class IDREmulator:
         q = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         with self.lock:
             self.user_agents.add(h.headers.get("User-Agent", ""))
+        if (self.require_cookie and path.startswith("/webclient/") and path not in ("/webclient/", "/webclient/login/")
+                and "sessionid=public" not in (h.headers.get("Cookie") or "")):
+            # IDR redirects webclient URLs of users without the public-user session to the login page
+            with self.lock:
+                self.log.append((path, "login-redirect"))
+            self._send(h, b"", 302, "text/html", headers={"Location": "/webclient/login/?url=" + path})
+            return
         fault = self._fault_for(path)
         with self.lock:
             self.log.append((path, fault or "ok"))
@@ -319,6 +327,8 @@ class IDREmulator:
 
         if path == "/webclient/":
             return 200, b"<html>OMERO.web</html>", "text/html"
+        if path == "/webclient/login/":
+            return 200, b"<html>login</html>", "text/html"
         if path in ("/api/v0/m/screens/", "/api/v0/m/projects/"):
             kind = "Screen" if "screens" in path else "Project"
             objs = w.screens if kind == "Screen" else w.projects

@@ -105,3 +105,14 @@ def test_decode_rejects_garbage() -> None:
 
 def test_default_server_is_public_idr() -> None:
     assert IDRClient().base_url == "https://idr.openmicroscopy.org"
+
+
+def test_public_session_cookie_and_expiry(emu: IDREmulator) -> None:
+    c = make_client(emu)
+    sid = next(iter(emu.world.screens))
+    assert c.map_annotations("screen", sid)["Sample Type"] == "cell"
+    assert emu.log[0][0] == "/webclient/" and not any(o == "login-redirect" for _, o in emu.log)
+    c._cookies.clear()  # the session expired: one redirect to login, a new cookie, then the answer
+    assert c.map_annotations("screen", sid)["Sample Type"] == "cell"
+    assert [o for _, o in emu.log].count("login-redirect") == 1
+    assert [p for p, _ in emu.log].count("/webclient/") == 2

@@ -193,19 +193,24 @@ class IDRClient:
     def get_bytes(self, path: str, params: dict[str, Any] | None = None,
                   validate: Callable[[bytes], Any] | None = None, session: bool = True) -> Any:
         """GET with retries; returns the body, or ``validate(body)`` (which may raise :class:`BadBody`)."""
-        if session and path.startswith("/webclient"):
-            self._ensure_session()
         url = self.url(path, params)
         attempts = self.policy.retries + 1
         last = ""
         status: int | None = None
         for attempt in range(attempts):
             retry_after: float | None = None
+            if session and path.startswith("/webclient"):
+                self._ensure_session()
             try:
                 self.requests_made += 1
                 req = urllib.request.Request(url, headers={"User-Agent": self.user_agent,
                                                            "Accept-Encoding": "identity"})
                 with self._opener.open(req, timeout=self.policy.timeout) as resp:
+                    if session and "/login" in urllib.parse.urlsplit(resp.geturl()).path:
+                        # the public session expired: get a new cookie, then try again
+                        with self._session_lock:
+                            self._session_ready = False
+                        raise BadBody("redirected to the login page (public session cookie missing or expired)")
                     body = resp.read()
                     expected = resp.headers.get("Content-Length")
                     if expected is not None and len(body) != int(expected):
