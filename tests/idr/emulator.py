@@ -284,7 +284,7 @@ class IDREmulator:
         if self.delay and path.startswith("/webgateway/"):
             time.sleep(self.delay)
         try:
-            status, body, ctype = self._route(path, q)
+            status, body, ctype = self._route(path, q, urllib.parse.parse_qs(parsed.query))
         except KeyError:
             status, body, ctype = 404, json.dumps({"message": f"{path} not found"}).encode(), "application/json"
         except Exception as exc:  # noqa: BLE001 - an emulator bug must show up in the tests, not as a hang
@@ -309,7 +309,7 @@ class IDREmulator:
         self._send(h, body, status, ctype, headers={"Set-Cookie": "sessionid=public; Path=/"}
                    if path == "/webclient/" else None)
 
-    def _route(self, path: str, q: dict[str, str]) -> tuple[int, bytes, str]:
+    def _route(self, path: str, q: dict[str, str], multi: dict[str, list[str]]) -> tuple[int, bytes, str]:
         w = self.world
         js = "application/json"
 
@@ -339,15 +339,15 @@ class IDREmulator:
         if path == "/webclient/api/annotations/":
             if q.get("type") != "map":
                 return ok({"annotations": [], "experimenters": []})
+            anns = []
             for kind, objs, cls in (("screen", w.screens, "ScreenI"), ("project", w.projects, "ProjectI")):
-                if kind in q:
-                    oid = int(q[kind])
-                    o = objs[oid]
-                    return ok({"annotations": [{"id": oid * 7, "ns": "openmicroscopy.org/omero/client/mapAnnotation",
-                                                "values": o["ann"], "class": "MapAnnotationI",
-                                                "link": {"parent": {"id": oid, "class": cls, "name": o["name"]}}}],
-                               "experimenters": []})
-            return 400, b'{"message": "no object"}', js
+                for oid in (int(x) for x in multi.get(kind, [])):  # repeatable, like the gallery's batches
+                    o = objs.get(oid)
+                    if o is not None:
+                        anns.append({"id": oid * 7, "ns": "openmicroscopy.org/omero/client/mapAnnotation",
+                                     "values": o["ann"], "class": "MapAnnotationI",
+                                     "link": {"parent": {"id": oid, "class": cls, "name": o["name"]}}})
+            return ok({"annotations": anns, "experimenters": []})
         if m := re.fullmatch(r"/api/v0/m/screens/(\d+)/plates/", path):
             s = w.screens[int(m[1])]
             return page([{"@id": pid, "Name": w.plates[pid]["name"]} for pid in s["plates"]])

@@ -34,6 +34,11 @@ def test_annotations_imgdata_and_user_agent(emu: IDREmulator) -> None:
     sid = next(iter(emu.world.screens))
     ann = c.map_annotations("screen", sid)
     assert ann["Sample Type"] == "cell" and ann["Imaging Method"] == "fluorescence microscopy"
+    pids = sorted(emu.world.projects)
+    many = c.map_annotations_many("project", pids, batch=3)
+    assert [many[p]["Sample Type"] for p in pids] == ["cell", "cell", "tissue", "cell"]
+    assert many[pids[1]]["Imaging Method"] == "widefield microscopy"
+    assert sum(p == "/webclient/api/annotations/" for p, _ in emu.log) == 1 + 2
     img = next(iter(emu.world.images.values()))
     meta = c.img_data(img.id)
     assert (meta.size_c, meta.size_y, meta.size_x) == (img.c, img.data.shape[2], img.data.shape[3])

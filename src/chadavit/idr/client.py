@@ -300,6 +300,25 @@ class IDRClient:
                         vals.append(str(kv[1]))
         return {k: "; ".join(v) for k, v in out.items()}
 
+    def map_annotations_many(self, kind: str, ids: list[int], batch: int = 10) -> dict[int, dict[str, str]]:
+        """Key/value annotations of many screens or projects, ``batch`` ids per request (as IDR's gallery does),
+        grouped by the annotated object (``link.parent.id``)."""
+        out: dict[int, dict[str, list[str]]] = {int(i): {} for i in ids}
+        for k in range(0, len(ids), batch):
+            chunk = [int(i) for i in ids[k:k + batch]]
+            d = self.get_json("/webclient/api/annotations/", {"type": "map", kind: chunk})
+            for ann in d.get("annotations", []):
+                parent = ((ann.get("link") or {}).get("parent") or {}).get("id")
+                if parent is None or int(parent) not in out:
+                    continue
+                vals = out[int(parent)]
+                for kv in ann.get("values") or []:
+                    if len(kv) >= 2:
+                        lst = vals.setdefault(str(kv[0]), [])
+                        if str(kv[1]) not in lst:
+                            lst.append(str(kv[1]))
+        return {i: {k: "; ".join(v) for k, v in kv.items()} for i, kv in out.items()}
+
     def screen_plates(self, screen_id: int) -> list[dict[str, Any]]:
         return list(self.paged(f"/api/v0/m/screens/{screen_id}/plates/"))
 

@@ -165,12 +165,12 @@ def discover(client: IDRClient, workers: int = 4) -> list[Container]:
               for d in client.projects()]
     conts = [c for c in conts if c.child_count is None or int(c.child_count) > 0]
 
-    def annotate(c: Container) -> Container:
-        c.annotations = client.map_annotations(c.kind, c.id)
-        return c
-
-    with ThreadPoolExecutor(max(1, workers)) as ex:
-        return list(ex.map(annotate, conts))
+    for kind in ("screen", "project"):
+        mine = [c for c in conts if c.kind == kind]
+        anns = client.map_annotations_many(kind, [c.id for c in mine])
+        for c in mine:
+            c.annotations = anns.get(c.id, {})
+    return conts
 
 
 def container_blocks(client: IDRClient, c: Container, workers: int = 4) -> list[Block]:
