@@ -134,6 +134,9 @@ def test_cli_plan_online_and_offline(emu: IDREmulator, tmp_path: Path, capsys: p
     assert "imaging methods: 3" in text and "left out (fewer images than --per-study): 2" in text
     df = pd.read_csv(out)
     assert len(df) == 3 * N and (tmp_path / "plan_studies.csv").is_file()
-    assert main(["idr", "plan", "--studies-table", "--per-study", "1300"]) == 0
+    assert main(["idr", "plan", "--studies-table", "--per-study", "1300", "--out", str(tmp_path / "cell.csv")]) == 0
     text = capsys.readouterr().out
+    cell = pd.read_csv(tmp_path / "cell.csv")
+    assert len(cell) == 152 and cell["container_qualifies"].sum() == 89 and cell["images"].sum() == 8_097_750
+    assert cell[cell.study_qualifies]["study"].nunique() == 61
     assert "containers with >= 1300 images: 89" in text and "studies with >= 1300 images: 61" in text

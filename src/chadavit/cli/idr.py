@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl = isub.add_parser("plan", help="sample N images per Cell study and write the plan (nothing is downloaded)")
     _client_args(pl)
     _plan_args(pl)
-    pl.add_argument("--out", help="plan table (.parquet or .csv); a *_studies table is written beside it")
+    pl.add_argument("--out", help="plan table (.parquet or .csv); a *_studies table is written beside it "
+                                  "(offline: the Cell containers with their counts)")
     pl.add_argument("--studies-table", nargs="?", const="bundled", default=None, metavar="PATH",
                     help="offline: count what qualifies in IDR's studies.tsv (no PATH: the bundled copy)")
     pl.add_argument("--released-by", default=None, metavar="RELEASE",
@@ -116,6 +117,11 @@ def run_plan(args: argparse.Namespace) -> int:
 
         s = studies_table_summary(None if args.studies_table == "bundled" else args.studies_table, args.per_study,
                                   args.sample_type, args.released_by)
+        table = s.pop("containers")
+        if args.out:
+            from chadavit.idr.plan import write_table
+
+            print(f"per-container table written to {write_table(table, args.out)}", file=sys.stderr)
         if args.json:
             print(json.dumps(s, indent=1))
             return 0

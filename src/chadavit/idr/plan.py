@@ -373,5 +373,12 @@ def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
         "studies_qualifying": int(len(sq)), "study_sample_images": int(len(sq) * per_study),
         "study_sample_channels_est": int(round(float((study_c * per_study).sum()))),
         "qualifying_container_names": [f"{r.Study}/{r.Container}" for r in cq.itertuples()],
+        "containers": pd.DataFrame({
+            "study": cell["Study"], "container": cell["Study"] + "/" + cell["Container"],
+            "internal_id": pd.to_numeric(cell["Internal ID"], errors="coerce"), "introduced": cell["Introduced"],
+            "images": cell["images"], "avg_channels": cell["avg_c"],
+            "container_qualifies": cell["images"] >= per_study,
+            "study_qualifies": cell["sid"].isin(sq.index),
+        }).reset_index(drop=True),
         "qualifying_studies": sorted(sq.index.tolist()),
     }
