@@ -1,0 +1,65 @@
+"""`chadavit eval`: run an evaluation suite over one or more frozen encoders.
+
+    chadavit eval --suite synthetic --model random:chada_vit_nano --model pixels --out runs/eval
+
+writes ``results.md`` (paper-style table: rows models, columns tasks, mean ± std over seeds), ``table.csv``,
+``summary.csv``, ``results_per_seed.csv`` and ``figures/`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="benchmark frozen encoders on an evaluation suite (tables + figures)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="synthetic",
+                   help="suite preset name (see --list) or a YAML file (default: synthetic)")
+    p.add_argument("--model", action="append", dest="models", metavar="SPEC", default=None,
+                   help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | official:PATH[:teacher] | "
+                        "pixels; repeat for several models (default: random:chada_vit_nano)")
+    p.add_argument("--out", default="runs/eval", help="output directory (default: runs/eval)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds overriding the suite's (e.g. 0,1,2,3,4)")
+    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
+                   help="suite variable, e.g. data_root=/data/benchmarks (used as ${data_root} in suite files)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--list", action="store_true", help="list suite presets and dataset adapters, then exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from chadavit.evaluation.adapters import ADAPTERS
+    from chadavit.evaluation.data import DatasetLayoutError
+    from chadavit.evaluation.suite import SuiteError, list_suites, load_suite, run_suite
+    from chadavit.evaluation.tables import to_markdown, wide_table
+
+    if args.list:
+        print("suites:   " + ", ".join(list_suites()))
+        print("adapters: " + ", ".join(ADAPTERS))
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variables = {}
+    for item in args.set:
+        if "=" not in item:
+            print(f"error: --set expects VAR=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        k, v = item.split("=", 1)
+        variables[k.strip()] = v
+    try:
+        suite = load_suite(args.suite, variables)
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+        summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
+                            figures=not args.no_figures, progress=not args.no_progress)
+    except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(to_markdown(wide_table(summary, summary.attrs.get("primary"))))
+    return 0

@@ -1,0 +1,233 @@
+"""Frozen-encoder features, computed once per (model, dataset, channel subset, kind) and cached as ``.npy``.
+
+Model specs (``chadavit eval --model SPEC``):
+
+``random:NAME[,key=value...]``  a registered preset (``chadavit models list``) at random init (seed 0), config
+                               overrides after commas, e.g. ``random:fixed_channel_vit_tiny,in_chans=3``
+``NAME``                       same as ``random:NAME``
+``DIR``                        a ``save_pretrained`` folder (``model.safetensors`` + ``config.json``)
+``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
+``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
+
+Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel) and
+``all_tokens`` (every patch token of every channel concatenated; needs a fixed channel count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from chadavit.batch import ChannelBatch
+from chadavit.evaluation.data import EvalData
+
+log = logging.getLogger(__name__)
+FEATURE_KINDS = ("cls", "patch_mean", "all_tokens")
+
+
+# ---------------------------------------------------------------------------------------------- a reference encoder
+class PixelStatsEncoder(nn.Module):
+    """Untrained reference: per-patch intensity statistics through a fixed random projection.
+
+    Follows the encoder contract (``cls``, ``patch_tokens``, ``attentions``) so every protocol and figure
+    runs on it; it also serves tests that must not depend on a transformer.
+    """
+
+    def __init__(self, embed_dim: int = 32, patch_size: int = 8, seed: int = 0) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(normalization="percentile", patch_size=patch_size, embed_dim=embed_dim)
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("proj", torch.randn(4, embed_dim, generator=g))
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    def forward(self, batch: ChannelBatch, return_attention: bool = False) -> SimpleNamespace:
+        p = self.config.patch_size
+        x = batch.planes[:, None]
+        mean = nn.functional.avg_pool2d(x, p)
+        sq = nn.functional.avg_pool2d(x * x, p)
+        mx = nn.functional.max_pool2d(x, p)
+        stats = torch.cat([mean, (sq - mean**2).clamp_min(0).sqrt(), mx, torch.ones_like(mean)], 1)  # (P, 4, h, w)
+        tok = torch.tanh(stats.permute(0, 2, 3, 1) @ self.proj)  # (P, h, w, D)
+        per_image = list(torch.split(tok, batch.num_channels.tolist(), 0))
+        cls = torch.stack([t.mean((0, 1, 2)) for t in per_image])
+        attn = None
+        if return_attention:
+            attn = [torch.softmax(t.norm(dim=-1).flatten(), 0).view(1, *t.shape[:3]) for t in per_image]
+        return SimpleNamespace(cls=cls, patch_tokens=per_image, attentions=attn)
+
+
+# ---------------------------------------------------------------------------------------------- model specs
+@dataclass
+class LoadedModel:
+    spec: str
+    label: str
+    model: nn.Module
+    key: str  # cache key: label + weight hash
+
+    @property
+    def normalization(self) -> str:
+        cfg = getattr(self.model, "config", None)
+        return str(getattr(cfg, "normalization", "percentile"))
+
+    @property
+    def fixed_in_chans(self) -> int | None:
+        """Channel count a fixed-channel baseline needs (images are zero-padded/truncated to it), else None."""
+        cfg = getattr(self.model, "config", None)
+        arch = str(getattr(cfg, "architecture", ""))
+        if "fixed" in arch:
+            return int(getattr(cfg, "in_chans", 3))
+        return None
+
+
+def _parse_value(v: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v.lower(), v)
+
+
+def weights_hash(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if t.numel() else b"")
+    return h.hexdigest()[:12]
+
+
+def load_model_spec(spec: str) -> LoadedModel:
+    """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring)."""
+    spec = spec.strip()
+    if spec == "pixels":
+        model: nn.Module = PixelStatsEncoder()
+        label = "pixels"
+    elif spec.startswith("official:"):
+        import chadavit.models as M
+
+        rest = spec[len("official:") :]
+        teacher = rest.endswith(":teacher")
+        path = rest[: -len(":teacher")] if teacher else rest
+        model = M.load_official_checkpoint(path, teacher=teacher)
+        label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
+    elif Path(spec).is_dir():
+        import chadavit.models as M
+
+        model = M.load_pretrained(spec)
+        label = Path(spec).resolve().name
+    else:
+        import chadavit.models as M
+
+        name = spec.removeprefix("random:")
+        name, *opts = name.split(",")
+        overrides = {k: _parse_value(v) for k, v in (o.split("=", 1) for o in opts)}
+        if name not in M.list_models():
+            raise ValueError(f"model spec {spec!r}: not a directory, 'official:PATH', 'pixels' or a preset; "
+                             f"presets: {', '.join(M.list_models())}")
+        torch.manual_seed(0)
+        model = M.create_model(name, **overrides)
+        label = spec if spec.startswith("random:") else f"random:{spec}"
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
+    return LoadedModel(spec=spec, label=label, model=model, key=key)
+
+
+# ---------------------------------------------------------------------------------------------- extraction
+def _fit_channels(img: np.ndarray, names: tuple[str, ...], n: int | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    if n is None or img.shape[0] == n:
+        return img, names
+    if img.shape[0] > n:
+        return img[:n], names[:n]
+    pad = np.zeros((n - img.shape[0], *img.shape[1:]), img.dtype)
+    return np.concatenate([img, pad]), names + tuple(f"empty{i}" for i in range(n - img.shape[0]))
+
+
+def make_batch(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> ChannelBatch:
+    fitted = [_fit_channels(im, nm, lm.fixed_in_chans) for im, nm in zip(images, names)]
+    return ChannelBatch.from_images([f[0] for f in fitted], channel_names=[f[1] for f in fitted],
+                                    normalize=lm.normalization)  # type: ignore[arg-type]
+
+
+def subset_tag(channels: Sequence[int] | None) -> str:
+    return "all" if channels is None else "ch" + "-".join(str(c) for c in channels)
+
+
+def select_channels(data: EvalData, channels: Sequence[int] | None) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
+    if channels is None:
+        return data.images, data.channel_names
+    idx = list(channels)
+    return [im[idx] for im in data.images], [tuple(n[i] for i in idx) for n in data.channel_names]
+
+
+@torch.no_grad()
+def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("cls", "patch_mean"),
+                     channels: Sequence[int] | None = None, batch_size: int = 64,
+                     cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+    """Features of every image (in order) for each kind; cached under ``cache_dir`` when given.
+
+    ``channels`` keeps only those channel indices of every image (missing-channel curve, reconstruction).
+    """
+    bad = [k for k in kinds if k not in FEATURE_KINDS]
+    if bad:
+        raise ValueError(f"unknown feature kind(s) {bad}; choose from {FEATURE_KINDS}")
+    tag = f"{data.fingerprint()}__{subset_tag(channels)}"
+    paths = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in kinds} if cache_dir else {}
+    out: dict[str, np.ndarray] = {}
+    for k, p in paths.items():
+        if p.is_file():
+            out[k] = np.load(p)
+    todo = [k for k in kinds if k not in out]
+    if not todo:
+        return out
+    images, names = select_channels(data, channels)
+    if "all_tokens" in todo and len({im.shape for im in images}) > 1:
+        raise ValueError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
+    acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}
+    from tqdm.auto import tqdm
+
+    # group equal shapes so a batch never mixes image sizes; results are put back in dataset order
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1:])
+    bar = tqdm(total=len(images), desc=f"features {lm.label} / {data.name} [{subset_tag(channels)}]",
+               disable=not progress, leave=False)
+    chunks: list[list[int]] = []
+    for _, grp in itertools.groupby(order, key=lambda i: images[i].shape[1:]):
+        g = list(grp)
+        chunks += [g[i : i + batch_size] for i in range(0, len(g), batch_size)]
+    for chunk in chunks:
+        out_b = lm.model(make_batch(lm, [images[i] for i in chunk], [names[i] for i in chunk]))
+        if "cls" in acc:
+            acc["cls"].append(out_b.cls.float().reshape(len(chunk), -1).numpy())
+        if "patch_mean" in acc:
+            acc["patch_mean"].append(torch.stack([t.float().mean((0, 1, 2)) for t in out_b.patch_tokens]).numpy())
+        if "all_tokens" in acc:
+            acc["all_tokens"].append(torch.stack([t.float().reshape(-1) for t in out_b.patch_tokens]).numpy())
+        bar.update(len(chunk))
+    bar.close()
+    inv = np.argsort(np.array(order))
+    for k in todo:
+        arr = np.concatenate(acc[k])[inv]
+        out[k] = arr
+        if cache_dir:
+            p = paths[k]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}.npy")
+            np.save(tmp, arr)
+            os.replace(tmp, p)
+    return out

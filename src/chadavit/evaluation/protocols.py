@@ -1,0 +1,214 @@
+"""Evaluation protocols on frozen features: linear probe, weighted kNN, linear regression, MoA retrieval, splits.
+
+Every function takes plain arrays and a ``seed`` so it can be tested on data with a known answer and
+reused by the suite runner. Probes are trained with torch on standardised features (mean/std of the
+training split), which makes one learning rate work for every encoder; the official code feeds raw
+features, which only changes optimisation speed, not the linear hypothesis class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+
+# ---------------------------------------------------------------------------------------------- splits
+def train_test_split_indices(labels: np.ndarray | None, seed: int, test_fraction: float = 0.3,
+                             n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split; stratified by ``labels`` when every class has at least two members."""
+    rng = np.random.default_rng(seed)
+    n = len(labels) if labels is not None else int(n)  # type: ignore[arg-type]
+    if labels is not None and not np.issubdtype(np.asarray(labels).dtype, np.floating):
+        lab = np.asarray(labels)
+        classes, counts = np.unique(lab, return_counts=True)
+        if counts.min() >= 2:
+            test = []
+            for c in classes:
+                idx = rng.permutation(np.nonzero(lab == c)[0])
+                k = min(max(1, int(round(len(idx) * test_fraction))), len(idx) - 1)
+                test += idx[:k].tolist()
+            test_arr = np.sort(np.array(test))
+            return np.setdiff1d(np.arange(n), test_arr), test_arr
+    perm = rng.permutation(n)
+    k = max(1, int(round(n * test_fraction)))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def split_from_column(split: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of train (``train``/``val``) and ``test`` rows of a fixed split column."""
+    s = split.astype(str).str.lower().to_numpy()
+    return np.nonzero(s != "test")[0], np.nonzero(s == "test")[0]
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+    mu = train.mean(0, keepdims=True)
+    sd = train.std(0, keepdims=True)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    return [torch.from_numpy(((a - mu) / sd).astype(np.float32)) for a in (train, *others)]
+
+
+# ---------------------------------------------------------------------------------------------- linear probe
+@dataclass
+class ProbeConfig:
+    epochs: int = 100
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+
+
+def _train_linear(x: torch.Tensor, y: torch.Tensor, out_dim: int, loss_fn: nn.Module, seed: int,
+                  cfg: ProbeConfig) -> nn.Linear:
+    gen = torch.Generator().manual_seed(int(seed))
+    layer = nn.Linear(x.shape[1], out_dim)
+    with torch.no_grad():  # seeded initialisation (part of what the seed changes)
+        bound = 1.0 / max(1, x.shape[1]) ** 0.5
+        layer.weight.uniform_(-bound, bound, generator=gen)
+        layer.bias.zero_()
+    opt = torch.optim.AdamW(layer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, -(-len(x) // cfg.batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(x), generator=gen)  # seeded data order
+        for i in range(0, len(x), cfg.batch_size):
+            b = order[i : i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(layer(x[b]), y[b]).backward()
+            opt.step()
+            sched.step()
+    return layer
+
+
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int = 0,
+                 cfg: ProbeConfig | None = None) -> dict[str, float]:
+    """Multinomial logistic regression on frozen features; returns top-1 accuracy and macro F1 (%)."""
+    from sklearn.metrics import f1_score
+
+    cfg = cfg or ProbeConfig()
+    classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
+    ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
+    xtr, xte = _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
+    with torch.enable_grad():
+        layer = _train_linear(xtr, torch.from_numpy(ytr).long(), len(classes), nn.CrossEntropyLoss(), seed, cfg)
+    with torch.no_grad():
+        pred = layer(xte).argmax(1).numpy()
+    return {"top1": 100.0 * float((pred == yte).mean()),
+            "macro_f1": 100.0 * float(f1_score(yte, pred, average="macro", zero_division=0))}
+
+
+# ---------------------------------------------------------------------------------------------- kNN
+def knn_classify(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, k: int = 20,
+                 temperature: float = 0.07) -> dict[str, float]:
+    """DINO-style weighted kNN: cosine similarity, votes weighted by ``exp(sim / T)``; top-1 accuracy (%)."""
+    classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
+    ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
+    tr = torch.nn.functional.normalize(torch.from_numpy(x_train.reshape(len(x_train), -1)).float(), dim=1)
+    te = torch.nn.functional.normalize(torch.from_numpy(x_test.reshape(len(x_test), -1)).float(), dim=1)
+    sim = te @ tr.T
+    kk = min(k, len(tr))
+    top_sim, top_idx = sim.topk(kk, dim=1)
+    weights = (top_sim / temperature).exp()
+    votes = torch.zeros(len(te), len(classes))
+    votes.scatter_add_(1, torch.from_numpy(ytr).long()[top_idx], weights)
+    pred = votes.argmax(1).numpy()
+    return {"top1": 100.0 * float((pred == yte).mean())}
+
+
+# ---------------------------------------------------------------------------------------------- regression
+def regression_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """R2, MSE, MAE and Pearson r of flattened predictions."""
+    p, t = np.asarray(pred, np.float64).ravel(), np.asarray(target, np.float64).ravel()
+    mse = float(((p - t) ** 2).mean())
+    var = float(((t - t.mean()) ** 2).mean())
+    r2 = 1.0 - mse / var if var > 0 else float("nan")
+    pearson = float(np.corrcoef(p, t)[0, 1]) if p.std() > 0 and t.std() > 0 else 0.0
+    return {"r2": r2, "mse": mse, "mae": float(np.abs(p - t).mean()), "pearson": pearson}
+
+
+def linear_regression(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                      seed: int = 0, cfg: ProbeConfig | None = None) -> dict[str, float]:
+    """Linear regression head (MSE loss) on frozen features; metrics in target units."""
+    cfg = cfg or ProbeConfig()
+    mu, sd = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
+    xtr, xte = _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
+    ytr = torch.from_numpy(((np.asarray(y_train, np.float32) - mu) / sd)[:, None])
+    with torch.enable_grad():
+        layer = _train_linear(xtr, ytr, 1, nn.MSELoss(), seed, cfg)
+    with torch.no_grad():
+        pred = layer(xte).numpy()[:, 0] * sd + mu
+    return regression_metrics(pred, y_test)
+
+
+# ---------------------------------------------------------------------------------------------- MoA retrieval
+def aggregate_profiles(features: np.ndarray, meta: pd.DataFrame, treatment_cols: tuple[str, ...] = ("compound",
+                       "concentration"), control: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Mean profile per treatment (after z-scoring features over all cells, or over ``control`` cells).
+
+    Returns profiles ``(T, D)`` and a table with the treatment columns, ``compound``, ``moa`` (the most common)
+    and ``batches`` (the set of batches the treatment's cells come from).
+    """
+    x = features.reshape(len(features), -1).astype(np.float64)
+    ref = x[(meta["compound"] == control).to_numpy()] if control is not None else x
+    if len(ref) < 2:
+        ref = x
+    sd = ref.std(0)
+    x = (x - ref.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+    cols = [c for c in treatment_cols if c in meta.columns]
+    groups = meta.groupby(cols, sort=True, dropna=False).indices
+    profiles, rows = [], []
+    for key, idx in groups.items():
+        key = key if isinstance(key, tuple) else (key,)
+        sub = meta.iloc[idx]
+        if control is not None and sub["compound"].iloc[0] == control:
+            continue
+        profiles.append(x[idx].mean(0))
+        batches = frozenset(sub["batch"].astype(str)) if "batch" in sub else frozenset()
+        rows.append(dict(zip(cols, key)) | {"compound": sub["compound"].iloc[0],
+                                            "moa": sub["moa"].astype(str).mode().iloc[0], "batches": batches,
+                                            "n_cells": len(idx)})
+    return np.asarray(profiles), pd.DataFrame(rows)
+
+
+def moa_nn_accuracy(profiles: np.ndarray, table: pd.DataFrame) -> dict[str, float]:
+    """1-nearest-neighbour (cosine) MoA accuracy over treatment profiles, NSC and NSCB (%).
+
+    NSC: neighbours of the same compound are excluded. NSCB: neighbours of the same compound or sharing a
+    batch are excluded. Queries with no admissible neighbour are left out of that score.
+    """
+    p = torch.nn.functional.normalize(torch.from_numpy(profiles).float(), dim=1)
+    sim = (p @ p.T).numpy()
+    comp = table["compound"].astype(str).to_numpy()
+    moa = table["moa"].astype(str).to_numpy()
+    batches = list(table["batches"]) if "batches" in table else [frozenset()] * len(table)
+    out: dict[str, float] = {}
+    for name, use_batch in (("nsc", False), ("nscb", True)):
+        hits, n = 0, 0
+        for i in range(len(p)):
+            ok = comp != comp[i]
+            if use_batch:
+                ok &= np.array([not (b & batches[i]) for b in batches])
+            if not ok.any():
+                continue
+            j = int(np.argmax(np.where(ok, sim[i], -np.inf)))
+            hits += int(moa[j] == moa[i])
+            n += 1
+        out[name] = 100.0 * hits / n if n else float("nan")
+    return out
+
+
+def moa_retrieval(features: np.ndarray, meta: pd.DataFrame, seed: int = 0, cell_fraction: float = 0.8,
+                  control: str | None = None,
+                  treatment_cols: tuple[str, ...] = ("compound", "concentration")) -> dict[str, float]:
+    """NSC/NSCB MoA accuracy with a seeded subsample of ``cell_fraction`` of each treatment's cells.
+
+    Frozen features make 1-NN deterministic, so the seed varies which cells build each profile; the spread
+    over seeds is the sampling uncertainty of the profiles.
+    """
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(meta), bool) if cell_fraction >= 1 else rng.random(len(meta)) < cell_fraction
+    profiles, table = aggregate_profiles(features[keep], meta[keep].reset_index(drop=True), treatment_cols,
+                                         control=control)
+    return moa_nn_accuracy(profiles, table)

@@ -1,0 +1,325 @@
+"""Evaluation suites: YAML files naming datasets and tasks, run over several models and seeds.
+
+A suite (see ``src/chadavit/configs/eval_*.yaml``)::
+
+    name: synthetic
+    seeds: [0, 1, 2, 3, 4]
+    datasets:
+      cells: {adapter: synthetic, n: 300, channels: [DNA, protein, membrane]}
+      yeast: {adapter: deeploc_yeast, optional: true}
+    tasks:
+      - {name: localisation, dataset: cells, protocol: linear, label: localisation, features: cls}
+    figures: {attention: {dataset: cells, n_images: 3}, embedding: {datasets: [cells, yeast]}}
+
+Protocols: ``linear``, ``knn``, ``regression``, ``reconstruction``, ``moa``, ``missing_channels`` (see
+``docs/evaluation.md``). String values may use ``${data_root}`` and ``${shared}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from chadavit.evaluation import protocols as P
+from chadavit.evaluation.adapters import load_dataset
+from chadavit.evaluation.data import DatasetLayoutError, EvalData
+from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
+from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+PROTOCOLS = ("linear", "knn", "regression", "reconstruction", "moa", "missing_channels")
+PRIMARY = {"linear": ["top1"], "knn": ["top1"], "regression": ["r2"], "reconstruction": ["r2"],
+           "moa": ["nsc", "nscb"], "missing_channels": None}
+
+
+class SuiteError(ValueError):
+    """A suite file is malformed; the message names the file and the key."""
+
+
+@dataclass
+class Task:
+    name: str
+    dataset: str
+    protocol: str
+    label: str | None = None
+    features: str = "cls"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Suite:
+    name: str
+    datasets: dict[str, dict[str, Any]]
+    tasks: list[Task]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    batch_size: int = 64
+    figures: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+def _expand(value: Any, variables: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for k, v in variables.items():
+            value = value.replace("${" + k + "}", v)
+        return value
+    if isinstance(value, list):
+        return [_expand(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, variables) for k, v in value.items()}
+    return value
+
+
+def default_variables() -> dict[str, str]:
+    repo_shared = Path(__file__).resolve().parents[3].parent / "shared"
+    return {"shared": os.environ.get("CHADAVIT_SHARED", str(repo_shared)),
+            "data_root": os.environ.get("CHADAVIT_DATA", str(Path.cwd() / "data"))}
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem.removeprefix("eval_") for p in CONFIG_DIR.glob("eval_*.yaml"))
+
+
+def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] | None = None) -> Suite:
+    """A preset name (``synthetic`` -> ``configs/eval_synthetic.yaml``) or a YAML file path."""
+    p = Path(name_or_file)
+    if not p.is_file():
+        cand = CONFIG_DIR / f"eval_{name_or_file}.yaml"
+        if not cand.is_file():
+            raise SuiteError(f"suite {name_or_file!r} is neither a file nor a preset; presets: {', '.join(list_suites())}")
+        p = cand
+    raw = yaml.safe_load(p.read_text()) or {}
+    raw = _expand(raw, default_variables() | (variables or {}))
+    for key in ("datasets", "tasks"):
+        if key not in raw:
+            raise SuiteError(f"{p}: missing top-level key {key!r}")
+    tasks = []
+    for i, t in enumerate(raw["tasks"]):
+        t = dict(t)
+        for key in ("name", "dataset", "protocol"):
+            if key not in t:
+                raise SuiteError(f"{p}: task {i} lacks {key!r}")
+        if t["protocol"] not in PROTOCOLS:
+            raise SuiteError(f"{p}: task {t['name']!r} has unknown protocol {t['protocol']!r}; use one of {PROTOCOLS}")
+        if t["dataset"] not in raw["datasets"]:
+            raise SuiteError(f"{p}: task {t['name']!r} uses undefined dataset {t['dataset']!r}")
+        tasks.append(Task(name=t.pop("name"), dataset=t.pop("dataset"), protocol=t.pop("protocol"),
+                          label=t.pop("label", None), features=t.pop("features", "cls"), params=t))
+    return Suite(name=str(raw.get("name", p.stem)), datasets=dict(raw["datasets"]), tasks=tasks,
+                 seeds=[int(s) for s in raw.get("seeds", [0, 1, 2, 3, 4])], batch_size=int(raw.get("batch_size", 64)),
+                 figures=dict(raw.get("figures") or {}), source=str(p))
+
+
+def load_suite_datasets(suite: Suite, say: Any = print) -> dict[str, EvalData | None]:
+    """Load every dataset of the suite; an ``optional`` one that is missing becomes None with a visible message."""
+    out: dict[str, EvalData | None] = {}
+    for name, spec in suite.datasets.items():
+        spec = dict(spec)
+        optional = bool(spec.pop("optional", False))
+        adapter = spec.pop("adapter")
+        try:
+            t0 = time.time()
+            data = load_dataset(adapter, **spec)
+            data.name = name
+            out[name] = data
+            say(f"dataset {name}: {len(data)} images via {adapter} ({time.time() - t0:.1f} s)")
+        except DatasetLayoutError as exc:
+            if not optional:
+                raise
+            say(f"SKIPPED dataset {name} (optional): {str(exc).splitlines()[0]}")
+            out[name] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def _split(data: EvalData, labels: np.ndarray | None, seed: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    if "split" in data.labels.columns:
+        return P.split_from_column(data.labels["split"])
+    return P.train_test_split_indices(labels, seed, test_fraction, n=len(data))
+
+
+def _probe_cfg(params: dict[str, Any]) -> P.ProbeConfig:
+    keys = ("epochs", "lr", "weight_decay", "batch_size")
+    return P.ProbeConfig(**{k: type(getattr(P.ProbeConfig, k))(params[k]) for k in keys if k in params})
+
+
+def _labels(data: EvalData, task: Task) -> np.ndarray:
+    if task.label is None or task.label not in data.labels.columns:
+        raise SuiteError(f"task {task.name!r}: dataset {data.name} has no label column {task.label!r} "
+                         f"(columns: {list(data.labels.columns)})")
+    return data.labels[task.label].to_numpy()
+
+
+class _Runner:
+    def __init__(self, suite: Suite, out_dir: Path, progress: bool, say: Any) -> None:
+        self.suite, self.out_dir, self.progress, self.say = suite, out_dir, progress, say
+        self.cache = out_dir / "cache"
+        self.artifacts: dict[str, Any] = {}
+
+    def features(self, lm: LoadedModel, data: EvalData, kind: str, channels: Sequence[int] | None = None) -> np.ndarray:
+        return extract_features(lm, data, (kind,), channels=channels, batch_size=self.suite.batch_size,
+                                cache_dir=self.cache, progress=self.progress)[kind]
+
+    def run_task(self, lm: LoadedModel, task: Task, data: EvalData) -> list[dict[str, Any]]:
+        prm, seeds = task.params, self.suite.seeds
+        test_fraction = float(prm.get("test_fraction", 0.3))
+        rows: list[dict[str, Any]] = []
+
+        def add(seed: int, metrics: dict[str, float]) -> None:
+            rows.extend([{"model": lm.label, "task": task.name, "dataset": data.name, "protocol": task.protocol,
+                      "features": task.features, "seed": seed, "metric": k, "value": float(v)}
+                     for k, v in metrics.items()])
+
+        if task.protocol in ("linear", "knn", "regression"):
+            y = _labels(data, task)
+            x = self.features(lm, data, task.features)
+            strat = None if task.protocol == "regression" else y
+            for s in seeds:
+                tr, te = _split(data, strat, s, test_fraction)
+                if task.protocol == "linear":
+                    m = P.linear_probe(x[tr], y[tr], x[te], y[te], seed=s, cfg=_probe_cfg(prm))
+                elif task.protocol == "knn":
+                    m = P.knn_classify(x[tr], y[tr], x[te], y[te], k=int(prm.get("k", 20)),
+                                       temperature=float(prm.get("temperature", 0.07)))
+                else:
+                    m = P.linear_regression(x[tr], y[tr].astype(np.float64), x[te], y[te].astype(np.float64), seed=s,
+                                            cfg=_probe_cfg(prm))
+                add(s, m)
+        elif task.protocol == "moa":
+            x = self.features(lm, data, task.features)
+            cols = tuple(prm.get("treatment", ("compound", "concentration")))
+            for s in seeds:
+                add(s, P.moa_retrieval(x, data.labels, seed=s, cell_fraction=float(prm.get("cell_fraction", 0.8)),
+                                       control=prm.get("control"), treatment_cols=cols))
+        elif task.protocol == "reconstruction":
+            fixed = data.fixed_channels
+            target_name = prm.get("target_channel")
+            if fixed is None or target_name not in fixed:
+                raise SuiteError(f"task {task.name!r}: dataset {data.name} must have fixed channels including "
+                                 f"{target_name!r}; has {fixed}")
+            t_idx = fixed.index(target_name)
+            inputs = [i for i in range(len(fixed)) if i != t_idx]
+            z = self.features(lm, data, "cls", channels=inputs)
+            targets = reconstruction_targets(data.images, t_idx, prm.get("target_size"))
+            for s in seeds:
+                tr, te = P.train_test_split_indices(None, s, test_fraction, n=len(data))
+                m, pred = channel_reconstruction(z[tr], targets[tr], z[te], targets[te], seed=s,
+                                                 epochs=int(prm.get("epochs", 30)),
+                                                 width=float(prm.get("width", 1.0)), lr=float(prm.get("lr", 3e-3)))
+                add(s, {k: m[k] for k in ("r2", "mse", "mae")})
+                if s == seeds[0]:
+                    self.artifacts.setdefault("reconstruction_by_task", {}).setdefault(task.name, {})[lm.label] = {
+                        "index": te[:4], "pred": pred[:4], "target": targets[te[:4]], "inputs": inputs,
+                        "target_name": target_name, "data": data}
+        elif task.protocol == "missing_channels":
+            fixed = data.fixed_channels
+            if fixed is None:
+                raise SuiteError(f"task {task.name!r}: missing-channel curve needs a fixed channel set")
+            y = _labels(data, task)
+            c = len(fixed)
+            combos = {k: list(itertools.combinations(range(c), k)) for k in range(1, c + 1)}
+            feats = {cb: self.features(lm, data, task.features, channels=None if len(cb) == c else cb)
+                     for k in combos for cb in combos[k]}
+            head = str(prm.get("head", "linear"))
+            for s in seeds:
+                tr, te = _split(data, y, s, test_fraction)
+                rng = np.random.default_rng([s, 17])
+                full = feats[combos[c][0]]
+                metrics = {}
+                for k in range(1, c + 1):
+                    pick = rng.integers(len(combos[k]), size=len(te))
+                    xte = np.stack([feats[combos[k][j]][i] for i, j in zip(te, pick)])
+                    if head == "knn":
+                        m = P.knn_classify(full[tr], y[tr], xte, y[te], k=int(prm.get("k", 20)))
+                    else:
+                        m = P.linear_probe(full[tr], y[tr], xte, y[te], seed=s, cfg=_probe_cfg(prm))
+                    metrics[f"top1@{k}/{c}"] = m["top1"]
+                add(s, metrics)
+        return rows
+
+
+def _primary(task: Task, metrics: list[str]) -> list[str]:
+    p = task.params.get("primary") or PRIMARY.get(task.protocol)
+    return [m for m in metrics if m in p] if p else metrics
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds (sample std, ddof=1) per model, task and metric."""
+    g = results.groupby(["model", "task", "metric"], sort=False)["value"]
+    out = g.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n_seeds="count")
+    return out.reset_index()
+
+
+def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
+              seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
+              say: Any = print) -> pd.DataFrame:
+    """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
+
+    Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``); ``out_dir`` gets
+    ``results.md``, ``summary.csv``, ``results_per_seed.csv``, ``figures/`` and the feature ``cache/``.
+    """
+    from chadavit.evaluation.tables import write_tables
+
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    if seeds is not None:
+        suite.seeds = [int(s) for s in seeds]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    datasets = load_suite_datasets(suite, say)
+    models = [m if isinstance(m, LoadedModel) else load_model_spec(m) for m in model_specs]
+    if not models:
+        raise ValueError("give at least one model spec")
+    runner = _Runner(suite, out, progress, say)
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    primaries: dict[str, list[str]] = {}
+    timings: dict[str, float] = {}
+    for lm in models:
+        t_model = time.time()
+        for task in suite.tasks:
+            data = datasets[task.dataset]
+            if data is None:
+                if task.name not in skipped:
+                    skipped.append(task.name)
+                    say(f"SKIPPED task {task.name}: dataset {task.dataset} is unavailable")
+                continue
+            t0 = time.time()
+            task_rows = runner.run_task(lm, task, data)
+            rows += task_rows
+            metrics = list(dict.fromkeys(r["metric"] for r in task_rows))
+            primaries[task.name] = _primary(task, metrics)
+            main = primaries[task.name][0] if primaries[task.name] else metrics[0]
+            vals = [r["value"] for r in task_rows if r["metric"] == main]
+            say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.3f}"
+                f"  ({time.time() - t0:.1f} s)")
+        timings[lm.label] = time.time() - t_model
+    results = pd.DataFrame(rows)
+    summary = summarise(results) if len(results) else pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
+    meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
+            "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,
+            "models": [(m.label, m.spec) for m in models]}
+    write_tables(results, summary, primaries, meta, out)
+    if figures:
+        from chadavit.evaluation.figures import make_figures
+
+        try:
+            make_figures(suite, models, datasets, runner, summary, out / "figures", say=say)
+        except Exception as exc:  # a broken figure must not lose the numbers
+            log.exception("figures failed")
+            say(f"WARNING: figures failed: {type(exc).__name__}: {exc}")
+        write_tables(results, summary, primaries, meta, out)  # again, now listing the figures
+    say(f"wrote {out / 'results.md'} and {out / 'summary.csv'} ({time.time() - t_start:.0f} s total)")
+    summary.attrs["primary"] = primaries
+    return summary
