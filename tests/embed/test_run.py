@@ -326,3 +326,18 @@ def test_channel_typos_are_caught_before_reading(plate_folder: Path, tmp_path: P
         run_embed(cfg(plate_folder, tmp_path / "u.parquet", pattern="{well}_s{site}_{channel}.tif",
                       channel_map="w1=DNA,W2=Actin", limit=1), model=tiny_model)
     assert any("--channel-map names ['W2']" in r.getMessage() for r in caplog.records)
+
+
+def test_nuclei_found_in_a_channel_that_is_not_embedded(shared_dir: Path, tmp_path: Path, tiny_model) -> None:
+    """Cells located on DNA, features from the other stains only."""
+    res = run_embed(cfg(shared_dir / CP / "ExampleHuman", tmp_path / "h.parquet", pattern=HUMAN_PATTERN,
+                        channel_map="0=DNA,1=PH3,2=Cell", channels="PH3,Cell", crops="nuclei", nuclei_channel="DNA",
+                        crop_size=64, max_crops_per_image=20), model=tiny_model)
+    df = pd.read_parquet(res.out)
+    assert res.n_failed == 0 and len(df) == 20 and set(df.Metadata_Channels) == {"PH3,Cell"}
+    both = run_embed(cfg(shared_dir / CP / "ExampleHuman", tmp_path / "b.parquet", pattern=HUMAN_PATTERN,
+                         channel_map="0=DNA,1=PH3,2=Cell", crops="nuclei", nuclei_channel="DNA", crop_size=64,
+                         max_crops_per_image=20), model=tiny_model)
+    db = pd.read_parquet(both.out)
+    box = ["Metadata_CropY0", "Metadata_CropX0", "Metadata_CropY1", "Metadata_CropX1"]
+    assert (df[box].to_numpy() == db[box].to_numpy()).all()  # same cells either way

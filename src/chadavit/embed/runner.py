@@ -223,34 +223,50 @@ class Embedder:
         self.errors: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------------- per image (threads)
-    def _nucleus_channel(self, names: list[str], source_names: list[str], image_id: str) -> int:
+    def _nucleus_channel(self, names: list[str], source_names: list[str], all_sources: list[str],
+                         image_id: str) -> tuple[int | None, str | None]:
+        """Where the nuclei are: an index into the embedded channels, or a source channel read only for that."""
         want = self.cfg.nuclei_channel
         if want is not None:
             for lst in (names, source_names):
                 if want in lst:
-                    return lst.index(want)
-            raise ChannelError(f"{image_id}: nuclei channel {want!r} is not among its channels {names}")
+                    return lst.index(want), None
+            mapped = [self.spec.channel_map.get(n, n) for n in all_sources]
+            for lst in (mapped, all_sources):
+                if want in lst:
+                    return None, all_sources[lst.index(want)]
+            raise ChannelError(f"{image_id}: nuclei channel {want!r} is not among its channels {mapped}")
         for guess in NUCLEUS_CHANNEL_GUESSES:
             for k, n in enumerate(names):
                 if n.lower() == guess.lower():
-                    return k
+                    return k, None
         if len(names) == 1:
-            return 0
+            return 0, None
         raise ChannelError(f"{image_id}: --crops nuclei needs --nuclei-channel (one of {names})")
 
     def prepare(self, item: tuple[int, ImageRecord]) -> Prepared:
         index, rec = item
+        nuclei = self.cfg.crops == "nuclei"
+        nuc_plane = None
         if rec.channel_names is not None:
             idx, names = self.spec.select(rec.channel_names, rec.image_id)
             src = [rec.channel_names[i] for i in idx]
-            arr, _ = rec.read(src)
+            k, extra = self._nucleus_channel(names, src, rec.channel_names, rec.image_id) if nuclei else (None, None)
+            arr, _ = rec.read(src + ([extra] if extra is not None else []))
+            if extra is not None:
+                arr, nuc_plane = arr[:-1], arr[-1]
         else:
             arr, have = rec.read(None)
             idx, names = self.spec.select(have, rec.image_id)
             src = [have[i] for i in idx]
+            k, extra = self._nucleus_channel(names, src, have, rec.image_id) if nuclei else (None, None)
+            if extra is not None:
+                nuc_plane = arr[have.index(extra)]
             arr = arr[idx]
         arr = np.asarray(arr)
         _check_pixels(arr, rec.image_id)
+        if nuclei and nuc_plane is None:
+            nuc_plane = arr[k]
         if self.max_channels and arr.shape[0] > self.max_channels:
             raise ChannelError(f"{rec.image_id}: {arr.shape[0]} channels but the model has {self.max_channels} "
                                "channel slots; choose channels with --channels")
@@ -260,8 +276,7 @@ class Embedder:
         elif self.cfg.crops == "full":
             crops = full_crop(h, w)
         else:
-            k = self._nucleus_channel(names, src, rec.image_id)
-            crops = nucleus_crops(arr[k], self.crop_size, min_area=self.cfg.min_nucleus_area,
+            crops = nucleus_crops(np.asarray(nuc_plane), self.crop_size, min_area=self.cfg.min_nucleus_area,
                                   max_crops=self.cfg.max_crops_per_image)
         if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
