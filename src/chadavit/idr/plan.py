@@ -350,6 +350,10 @@ def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
     (e.g. ``prod119``) keeps only containers introduced up to that release (image counts stay today's).
     """
     p = Path(path) if path else BUNDLED_STUDIES
+    if not p.is_file():
+        hint = (" (the bundled copy is missing from this installation; pass the path of IDR's _data/studies.tsv)"
+                if not path else "")
+        raise FileNotFoundError(f"{p}: studies table not found{hint}")
     df = pd.read_csv(p, sep="\t", dtype=str)
     if released_by:
         limit = release_rank(released_by)
