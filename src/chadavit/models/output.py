@@ -25,3 +25,12 @@ class EncoderOutput:
     def mean_patch(self) -> torch.Tensor:
         """``(B, D)``: the mean of every patch token of every channel of each image."""
         return torch.stack([t.mean(dim=(0, 1, 2)) for t in self.patch_tokens])
+
+    def reorder(self, index: torch.Tensor) -> EncoderOutput:
+        """The outputs of images ``index`` in that order."""
+        idx = index.tolist()
+        return EncoderOutput(
+            cls=self.cls[index.to(self.cls.device)],
+            patch_tokens=[self.patch_tokens[i] for i in idx],
+            attentions=[self.attentions[i] for i in idx] if self.attentions is not None else None,
+        )

@@ -5,8 +5,10 @@ where each image's sequence starts and how long it is. Norms, projections and ML
 tensor (no work on padding); only attention needs the sequence structure, through a back-end:
 
 ``grouped`` (CPU default)
-    images of equal sequence length (equal channel count) are gathered into one dense
-    ``scaled_dot_product_attention`` call each; no padding anywhere.
+    consecutive images of equal sequence length (equal channel count) form one dense
+    ``scaled_dot_product_attention`` call each, on a view of the packed tensor (models sort the
+    images of a batch by channel count, so there is one call per distinct count and no copy);
+    no padding anywhere.
 ``varlen`` (CUDA, fp16/bf16)
     ``torch.nn.attention.varlen.varlen_attn`` on the packed tensor with cumulative sequence lengths.
 ``padded`` (reference)
@@ -79,21 +81,17 @@ class PackedSequences:
             self._cache["cu"] = lengths.cumsum(0, dtype=torch.int32).to(self.device)
         return self._cache["cu"]  # type: ignore[return-value]
 
-    def groups(self) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Token index ``(G, L)`` per distinct length, and the permutation that undoes their concatenation."""
-        if "groups" not in self._cache:
-            by_len: dict[int, list[int]] = {}
+    def runs(self) -> list[tuple[int, int, int]]:
+        """Maximal runs of consecutive equal-length sequences as ``(start token, count, length)``."""
+        if "runs" not in self._cache:
+            runs: list[tuple[int, int, int]] = []
             for s, n in zip(self.starts, self.lengths):
-                by_len.setdefault(n, []).append(s)
-            index = [
-                (torch.tensor(starts, dtype=torch.long)[:, None] + torch.arange(n)[None]).to(self.device)
-                for n, starts in by_len.items()
-            ]
-            order = torch.cat([i.reshape(-1) for i in index])
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(order.numel(), device=order.device)
-            self._cache["groups"] = (index, inverse)
-        return self._cache["groups"]  # type: ignore[return-value]
+                if runs and runs[-1][2] == n:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + 1, n)
+                else:
+                    runs.append((s, 1, n))
+            self._cache["runs"] = runs
+        return self._cache["runs"]  # type: ignore[return-value]
 
     def padded_index(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather index ``(B, L_max)`` (pads point at token 0) and its validity mask."""
@@ -126,9 +124,9 @@ def packed_attention(
     if backend == "auto":
         backend = "varlen" if (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_available()) else "grouped"
     if backend == "grouped":
-        index, inverse = seqs.groups()
-        outs = [_sdpa(q[i], k[i], v[i]).reshape(-1, h, d) for i in index]
-        return torch.cat(outs, 0)[inverse]
+        outs = [_sdpa(q[s : s + g * n].view(g, n, h, d), k[s : s + g * n].view(g, n, h, d),
+                      v[s : s + g * n].view(g, n, h, d)).reshape(g * n, h, d) for s, g, n in seqs.runs()]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
     if backend == "padded":
         index, valid = seqs.padded_index()
         out = _sdpa(q[index], k[index], v[index], valid)
