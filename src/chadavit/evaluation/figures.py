@@ -57,7 +57,7 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
             ax_img.imshow(_show(img[c]), cmap="gray")
             ax_img.set_title(nm[c], fontsize=8)
             if c < a.shape[0]:
-                ax_att.imshow(a[c], cmap="inferno", vmin=0, vmax=float(a.max()) or 1.0)
+                ax_att.imshow(a[c], cmap="inferno", vmin=float(a.min()), vmax=float(a.max()))
                 ax_att.set_title(f"CLS attn {c}", fontsize=8)
     fig.suptitle(f"{lm.label}: last-block CLS attention over each channel ({data.name})", fontsize=9)
     fig.tight_layout()

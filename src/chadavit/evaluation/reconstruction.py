@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from chadavit.data.normalize import normalize_planes
-from chadavit.evaluation.protocols import regression_metrics
+from chadavit.evaluation.protocols import regression_metrics, single_threaded
 
 HIDDEN = 768
 BASE_CHANNELS = (128, 128, 64, 64, 32, 1)
@@ -103,6 +103,7 @@ def predict(dec: ChannelDecoder, z: np.ndarray) -> np.ndarray:
     return torch.cat([dec(zz[i : i + 256]) for i in range(0, len(zz), 256)]).numpy()
 
 
+@single_threaded
 def channel_reconstruction(z_train: np.ndarray, t_train: np.ndarray, z_test: np.ndarray, t_test: np.ndarray,
                            seed: int = 0, epochs: int = 30, width: float = 1.0,
                            lr: float = 3e-3) -> tuple[dict[str, float], np.ndarray]:

@@ -193,7 +193,7 @@ class _Runner:
                                        temperature=float(prm.get("temperature", 0.07)))
                 else:
                     m = P.linear_regression(x[tr], y[tr].astype(np.float64), x[te], y[te].astype(np.float64), seed=s,
-                                            cfg=_probe_cfg(prm))
+                                            cfg=_probe_cfg(prm), solver=str(prm.get("solver", "sgd")))
                 add(s, m)
         elif task.protocol == "moa":
             x = self.features(lm, data, task.features)

@@ -1,0 +1,164 @@
+"""Suites, the table writer and a small end-to-end `chadavit eval` run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chadavit.cli.main import main
+from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.features import extract_features, load_model_spec
+from chadavit.evaluation.suite import SuiteError, list_suites, load_suite, run_suite, summarise
+from chadavit.evaluation.tables import fmt, to_markdown, wide_table, write_tables
+
+TINY_SUITE = """
+name: tiny
+seeds: [0, 1]
+datasets:
+  blobs: {adapter: npz, path: "${data_root}/blobs.npz"}
+  cells: {adapter: synthetic, n: 36, channels: [DNA, protein], size: 32, seed: 3, n_compounds: 4, n_moa: 2}
+  gone: {adapter: bloodmnist, path: "${data_root}/no_bloodmnist", optional: true}
+tasks:
+  - {name: blobs linear, dataset: blobs, protocol: linear, label: label, features: cls, epochs: 30}
+  - {name: blobs all-token, dataset: blobs, protocol: linear, label: label, features: all_tokens, epochs: 30}
+  - {name: blobs kNN, dataset: blobs, protocol: knn, label: label, k: 5}
+  - {name: blobs missing, dataset: blobs, protocol: missing_channels, label: label, epochs: 30}
+  - {name: cells regression, dataset: cells, protocol: regression, label: translocation, solver: ridge}
+  - {name: cells MoA, dataset: cells, protocol: moa, treatment: [compound, batch]}
+  - {name: cells reconstruction, dataset: cells, protocol: reconstruction, target_channel: protein, epochs: 2,
+     width: 0.125, target_size: 16}
+  - {name: blood, dataset: gone, protocol: linear, label: label}
+figures:
+  attention: {dataset: blobs, n_images: 2}
+  embedding: {datasets: [blobs, cells], method: pca}
+"""
+
+
+def write_blobs(root: Path, n: int = 40) -> Path:
+    """Two classes that differ in the brightness of the second channel (easy for any encoder)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
+    imgs = rng.integers(0, 200, size=(n, 2, 32, 32)).astype(np.uint16)
+    imgs[labels == 1, 1, 8:24, 8:24] += 3000
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(root / "blobs.npz", images=imgs, labels=labels, channel_names=np.array(["DNA", "protein"]))
+    return root / "blobs.npz"
+
+
+@pytest.fixture()
+def tiny_suite(tmp_path: Path) -> Path:
+    write_blobs(tmp_path / "data")
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY_SUITE)
+    return p
+
+
+def test_presets_load():
+    assert "synthetic" in list_suites() and "paper" in list_suites()
+    s = load_suite("synthetic")
+    assert len(s.seeds) == 5 and {t.protocol for t in s.tasks} >= {"linear", "knn", "regression", "moa",
+                                                                     "reconstruction", "missing_channels"}
+    paper = load_suite("paper", {"data_root": "/data"})
+    assert paper.datasets["bloodmnist"]["path"].startswith("/data")
+
+
+def test_bad_suite_errors(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: {a: {adapter: npz, path: x}}\ntasks:\n  - {name: t, dataset: a, protocol: magic}\n")
+    with pytest.raises(SuiteError, match="unknown protocol"):
+        load_suite(bad)
+    with pytest.raises(SuiteError, match="neither a file nor a preset"):
+        load_suite("no_such_suite")
+
+
+def test_table_writer(tmp_path: Path):
+    results = pd.DataFrame([{"model": m, "task": "t1", "metric": "top1", "value": v, "seed": s}
+                            for m, vals in (("a", [50.0, 60.0]), ("b", [70.0, 70.0])) for s, v in enumerate(vals)]
+                           + [{"model": "a", "task": "t2", "metric": "r2", "value": 0.5, "seed": 0},
+                              {"model": "a", "task": "t2", "metric": "mse", "value": 0.1, "seed": 0}])
+    summary = summarise(results)
+    row = summary[(summary.model == "a") & (summary.task == "t1")].iloc[0]
+    assert row["mean"] == 55.0 and row["std"] == pytest.approx(np.std([50, 60], ddof=1)) and row["n_seeds"] == 2
+    table = wide_table(summary, {"t1": ["top1"], "t2": ["r2"]})
+    assert list(table.index) == ["a", "b"] and list(table.columns) == ["t1 (top-1 %)", "t2 (R²)"]
+    assert table.loc["a", "t1 (top-1 %)"] == "55.0 ± 7.1" and table.loc["b", "t1 (top-1 %)"] == "70.0 ± 0.0"
+    assert pd.isna(table.loc["b", "t2 (R²)"])
+    md = to_markdown(table)
+    assert md.splitlines()[0] == "| model | t1 (top-1 %) | t2 (R²) |" and "| b | 70.0 ± 0.0 |  |" in md
+    write_tables(results, summary, {"t1": ["top1"], "t2": ["r2"]}, {"suite": "x", "seeds": [0, 1]}, tmp_path)
+    assert (tmp_path / "results.md").read_text().count("55.0 ± 7.1") >= 1
+    assert pd.read_csv(tmp_path / "table.csv", index_col=0).shape == (2, 2)
+    assert fmt(0.12345, 0.01, "mse") == "0.1235 ± 0.0100"
+
+
+def test_feature_cache_and_channel_subsets(tmp_path: Path):
+    write_blobs(tmp_path)
+    from chadavit.evaluation.adapters import load_dataset
+
+    d = load_dataset("npz", path=tmp_path / "blobs.npz")
+    lm = load_model_spec("pixels")
+    a = extract_features(lm, d, ("cls", "all_tokens"), cache_dir=tmp_path / "cache", progress=False)
+    files = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(files) == 2 and a["cls"].shape == (40, 32) and a["all_tokens"].shape == (40, 2 * 16 * 32)
+    np.save(files[1 if "cls" in files[1].name else 0], np.zeros_like(a["cls"]))  # cached values are reused
+    assert np.all(extract_features(lm, d, ("cls",), cache_dir=tmp_path / "cache", progress=False)["cls"] == 0)
+    one = extract_features(lm, d, ("cls",), channels=[1], progress=False)["cls"]
+    assert not np.allclose(one, a["cls"])
+    # mixed image sizes keep dataset order
+    mixed = EvalData("mixed", [d.images[0], d.images[1][:, :16, :16], d.images[2]], d.channel_names[:3], d.labels[:3])
+    m = extract_features(lm, mixed, ("cls",), progress=False)["cls"]
+    assert np.allclose(m[[0, 2]], a["cls"][[0, 2]], atol=1e-6)
+
+
+def test_run_suite_end_to_end(tiny_suite: Path, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("CHADAVIT_DATA", str(tmp_path / "data"))
+    out = tmp_path / "out"
+    summary = run_suite(tiny_suite, ["pixels"], out, progress=False)
+    said = capsys.readouterr().out
+    assert "SKIPPED dataset gone" in said and "SKIPPED task blood" in said
+    top = summary[(summary.task == "blobs linear") & (summary.metric == "top1")]["mean"].item()
+    assert top > 90  # the classes are trivially separable
+    assert set(summary.metric[summary.task == "cells MoA"]) == {"nsc", "nscb"}
+    assert set(summary.metric[summary.task == "blobs missing"]) == {"top1@1/2", "top1@2/2"}
+    assert set(summary.metric[summary.task == "cells reconstruction"]) == {"r2", "mse", "mae"}
+    per_seed = pd.read_csv(out / "results_per_seed.csv")
+    assert set(per_seed.seed) == {0, 1}
+    for name in ("attention_pixels.png", "embedding_pixels.png", "cls_vs_all_tokens.png",
+                 "reconstruction_cells_reconstruction.png", "missing_channels_blobs_missing.png"):
+        assert (out / "figures" / name).is_file(), name
+    md = (out / "results.md").read_text()
+    assert "| pixels |" in md and "Skipped (dataset unavailable): blood" in md and "figures/attention_pixels.png" in md
+    # same seeds reproduce, other seeds change the numbers
+    again = run_suite(tiny_suite, ["pixels"], tmp_path / "out2", figures=False, progress=False)
+    assert np.allclose(again["mean"], summary["mean"])
+    other = run_suite(tiny_suite, ["pixels"], tmp_path / "out3", seeds=[5, 6], figures=False, progress=False)
+    assert not np.allclose(other["mean"], summary["mean"])
+
+
+def test_cli_eval_with_a_transformer(tiny_suite: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["eval", "--suite", str(tiny_suite), "--model", "random:chada_vit_nano", "--model", "pixels",
+               "--out", str(out), "--seeds", "0", "--no-progress", "--no-figures",
+               "--set", f"data_root={tmp_path / 'data'}"])
+    assert rc == 0
+    table = pd.read_csv(out / "table.csv", index_col=0)
+    assert list(table.index) == ["random:chada_vit_nano", "pixels"]
+    assert "blobs linear (top-1 %)" in table.columns
+    assert "| random:chada_vit_nano |" in capsys.readouterr().out
+
+
+def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: {{b: {{adapter: bloodmnist, path: {tmp_path / 'nope'}}}}}\n"
+                     "tasks:\n  - {name: t, dataset: b, protocol: linear, label: label}\n")
+    assert main(["eval", "--suite", str(suite), "--model", "pixels", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "bloodmnist.npz" in err and "Expected layout" in err
+
+
+def test_bad_model_spec():
+    with pytest.raises(ValueError, match="not a directory"):
+        load_model_spec("random:no_such_model")
