@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DONE_KEY = b"chadavit.embed.done"
+SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when assembled
 SETTINGS_KEY = b"chadavit.embed"
 INT_COLUMNS = ("ImageIndex", "ImageHeight", "ImageWidth", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
                "NucleusArea", "NucleusLabel", "NumCrops")
@@ -131,10 +132,12 @@ class RunStore:
         _atomic_replace(tmp, path)
         return path
 
-    def assemble(self, extra_metadata: dict[str, Any] | None = None) -> int:
-        """Join the parts into ``OUT`` (rows sorted by image then crop within each part); returns the row count.
+    def assemble(self, extra_metadata: dict[str, Any] | None = None, sort_limit_bytes: int = SORT_LIMIT_BYTES) -> int:
+        """Join the parts into ``OUT``, rows sorted by image then crop; returns the row count.
 
-        Streams part by part, so memory is bounded by the largest part.
+        Outputs up to ``sort_limit_bytes`` (in memory) are sorted as a whole; larger ones are streamed
+        part by part (memory bounded by the largest part), sorted within each part, parts in order of
+        their first image.
         """
         schemas = [(p, pq.read_schema(p)) for p in self.parts]
         fields: dict[str, pa.DataType] = {}
@@ -154,19 +157,27 @@ class RunStore:
             else:
                 order.append((1 << 62, p))
         tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
+        size = sum(pq.ParquetFile(p).metadata.num_rows * len(s.names) * 8 for p, s in schemas)
+        whole = size <= sort_limit_bytes
+
+        def conform(t: pa.Table) -> pa.Table:
+            cols = [t.column(n).cast(fields[n]) if n in t.column_names else pa.nulls(t.num_rows, fields[n])
+                    for n in target.names]
+            return sort(pa.Table.from_arrays(cols, schema=target))
+
+        def sort(t: pa.Table) -> pa.Table:
+            keys = [(c, "ascending") for c in ("Metadata_ImageIndex", "Metadata_CropIndex") if c in t.column_names]
+            return t.sort_by(keys) if keys and t.num_rows else t
+
         rows = 0
         with pq.ParquetWriter(tmp, target) as writer:
-            for _, p in sorted(order, key=lambda t: (t[0], t[1].name)):
-                t = pq.read_table(p)
+            tables = (pq.read_table(p) for _, p in sorted(order, key=lambda t: (t[0], t[1].name)))
+            if whole:
+                tables = iter([sort(pa.concat_tables([conform(t) for t in tables if t.num_rows]))] if size else [])
+            for t in tables:
                 if t.num_rows == 0:
                     continue
-                sort_keys = [(c, "ascending") for c in ("Metadata_ImageIndex", "Metadata_CropIndex")
-                             if c in t.column_names]
-                if sort_keys:
-                    t = t.sort_by(sort_keys)
-                cols = [t.column(n).cast(fields[n]) if n in t.column_names else pa.nulls(t.num_rows, fields[n])
-                        for n in target.names]
-                writer.write_table(pa.Table.from_arrays(cols, schema=target))
+                writer.write_table(t if whole else conform(t), row_group_size=65536)
                 rows += t.num_rows
         _atomic_replace(tmp, self.out)
         return rows
