@@ -1,0 +1,53 @@
+"""`chadavit pretrain`: DINO pretraining from a YAML preset or file plus dotted overrides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="DINO pretraining on heterogeneous-channel images (CPU or torchrun multi-GPU)",
+        description="Self-supervised DINO pretraining. Runs on one CPU or GPU as is; launch with torchrun for "
+                    "several processes/GPUs/nodes (e.g. torchrun --nproc_per_node=8 -m chadavit.cli.main "
+                    "pretrain --config base). Resumes automatically from OUT_DIR/checkpoint.pt.",
+        epilog="examples: chadavit pretrain --config demo train.epochs=2 train.out_dir=runs/try  |  "
+               "chadavit pretrain --config my.yaml data.paths=[/data/idr] model.name=chada_vit_small  |  "
+               "chadavit pretrain --list")
+    p.add_argument("--config", default="demo", help="preset name (see --list) or a YAML file (default: demo)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-3")
+    p.add_argument("--list", action="store_true", help="list presets and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from chadavit.data.dataset import DatasetError
+    from chadavit.pretrain.checkpoint import ResumeError
+    from chadavit.pretrain.config import ConfigError, list_presets, load_config
+
+    if args.list:
+        print("\n".join(list_presets()))
+        return 0
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    from chadavit.pretrain.trainer import train
+
+    try:
+        summary = train(cfg)
+    except (ConfigError, DatasetError, ResumeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if summary.get("world_size", 1) == 1 or "backbone" in summary:
+        print(json.dumps({k: v for k, v in summary.items() if not k.startswith("_")}, indent=2, default=str))
+    return 0

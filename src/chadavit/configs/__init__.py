@@ -1,0 +1,1 @@
+"""YAML presets (package data) for `chadavit pretrain --config NAME`."""

@@ -1,0 +1,47 @@
+"""Atomic checkpoints of plain types and tensors, read back with ``torch.load(weights_only=True)``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ResumeError(RuntimeError):
+    """A checkpoint cannot be used to continue this run; the message says why."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write to a temporary name in the same folder, fsync, then ``os.replace``.
+
+    A kill at any instant leaves either the previous checkpoint or the new one, never a torn file.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    try:  # make the rename durable too
+        fd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ResumeError(f"{p}: checkpoint not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ResumeError(f"{p}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
