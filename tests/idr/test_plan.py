@@ -45,7 +45,8 @@ def test_unit_container_is_default(emu: IDREmulator) -> None:
     assert set(df["group"]) == set(df["container"]) == containers and set(df["study"]) == QUALIFYING
     assert df.groupby("container").size().to_dict() == {c: N for c in containers}
     st = p.studies.set_index("group")
-    assert not st.loc["idr0102-beta/experimentB", "qualified"] and st.loc["idr0102-beta/experimentB", "images_seen"] == 2
+    b = st.loc["idr0102-beta/experimentB"]
+    assert not b["qualified"] and b["images_seen"] == 2
     assert (st["unit"] == "container").all() and len(st) == 5
     with pytest.raises(ValueError, match="unit"):
         make_plan(make_client(emu), per_study=N, unit="plate")

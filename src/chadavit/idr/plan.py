@@ -273,14 +273,15 @@ def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str
     for key in tqdm(sorted(groups), desc=f"planning ({unit}s)", unit=unit, disable=not progress):
         r = sample_study(client, key, groups[key], per_study, seed, workers)
         rows.extend(r.sample)
-        srows.append({"group": key, "unit": unit, "study": key.split("/")[0], "containers": ";".join(c.name for c in r.containers),
+        srows.append({"group": key, "unit": unit, "study": key.split("/")[0],
+                      "containers": ";".join(c.name for c in r.containers),
                       "n_containers": len(r.containers), "image_slots": r.slots,
                       "images_seen": r.images_seen, "qualified": r.qualified,
                       "imaging_method": "; ".join(sorted({c.get("Imaging Method") for c in r.containers}))})
     images = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
     _fill_missing_meta(client, images, workers)
-    studies = pd.DataFrame(srows, columns=["group", "unit", "study", "containers", "n_containers", "image_slots", "images_seen",
-                                           "qualified", "imaging_method"])
+    studies = pd.DataFrame(srows, columns=["group", "unit", "study", "containers", "n_containers", "image_slots",
+                                           "images_seen", "qualified", "imaging_method"])
     return Plan(images.sort_values(["group", "image_id"]).reset_index(drop=True), studies)
 
 
