@@ -162,3 +162,15 @@ def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):
 def test_bad_model_spec():
     with pytest.raises(ValueError, match="not a directory"):
         load_model_spec("random:no_such_model")
+
+
+def test_zero_fill_keeps_channel_slots():
+    from chadavit.evaluation.features import select_channels
+
+    imgs = [np.arange(3 * 4 * 4, dtype=np.uint16).reshape(3, 4, 4) + 1]
+    d = EvalData("z", imgs, [("a", "b", "c")], pd.DataFrame({"label": [0]}))
+    dropped, names = select_channels(d, [0, 2])
+    assert dropped[0].shape == (2, 4, 4) and names == [("a", "c")]
+    filled, names = select_channels(d, [0, 2], zero_fill=True)
+    assert filled[0].shape == (3, 4, 4) and names == [("a", "b", "c")]
+    assert not filled[0][1].any() and np.array_equal(filled[0][2], imgs[0][2])

@@ -92,6 +92,13 @@ class LoadedModel:
             return int(getattr(cfg, "in_chans", 3))
         return None
 
+    @property
+    def position_dependent(self) -> bool:
+        """True when a channel's meaning is its slot (fixed-channel stem, concatenated per-channel CLS): a
+        missing channel is then given as a zero plane in place rather than left out."""
+        cfg = getattr(self.model, "config", None)
+        return self.fixed_in_chans is not None or str(getattr(cfg, "pooling", "mean")) == "concat"
+
 
 def _parse_value(v: str) -> object:
     for cast in (int, float):
@@ -165,29 +172,44 @@ def make_batch(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tu
                                     normalize=lm.normalization)  # type: ignore[arg-type]
 
 
-def subset_tag(channels: Sequence[int] | None) -> str:
-    return "all" if channels is None else "ch" + "-".join(str(c) for c in channels)
+def subset_tag(channels: Sequence[int] | None, zero_fill: bool = False) -> str:
+    if channels is None:
+        return "all"
+    return ("zf" if zero_fill else "ch") + "-".join(str(c) for c in channels)
 
 
-def select_channels(data: EvalData, channels: Sequence[int] | None) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
+def select_channels(data: EvalData, channels: Sequence[int] | None,
+                    zero_fill: bool = False) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
+    """Keep ``channels`` of every image; with ``zero_fill`` the others become zero planes in place."""
     if channels is None:
         return data.images, data.channel_names
     idx = list(channels)
+    if zero_fill:
+        out = []
+        for im in data.images:
+            z = np.zeros_like(im)
+            z[idx] = im[idx]
+            out.append(z)
+        return out, data.channel_names
     return [im[idx] for im in data.images], [tuple(n[i] for i in idx) for n in data.channel_names]
 
 
 @torch.no_grad()
 def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("cls", "patch_mean"),
                      channels: Sequence[int] | None = None, batch_size: int = 64,
-                     cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+                     cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                     zero_fill: bool | None = None) -> dict[str, np.ndarray]:
     """Features of every image (in order) for each kind; cached under ``cache_dir`` when given.
 
-    ``channels`` keeps only those channel indices of every image (missing-channel curve, reconstruction).
+    ``channels`` keeps only those channel indices of every image (missing-channel curve, reconstruction);
+    the others are dropped, or replaced by zero planes when ``zero_fill`` (default: for position-dependent
+    models, see :attr:`LoadedModel.position_dependent`).
     """
+    zero_fill = lm.position_dependent if zero_fill is None else zero_fill
     bad = [k for k in kinds if k not in FEATURE_KINDS]
     if bad:
         raise ValueError(f"unknown feature kind(s) {bad}; choose from {FEATURE_KINDS}")
-    tag = f"{data.fingerprint()}__{subset_tag(channels)}"
+    tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
     paths = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in kinds} if cache_dir else {}
     out: dict[str, np.ndarray] = {}
     for k, p in paths.items():
@@ -196,7 +218,7 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     todo = [k for k in kinds if k not in out]
     if not todo:
         return out
-    images, names = select_channels(data, channels)
+    images, names = select_channels(data, channels, zero_fill)
     if "all_tokens" in todo and len({im.shape for im in images}) > 1:
         raise ValueError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
     acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}

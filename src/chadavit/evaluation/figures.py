@@ -113,9 +113,12 @@ def embed_2d(x: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.nda
         return PCA(2, random_state=seed).fit_transform(x), "PCA"
     from sklearn.manifold import TSNE
 
+    from threadpoolctl import threadpool_limits
+
     xp = PCA(min(50, x.shape[1], len(x)), random_state=seed).fit_transform(x)
     perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(xp), "t-SNE"
+    with threadpool_limits(1):  # OpenMP spin-waiting makes t-SNE crawl on a shared, loaded CPU
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(xp), "t-SNE"
 
 
 def embedding_figure(lm: LoadedModel, feats: dict[str, np.ndarray], path: Path, method: str = "auto") -> Path:

@@ -230,6 +230,10 @@ class _Runner:
             combos = {k: list(itertools.combinations(range(c), k)) for k in range(1, c + 1)}
             feats = {cb: self.features(lm, data, task.features, channels=None if len(cb) == c else cb)
                      for k in combos for cb in combos[k]}
+            dims = {f.shape[1:] for f in feats.values()}
+            if len(dims) > 1:
+                raise SuiteError(f"task {task.name!r}: {lm.label} gives {task.features} features of different sizes "
+                                 f"for different channel subsets {sorted(dims)}")
             head = str(prm.get("head", "linear"))
             for s in seeds:
                 tr, te = _split(data, y, s, test_fraction)
