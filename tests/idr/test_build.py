@@ -98,6 +98,12 @@ def test_failures_are_recorded_and_rerun_fills_the_gap(emu: IDREmulator, tmp_pat
     m = _assert_matches_emulator(emu, out)
     assert len(m) == 3 * N and image_key(victim) in set(m["image_id"])
     assert "resuming with the plan saved" in capsys.readouterr().err
+    # a re-run with other settings into the same directory is refused instead of mixing two samples
+    assert _cli_build(emu, out, "--seed", "1") == 2
+    assert "planned with different settings seed=0 (now 1)" in capsys.readouterr().err
+    assert main(["idr", "build", "--server", emu.url, "--out", str(out), "--size", "32", *CLI_FAST]) == 2
+    assert "--size 16, not 32" in capsys.readouterr().err
+    assert len(open_dataset(out)) == 3 * N
 
 
 def test_crash_then_resume_equals_uninterrupted(emu: IDREmulator, tmp_path: Path) -> None:

@@ -178,12 +178,29 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     client = make_client(args)
     out = Path(args.out)
+    meta = out / "dataset.json"
+    if meta.is_file():
+        stored_size = json.loads(meta.read_text()).get("attrs", {}).get("size")
+        if stored_size is not None and int(stored_size) != args.size:
+            print(f"error: {out} holds images stored at --size {stored_size}, not {args.size}; "
+                  "use another --out", file=sys.stderr)
+            return 2
     if args.plan:
         images = read_table(args.plan)
     else:
         saved = out / "plan.parquet"
+        params = {"server": args.server, "per_study": args.per_study, "seed": args.seed, "unit": args.unit,
+                  "sample_type": args.sample_type}
         if saved.is_file():
             # Re-runs build the plan they started with (the server may have changed since).
+            ppath = out / "plan.json"
+            before = json.loads(ppath.read_text()) if ppath.is_file() else params
+            changed = {k: (before.get(k), v) for k, v in params.items() if k != "server" and before.get(k) != v}
+            if changed:
+                print(f"error: {out} was planned with different settings "
+                      + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
+                      + "; use another --out, or pass --plan", file=sys.stderr)
+                return 2
             images = read_table(saved)
             print(f"resuming with the plan saved in {saved}", file=sys.stderr)
         else:
@@ -192,6 +209,7 @@ def run_build(args: argparse.Namespace) -> int:
             _print_plan_totals(plan, False)
             out.mkdir(parents=True, exist_ok=True)
             write_table(plan.images, saved)
+            (out / "plan.json").write_text(json.dumps(params, indent=1))
             images = plan.images
     res = build(images, out, client, size=args.size, workers=args.workers, shard=shard,
                 progress=not args.no_progress, flush_every=args.flush_every)
