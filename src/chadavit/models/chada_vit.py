@@ -17,7 +17,7 @@ from chadavit.models.layers.packing import pack_with_cls
 from chadavit.models.layers.channel_embed import IdentityChannelEmbed, SlotChannelEmbed
 from chadavit.models.layers.patch_embed import PatchEmbed
 from chadavit.models.layers.pos_embed import interpolate_pos_embed
-from chadavit.models.layers.transformer import PackedEncoderMixin, build_blocks, init_weights
+from chadavit.models.layers.transformer import PackedEncoderMixin
 from chadavit.models.output import EncoderOutput
 
 
@@ -42,23 +42,12 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
         dim = config.embed_dim
         self.patch_embed = PatchEmbed(config.patch_size, dim, in_chans=1)
         grid = config.img_size // config.patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1 + grid * grid, dim))
         self.channel_embed: nn.Module | None = None
         if config.channel_embedding == "identity":
             self.channel_embed = IdentityChannelEmbed(config.channel_vocab, dim)
         elif config.channel_embedding == "slot":
             self.channel_embed = SlotChannelEmbed(config.num_slots, dim)
-        self.blocks = build_blocks(dim, config.depth, config.num_heads, config.mlp_dim, config.block, config.act,
-                                   config.norm_eps, config.qkv_bias, config.drop_path_rate)
-        self.norm = nn.LayerNorm(dim, eps=config.final_norm_eps)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks.apply(init_weights)
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
+        self.init_trunk(config, 1 + grid * grid)
 
     def no_weight_decay(self) -> set[str]:
         return {"cls_token", "pos_embed", "channel_embed.weight"}

@@ -11,7 +11,7 @@ from chadavit.models.config import ChadaViTConfig
 from chadavit.models.layers.packing import pack_with_cls
 from chadavit.models.layers.patch_embed import PatchEmbed
 from chadavit.models.layers.pos_embed import interpolate_pos_embed
-from chadavit.models.layers.transformer import PackedEncoderMixin, build_blocks, init_weights
+from chadavit.models.layers.transformer import PackedEncoderMixin
 from chadavit.models.output import EncoderOutput
 from chadavit.models.registry import register_architecture, register_model
 
@@ -26,18 +26,7 @@ class FixedChannelViT(PackedEncoderMixin, nn.Module):
         dim = config.embed_dim
         self.patch_embed = PatchEmbed(config.patch_size, dim, in_chans=config.in_chans)
         grid = config.img_size // config.patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1 + grid * grid, dim))
-        self.blocks = build_blocks(dim, config.depth, config.num_heads, config.mlp_dim, config.block, config.act,
-                                   config.norm_eps, config.qkv_bias, config.drop_path_rate)
-        self.norm = nn.LayerNorm(dim, eps=config.final_norm_eps)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks.apply(init_weights)
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
+        self.init_trunk(config, 1 + grid * grid)
 
     def forward(self, batch: ChannelBatch, return_attention: bool = False, pad_to_slots: int | None = None
                 ) -> EncoderOutput:

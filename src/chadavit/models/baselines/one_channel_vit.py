@@ -25,10 +25,6 @@ class OneChannelViT(ChAdaViT):
             config = config.replace(channel_embedding="none")
         super().__init__(config)
 
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
-
     def forward(self, batch: ChannelBatch, return_attention: bool = False, pad_to_slots: int | None = None
                 ) -> EncoderOutput:
         planes = ChannelBatch(batch.planes, torch.ones(batch.planes.shape[0], dtype=torch.long))

@@ -44,20 +44,17 @@ class Block(nn.Module):
         return x, maps
 
 
-class LegacyBlock(nn.Module):
+class LegacyBlock(Block):
     """The official ChAda-ViT layer, kept only to reproduce released weights exactly.
 
     A modified ``nn.TransformerEncoderLayer`` (post-norm, ReLU, feed-forward 2048) in which ``norm1``
-    is applied twice: ``a = MHA(LN1(x)); y = LN1(x + a); out = LN2(y + FFN(y))``.
+    is applied twice: ``a = MHA(LN1(x)); y = LN1(x + a); out = LN2(y + FFN(y))``. The official
+    code has no stochastic depth, so ``drop_path`` is ignored.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, act: Activation = "relu", norm_eps: float = 1e-5,
                  qkv_bias: bool = True, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, mlp_dim, act=act)
+        super().__init__(dim, num_heads, mlp_dim, act=act, norm_eps=norm_eps, qkv_bias=qkv_bias, drop_path=0.0)
 
     def forward(self, x: torch.Tensor, seqs: PackedSequences, return_attention: bool = False
                 ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from chadavit.models.config import ChadaViTConfig
 from chadavit.models.layers.attention import AttentionBackend, PackedSequences
 from chadavit.models.layers.block import Block, LegacyBlock
 from chadavit.models.layers.mlp import Activation
@@ -23,9 +24,26 @@ def build_blocks(dim: int, depth: int, num_heads: int, mlp_dim: int, block: str 
 class PackedEncoderMixin:
     """Runs ``self.blocks`` then ``self.norm`` over packed tokens; collects the last block's CLS attention."""
 
+    config: ChadaViTConfig
     blocks: nn.ModuleList
     norm: nn.Module
+    cls_token: nn.Parameter
+    pos_embed: nn.Parameter
     grad_checkpointing: bool = False
+
+    def init_trunk(self, config: ChadaViTConfig, num_positions: int) -> None:
+        """Create the CLS token, a ``(num_positions, D)`` position table, the blocks and the final norm."""
+        dim = config.embed_dim
+        self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, dim), std=0.02))
+        self.pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.zeros(num_positions, dim), std=0.02))
+        self.blocks = build_blocks(dim, config.depth, config.num_heads, config.mlp_dim, config.block, config.act,
+                                   config.norm_eps, config.qkv_bias, config.drop_path_rate)
+        self.norm = nn.LayerNorm(dim, eps=config.final_norm_eps)
+        self.blocks.apply(init_weights)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
 
     def set_attention_backend(self, backend: AttentionBackend) -> None:
         for blk in self.blocks:
