@@ -86,3 +86,15 @@ def test_image_loader_uses_normalization(tmp_path):
     ref = ChannelBatch.from_images([ds.read(0)])
     direct = next(iter(make_image_loader(ds, batch_size=1)))
     assert torch.allclose(direct.planes, ref.planes)
+
+
+def test_preloaded_reads_equal_store_reads(tmp_path):
+    from chadavit.data.loader import ConcatChannelDataset
+
+    ds = _dataset(tmp_path)
+    cached = ConcatChannelDataset([ds], preload_mb=64)
+    lazy = ConcatChannelDataset([ds], preload_mb=0)
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(cached.read(i), ds.read(i))
+        np.testing.assert_array_equal(lazy.read(i), ds.read(i))
+    assert isinstance(next(iter(cached._arrays.values())), np.ndarray)

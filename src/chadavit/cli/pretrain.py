@@ -43,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from chadavit.pretrain.trainer import train
 
+    from chadavit.pretrain.distributed import cleanup
+
     try:
         summary = train(cfg)
     except (ConfigError, DatasetError, ResumeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        cleanup()
     if summary.get("world_size", 1) == 1 or "backbone" in summary:
         print(json.dumps({k: v for k, v in summary.items() if not k.startswith("_")}, indent=2, default=str))
     return 0

@@ -34,11 +34,39 @@ MAX_REPLACEMENTS = 16
 
 
 class ConcatChannelDataset:
-    """Several :class:`ChannelDataset` s read as one (``read``, ``channel_names``, ``image_id``, ``len``)."""
+    """Several :class:`ChannelDataset` s read as one (``read``, ``channel_names``, ``image_id``, ``len``).
 
-    def __init__(self, datasets: Sequence[ChannelDataset]) -> None:
+    Why the caching: opening a Zarr array costs about as much as reading a small image, so array handles
+    are kept per process; datasets whose planes total at most ``preload_mb`` are read into memory once per
+    process (worker) on first use, which makes small (demo, test) datasets several times faster to load.
+    """
+
+    def __init__(self, datasets: Sequence[ChannelDataset], preload_mb: float = 0.0) -> None:
         self.datasets = [d for d in datasets if len(d) > 0]
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+        self.preload_mb = preload_mb
+        self._arrays: dict[tuple[int, str], object] = {}
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_arrays"], state["_pid"] = {}, None
+        return state
+
+    def _array(self, k: int, name: str):  # noqa: ANN202 - zarr array or numpy array
+        import os
+
+        if self._pid != os.getpid():
+            self._arrays, self._pid = {}, os.getpid()
+        key = (k, name)
+        if key not in self._arrays:
+            d = self.datasets[k]
+            arr = d._arrays()[name]  # noqa: SLF001 - the per-process lazily opened Zarr group
+            nbytes = int(np.prod(arr.shape)) * np.dtype(arr.dtype).itemsize
+            if nbytes <= self.preload_mb * 2**20:
+                arr = np.asarray(arr[:])
+            self._arrays[key] = arr
+        return self._arrays[key]
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -50,8 +78,12 @@ class ConcatChannelDataset:
         return self.datasets[k], i - int(self.offsets[k])
 
     def read(self, i: int) -> np.ndarray:
-        d, j = self._locate(i)
-        return d.read(j)
+        if not 0 <= i < len(self):
+            raise IndexError(f"image index {i} out of range for {len(self)} images")
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        row = self.datasets[k].manifest.iloc[i - int(self.offsets[k])]
+        start = int(row["plane_offset"])
+        return np.asarray(self._array(k, str(row["array"]))[start : start + int(row["n_channels"])])
 
     def channel_names(self, i: int) -> list[str]:
         d, j = self._locate(i)
@@ -65,12 +97,13 @@ class ConcatChannelDataset:
         return [v for d in self.datasets for v in (d.manifest[name].tolist() if name in d.manifest else [None] * len(d))]
 
 
-def as_concat(datasets: ChannelDataset | Sequence[ChannelDataset] | ConcatChannelDataset) -> ConcatChannelDataset:
+def as_concat(datasets: ChannelDataset | Sequence[ChannelDataset] | ConcatChannelDataset,
+              preload_mb: float = 0.0) -> ConcatChannelDataset:
     if isinstance(datasets, ConcatChannelDataset):
         return datasets
     if isinstance(datasets, ChannelDataset):
-        return ConcatChannelDataset([datasets])
-    return ConcatChannelDataset(list(datasets))
+        return ConcatChannelDataset([datasets], preload_mb)
+    return ConcatChannelDataset(list(datasets), preload_mb)
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -152,9 +185,10 @@ class MultiCropDataset(Dataset):
     """Multi-crop views of every image; indexed by ``(epoch, index)`` from :class:`EpochBatchSampler`."""
 
     def __init__(self, datasets: ChannelDataset | Sequence[ChannelDataset] | ConcatChannelDataset,
-                 transform: MultiCrop, seed: int = 0, normalization: NormalizationMethod = "percentile") -> None:
+                 transform: MultiCrop, seed: int = 0, normalization: NormalizationMethod = "percentile",
+                 preload_mb: float = 0.0) -> None:
         check_method(normalization)
-        self.ds = as_concat(datasets)
+        self.ds = as_concat(datasets, preload_mb)
         self.transform = transform
         self.seed = seed
         self.normalization = normalization

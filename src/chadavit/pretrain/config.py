@@ -35,14 +35,25 @@ class SyntheticConfig:
 
 
 @dataclass
+class DataFilterConfig:
+    """Which images of the datasets are used (``chadavit.data.filters``); empty = all."""
+
+    n_channels: list[int] = field(default_factory=list)  # keep images with one of these channel counts
+    channel_names: list[str] = field(default_factory=list)  # keep images with exactly these channels (in order)
+
+
+@dataclass
 class DataConfig:
     """Where images come from and how batches are built."""
 
     paths: list[str] = field(default_factory=list)  # dataset dirs; "builtin:demo" = bundled real demo crops
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    filter: DataFilterConfig = field(default_factory=DataFilterConfig)  # e.g. n_channels=[3] for a 3-channel ViT
+    split_channels: bool = False  # every channel becomes its own image (One-Channel ViT training)
     batch_size: int = 64  # per process
     num_workers: int = 2
     normalization: str = "auto"  # "auto" = what the model config records
+    preload_mb: float = 256  # datasets up to this size are held in memory by each loader worker
     loader_benchmark_steps: int = 10  # batches timed before training to report loader img/s (0 = off)
 
 

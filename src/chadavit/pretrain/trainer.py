@@ -194,7 +194,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         for section in ("model", "dino", "augment", "data"):
             a, b = getattr(saved, section), getattr(cfg, section)
             if section == "data":
-                a, b = (a.paths, a.synthetic, a.batch_size), (b.paths, b.synthetic, b.batch_size)
+                a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels),
+                        (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels))
             if a != b:
                 raise ResumeError(f"{ckpt_path}: the checkpoint was written with a different '{section}' config; "
                                   "use a new train.out_dir or train.resume=false")
@@ -211,6 +212,11 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if syn is not None:
         paths.append(syn)
     datasets = open_all(paths)
+    f = cfg.data.filter
+    if f.n_channels or f.channel_names or cfg.data.split_channels:
+        from chadavit.data.filters import apply_filters
+
+        datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None, cfg.data.split_channels)
 
     # ---- model, teacher, loss, optimiser
     torch.manual_seed(cfg.train.seed)
@@ -235,7 +241,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
 
     # ---- data
     bs, world = cfg.data.batch_size, dist_info.world_size
-    ds = MultiCropDataset(datasets, MultiCrop(cfg.augment), seed=cfg.train.seed, normalization=normalization)
+    ds = MultiCropDataset(datasets, MultiCrop(cfg.augment), seed=cfg.train.seed, normalization=normalization,
+                          preload_mb=cfg.data.preload_mb)
     sampler = EpochBatchSampler(len(ds), bs, world, dist_info.rank, seed=cfg.train.seed)
     loader = make_pretrain_loader(ds, sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
     spe = sampler.steps_per_epoch
