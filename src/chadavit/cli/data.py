@@ -41,18 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=run_info)
 
 
-def parse_channel_map(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in [t.strip() for t in text.split(",") if t.strip()]:
-        if "=" not in item:
-            raise ValueError(f"--channel-map entry {item!r} must look like key=Name")
-        k, v = (s.strip() for s in item.split("=", 1))
-        if not k or not v:
-            raise ValueError(f"--channel-map entry {item!r} has an empty key or name")
-        out[k] = v
-    return out
-
-
 def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel: bool = False,
                   channel_map: dict[str, str] | None = None, source: str = "",
                   imaging_method: str = "") -> tuple[int, list[str]]:
@@ -105,6 +93,8 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
 
 def run_import(args: argparse.Namespace) -> int:
     try:
+        from chadavit.embed.channels import parse_channel_map
+
         cmap = parse_channel_map(args.channel_map)
         added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
                                       args.imaging_method)

@@ -116,11 +116,19 @@ class ImageFiles:
         return stack, names
 
 
+_FIELD = re.compile(r"\{(\w+)(?::((?:[^{}]|\{\d*,?\d*\})+))?\}")
+
+
 def pattern_to_regex(pattern: str) -> re.Pattern[str]:
-    """``"{well}_{site}_{channel}.tif"`` -> a regex with one named group per field."""
+    """``"{well}_{site}_{channel}.tif"`` -> a regex with one named group per field.
+
+    Untyped fields match as little as possible; a typed field such as ``{well:[A-P]\\d\\d}`` pins
+    down names whose parts contain the separator (``{plate}_{well:[A-P]\\d\\d}f{site}d{channel}.tif``
+    on ``AS_0912_0501_D03f00d1.tif``).
+    """
     out, pos = "", 0
-    for m in re.finditer(r"\{(\w+)\}", pattern):
-        out += re.escape(pattern[pos : m.start()]) + f"(?P<{m.group(1)}>.+?)"
+    for m in _FIELD.finditer(pattern):
+        out += re.escape(pattern[pos : m.start()]) + f"(?P<{m.group(1)}>{m.group(2) or '.+?'})"
         pos = m.end()
     out += re.escape(pattern[pos:])
     return re.compile(f"^{out}$", re.IGNORECASE)
@@ -129,29 +137,26 @@ def pattern_to_regex(pattern: str) -> re.Pattern[str]:
 def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
     """Group the files of ``folder`` whose names match ``pattern`` into images, sorted by key.
 
-    ``pattern`` must contain ``{channel}``; files that do not match are ignored.
+    ``pattern`` must contain ``{channel}``; files that do not match are ignored. Fields whose name
+    starts with ``_`` (``{_uuid}``) must match but do not identify the image (e.g. a per-file id
+    that differs between the channels of one image).
     """
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"{root}: folder not found")
-    if "{channel}" not in pattern:
+    if not re.search(r"\{channel(:|\})", pattern):
         raise ValueError(f"pattern {pattern!r} must contain a {{channel}} field")
     rx = pattern_to_regex(pattern)
-    images: dict[tuple[str, ...], ImageFiles] = {}
-    files = sorted(root.rglob("*") if recursive else root.iterdir())
-    for f in files:
-        if not f.is_file():
-            continue
-        m = rx.match(f.name)
+    images: dict[tuple[tuple[str, str], ...], ImageFiles] = {}
+    for f in sorted(root.rglob("*") if recursive else root.iterdir()):
+        m = rx.match(f.name) if f.is_file() else None
         if not m:
             continue
-        fields = m.groupdict()
+        fields = {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
         channel = fields.pop("channel")
         rel_dir = str(f.parent.relative_to(root))
         key = ({"folder": rel_dir} if rel_dir != "." else {}) | fields
-        k = tuple(key.items())
-        images.setdefault(k, ImageFiles(key=dict(key)))
-        images[k].channels[channel] = f
+        images.setdefault(tuple(key.items()), ImageFiles(key=dict(key))).channels[channel] = f
     return [images[k] for k in sorted(images)]
 
 

@@ -192,54 +192,10 @@ def _unique(records: list[ImageRecord], what: str) -> list[ImageRecord]:
     return records
 
 
-_TYPED_FIELD = re.compile(r"\{(\w+):((?:[^{}]|\{\d*,?\d*\})+)\}")
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Like :func:`chadavit.data.readers.pattern_to_regex`, plus typed fields ``{well:[A-P]\\d\\d}``.
-
-    Untyped fields match as little as possible, so a typed field pins down names whose parts contain
-    the separator (``{plate}_{well:[A-P]\\d\\d}f{site}d{channel}.tif`` on ``AS_0912_0501_D03f00d1.tif``).
-    """
-    out, pos = "", 0
-    for m in re.finditer(r"\{(\w+)(?::((?:[^{}]|\{\d*,?\d*\})+))?\}", pattern):
-        out += re.escape(pattern[pos : m.start()]) + f"(?P<{m.group(1)}>{m.group(2) or '.+?'})"
-        pos = m.end()
-    out += re.escape(pattern[pos:])
-    return re.compile(f"^{out}$", re.IGNORECASE)
-
-
-def group_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
-    """:func:`chadavit.data.readers.group_channel_files`, plus typed fields and ignored fields.
-
-    Fields whose name starts with ``_`` (``{_uuid}``) must match but do not identify the image, e.g.
-    a per-file identifier that differs between the channels of one image.
-    """
-    if not _TYPED_FIELD.search(pattern) and "{_" not in pattern:
-        return group_channel_files(folder, pattern, recursive=recursive)
-    root = Path(folder)
-    if not root.is_dir():
-        raise ImageReadError(f"{root}: folder not found")
-    if not re.search(r"\{channel(:|\})", pattern):
-        raise ValueError(f"pattern {pattern!r} must contain a {{channel}} field")
-    rx = compile_pattern(pattern)
-    images: dict[tuple[tuple[str, str], ...], ImageFiles] = {}
-    for f in sorted(root.rglob("*") if recursive else root.iterdir()):
-        m = rx.match(f.name) if f.is_file() else None
-        if not m:
-            continue
-        fields = {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
-        channel = fields.pop("channel")
-        rel_dir = str(f.parent.relative_to(root))
-        key = ({"folder": rel_dir} if rel_dir != "." else {}) | fields
-        images.setdefault(tuple(key.items()), ImageFiles(key=dict(key))).channels[channel] = f
-    return [images[k] for k in sorted(images)]
-
-
 def pattern_source(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageRecord]:
     """One-file-per-channel images grouped by ``pattern``; every image is read with the union of channel names."""
     try:
-        groups = group_files(folder, pattern, recursive=recursive)
+        groups = group_channel_files(folder, pattern, recursive=recursive)
     except (ImageReadError, ValueError) as exc:
         raise SourceError(str(exc)) from exc
     if not groups:
