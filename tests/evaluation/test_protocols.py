@@ -154,3 +154,9 @@ def test_channel_reconstruction_learns_a_predictable_channel():
     m, pred = channel_reconstruction(z[:90], t[:90], z[90:], t[90:], seed=0, epochs=60, width=0.25)
     assert pred.shape == (30, s, s)
     assert m["r2"] > 0.5
+
+
+def test_knn_small_temperature_does_not_overflow():
+    x, y = blobs()
+    tr, te = P.train_test_split_indices(y, seed=0)
+    assert P.knn_classify(x[tr], y[tr], x[te], y[te], k=20, temperature=0.001)["top1"] > 97

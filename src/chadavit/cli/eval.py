@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated seeds overriding the suite's (e.g. 0,1,2,3,4)")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                    help="suite variable, e.g. data_root=/data/benchmarks (used as ${data_root} in suite files)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the suite's threads, else torch's default)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--list", action="store_true", help="list suite presets and dataset adapters, then exit")
@@ -32,8 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from chadavit.evaluation.adapters import ADAPTERS
     from chadavit.evaluation.data import DatasetLayoutError
     from chadavit.evaluation.suite import SuiteError, list_suites, load_suite, run_suite
@@ -43,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
         print("suites:   " + ", ".join(list_suites()))
         print("adapters: " + ", ".join(ADAPTERS))
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
     variables = {}
     for item in args.set:
         if "=" not in item:
@@ -56,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite, variables)
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
         summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
-                            figures=not args.no_figures, progress=not args.no_progress)
+                            figures=not args.no_figures, progress=not args.no_progress, threads=args.threads)
     except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -138,13 +138,16 @@ def knn_classify(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
     tr = torch.nn.functional.normalize(torch.from_numpy(x_train.reshape(len(x_train), -1)).float(), dim=1)
     te = torch.nn.functional.normalize(torch.from_numpy(x_test.reshape(len(x_test), -1)).float(), dim=1)
-    sim = te @ tr.T
     kk = min(k, len(tr))
-    top_sim, top_idx = sim.topk(kk, dim=1)
-    weights = (top_sim / temperature).exp()
-    votes = torch.zeros(len(te), len(classes))
-    votes.scatter_add_(1, torch.from_numpy(ytr).long()[top_idx], weights)
-    pred = votes.argmax(1).numpy()
+    ytr_t = torch.from_numpy(ytr).long()
+    preds = []
+    for i in range(0, len(te), 1024):  # chunks bound the similarity matrix's memory
+        top_sim, top_idx = (te[i : i + 1024] @ tr.T).topk(kk, dim=1)
+        votes = torch.zeros(len(top_sim), len(classes))
+        # exp((sim - max sim) / T): votes proportional to exp(sim / T), without overflow at small T
+        votes.scatter_add_(1, ytr_t[top_idx], ((top_sim - top_sim[:, :1]) / temperature).exp())
+        preds.append(votes.argmax(1))
+    pred = torch.cat(preds).numpy()
     return {"top1": 100.0 * float((pred == yte).mean())}
 
 

@@ -66,6 +66,7 @@ class Suite:
     batch_size: int = 64
     figures: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    threads: int | None = None
 
 
 def _expand(value: Any, variables: dict[str, str]) -> Any:
@@ -117,7 +118,8 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
                           label=t.pop("label", None), features=t.pop("features", "cls"), params=t))
     return Suite(name=str(raw.get("name", p.stem)), datasets=dict(raw["datasets"]), tasks=tasks,
                  seeds=[int(s) for s in raw.get("seeds", [0, 1, 2, 3, 4])], batch_size=int(raw.get("batch_size", 64)),
-                 figures=dict(raw.get("figures") or {}), source=str(p))
+                 figures=dict(raw.get("figures") or {}), source=str(p),
+                 threads=int(raw["threads"]) if raw.get("threads") else None)
 
 
 def load_suite_datasets(suite: Suite, say: Any = print) -> dict[str, EvalData | None]:
@@ -266,16 +268,27 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
-              say: Any = print) -> pd.DataFrame:
+              say: Any = print, threads: int | None = None) -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
-    Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``); ``out_dir`` gets
-    ``results.md``, ``summary.csv``, ``results_per_seed.csv``, ``figures/`` and the feature ``cache/``.
+    Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
+    each task to its main metrics for :func:`chadavit.evaluation.tables.wide_table`); ``out_dir`` gets
+    ``results.md``, ``table.csv``, ``summary.csv``, ``results_per_seed.csv``, ``figures/`` and the feature
+    ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
     """
-    from chadavit.evaluation.tables import write_tables
-
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
+    n_threads = threads or suite.threads
+    if n_threads:
+        with P.torch_threads(int(n_threads)):
+            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say)
+
+
+def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
+               seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any) -> pd.DataFrame:
+    from chadavit.evaluation.tables import write_tables
+
     if seeds is not None:
         suite.seeds = [int(s) for s in seeds]
     out = Path(out_dir)
