@@ -159,9 +159,14 @@ def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):
     assert "bloodmnist.npz" in err and "Expected layout" in err
 
 
-def test_bad_model_spec():
+def test_model_specs():
     with pytest.raises(ValueError, match="not a directory"):
         load_model_spec("random:no_such_model")
+    lm = load_model_spec("floor=pixels")
+    assert lm.label == "floor" and lm.key.startswith("floor-")
+    small = load_model_spec("random:chada_vit_nano,depth=1")
+    assert small.label == "random:chada_vit_nano,depth=1" and small.model.config.depth == 1
+    assert not any(p.requires_grad for p in small.model.parameters()) and not small.model.training
 
 
 def test_zero_fill_keeps_channel_slots():

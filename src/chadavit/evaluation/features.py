@@ -8,6 +8,7 @@ Model specs (``chadavit eval --model SPEC``):
 ``DIR``                        a ``save_pretrained`` folder (``model.safetensors`` + ``config.json``)
 ``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
 ``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
+``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 
 Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel) and
 ``all_tokens`` (every patch token of every channel concatenated; needs a fixed channel count).
@@ -119,8 +120,17 @@ def weights_hash(model: nn.Module) -> str:
 
 
 def load_model_spec(spec: str) -> LoadedModel:
-    """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring)."""
+    """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring).
+
+    ``LABEL=SPEC`` names the model in tables and figures (``LABEL`` without ``,`` or ``:``).
+    """
     spec = spec.strip()
+    m = re.match(r"^([^,:=/]+)=(.+)$", spec)
+    if m and not Path(spec).exists():
+        lm = load_model_spec(m.group(2))
+        lm.label = m.group(1).strip()
+        lm.key = re.sub(r"[^A-Za-z0-9_.-]+", "_", lm.label)[:60] + "-" + lm.key.rsplit("-", 1)[-1]
+        return lm
     if spec == "pixels":
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
