@@ -179,3 +179,19 @@ def test_zero_fill_keeps_channel_slots():
     filled, names = select_channels(d, [0, 2], zero_fill=True)
     assert filled[0].shape == (3, 4, 4) and names == [("a", "b", "c")]
     assert not filled[0][1].any() and np.array_equal(filled[0][2], imgs[0][2])
+
+
+def test_official_spec_reproduces_reference_cls(shared_dir: Path):
+    fx = shared_dir / "fixtures" / "official_chadavit"
+    ref = np.load(fx / "reference_io.npz")
+    counts = ref["b0_num_channels"].tolist()
+    planes = ref["b0_pixels_uint8"]
+    offs = np.cumsum([0] + counts)
+    images = [planes[offs[i] : offs[i + 1]] for i in range(len(counts))]
+    d = EvalData("ref", images, [tuple(f"c{j}" for j in range(c)) for c in counts], pd.DataFrame({"i": counts}))
+    for spec, key in ((f"official:{fx / 'official_training.ckpt'}", "b0_student_cls"),
+                      (f"official:{fx / 'official_training.ckpt'}:teacher", "b0_teacher_cls")):
+        lm = load_model_spec(spec)
+        cls = extract_features(lm, d, ("cls",), progress=False)["cls"]
+        assert np.abs(cls - ref[key]).max() < 1e-3, spec
+    assert lm.label.endswith(":teacher")
