@@ -1,0 +1,240 @@
+"""Gathering finished runs into the paper's layouts: Table 3, CLS against all-token, and the scaling plot.
+
+Reads ``OUT/runs/*/metrics.json`` only (never re-runs anything), so a report can be made while an array job
+is still running: unfinished runs are listed as missing. Writes Markdown, CSV and PNG (matplotlib Agg).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chadavit.experiments.runner import METRICS
+from chadavit.experiments.spec import Experiment, RunSpec
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_fig(fig: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+
+
+def collect(exp: Experiment, results: str | os.PathLike[str] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """``{run name: metrics}`` for the finished runs, and the names of the unfinished ones (file order)."""
+    found, missing = {}, []
+    for run in exp.runs:
+        p = exp.run_dir(run, results) / METRICS
+        if p.is_file():
+            found[run.name] = json.loads(p.read_text())
+        else:
+            missing.append(run.name)
+    return found, missing
+
+
+def long_table(metrics: dict[str, dict]) -> pd.DataFrame:
+    """One row per (run, task, metric): run, label, family, parameters, embed_dim, task, metric, mean, std, n_seeds."""
+    rows = []
+    for name, m in metrics.items():
+        for r in m["eval"]:
+            rows.append({"run": name, "label": m["label"], "family": m["family"], "model": m["model"],
+                         "parameters": m["parameters"], "embed_dim": m["embed_dim"], "task": r["task"],
+                         "metric": r["metric"], "mean": r["mean"], "std": r["std"], "n_seeds": r["n_seeds"]})
+    return pd.DataFrame(rows, columns=["run", "label", "family", "model", "parameters", "embed_dim", "task", "metric",
+                                       "mean", "std", "n_seeds"])
+
+
+def _value(df: pd.DataFrame, run: str, task: str, metric: str) -> tuple[float, float]:
+    s = df[(df["run"] == run) & (df["task"] == task) & (df["metric"] == metric)]
+    if not len(s):
+        return float("nan"), float("nan")
+    return float(s["mean"].iloc[0]), float(s["std"].iloc[0])
+
+
+def _fmt(mean: float, std: float, metric: str) -> str:
+    from chadavit.evaluation.tables import fmt
+
+    return fmt(mean, std, metric)
+
+
+def _md(table: pd.DataFrame) -> str:
+    from chadavit.evaluation.tables import to_markdown
+
+    return to_markdown(table)
+
+
+def _runs(exp: Experiment, cfg: dict[str, Any], metrics: dict[str, dict]) -> list[RunSpec]:
+    names = cfg.get("runs") or [r.name for r in exp.runs]
+    return [exp.get(n) for n in names if n in metrics]
+
+
+def table3(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: dict[str, Any], out: Path) -> str:
+    """Rows runs, columns (task, metric) as configured; ``table3.md`` / ``table3.csv`` (numbers as mean and std)."""
+    cols = cfg.get("columns") or [{"task": t} for t in dict.fromkeys(df["task"])]
+    runs = _runs(exp, cfg, metrics)
+    heads = [c.get("header") or f"{c['task']} ({c.get('metric', 'top1')})" for c in cols]
+    shown = pd.DataFrame(index=pd.Index([r.label for r in runs], name="model"), columns=heads, dtype=object)
+    csv_rows = []
+    for r in runs:
+        row = {"run": r.name, "label": r.label, "family": r.family, "parameters": metrics[r.name]["parameters"]}
+        for c, h in zip(cols, heads):
+            metric = c.get("metric", "top1")
+            mean, std = _value(df, r.name, c["task"], metric)
+            shown.loc[r.label, h] = _fmt(mean, std, metric)
+            row[f"{h} mean"], row[f"{h} std"] = mean, std
+        csv_rows.append(row)
+    _atomic_text(out / "table3.csv", pd.DataFrame(csv_rows).to_csv(index=False))
+    title = cfg.get("title", "Table 3")
+    md = f"## {title}\n\n{_md(shown)}\n"
+    if cfg.get("note"):
+        md += f"\n{cfg['note']}\n"
+    _atomic_text(out / "table3.md", md)
+    return md
+
+
+def cls_vs_all(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: dict[str, Any], out: Path) -> str:
+    """For each (CLS task, all-token task) pair: every run's score with both features (Figure 14, left)."""
+    metric = cfg.get("metric", "top1")
+    pairs = cfg.get("pairs") or []
+    runs = _runs(exp, cfg, metrics)
+    rows = []
+    for pr in pairs:
+        for r in runs:
+            mc, sc = _value(df, r.name, pr["cls"], metric)
+            ma, sa = _value(df, r.name, pr["all_tokens"], metric)
+            rows.append({"pair": pr.get("title", pr["cls"]), "run": r.name, "label": r.label, "cls_mean": mc,
+                         "cls_std": sc, "all_tokens_mean": ma, "all_tokens_std": sa, "gain": ma - mc})
+    table = pd.DataFrame(rows, columns=["pair", "run", "label", "cls_mean", "cls_std", "all_tokens_mean",
+                                        "all_tokens_std", "gain"])
+    _atomic_text(out / "cls_vs_all_tokens.csv", table.to_csv(index=False))
+    shown = pd.DataFrame(
+        {"task": table["pair"], "model": table["label"],
+         "CLS": [_fmt(a, b, metric) for a, b in zip(table["cls_mean"], table["cls_std"])],
+         "all tokens": [_fmt(a, b, metric) for a, b in zip(table["all_tokens_mean"], table["all_tokens_std"])],
+         "all − CLS": [f"{g:+.1f}" if np.isfinite(g) else "n/a" for g in table["gain"]]}).set_index("task")
+    title = cfg.get("title", "CLS token against all tokens (Figure 14, left)")
+    md = f"## {title}\n\n{_md(shown)}\n\n![CLS vs all tokens](cls_vs_all_tokens.png)\n"
+    _atomic_text(out / "cls_vs_all_tokens.md", md)
+    if len(table):
+        plt = _plt()
+        labels = [r.label for r in runs]
+        fig, axes = plt.subplots(1, len(pairs), figsize=(1.5 + 1.5 * len(labels) * len(pairs), 3.4), squeeze=False)
+        for ax, pr in zip(axes[0], pairs):
+            t = table[table["pair"] == pr.get("title", pr["cls"])]
+            x = np.arange(len(t))
+            ax.bar(x - 0.2, t["cls_mean"], 0.4, yerr=t["cls_std"], capsize=2, label="CLS")
+            ax.bar(x + 0.2, t["all_tokens_mean"], 0.4, yerr=t["all_tokens_std"], capsize=2, label="all tokens")
+            ax.set_xticks(x, [str(lab)[:22] for lab in t["label"]], rotation=30, ha="right", fontsize=7)
+            ax.set_title(pr.get("title", pr["cls"]), fontsize=9)
+            ax.set_ylabel(metric)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        _save_fig(fig, out / "cls_vs_all_tokens.png")
+        plt.close(fig)
+    return md
+
+
+def scaling(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: dict[str, Any], out: Path) -> str:
+    """Score against parameter count and against embedding size, one line per family (Figure 14, right)."""
+    metric = cfg.get("metric", "top1")
+    tasks = cfg.get("tasks") or list(dict.fromkeys(df["task"]))[:1]
+    runs = sorted(_runs(exp, cfg, metrics), key=lambda r: (r.family, metrics[r.name]["parameters"]))
+    rows = []
+    for r in runs:
+        m = metrics[r.name]
+        for t in tasks:
+            mean, std = _value(df, r.name, t, metric)
+            rows.append({"family": r.family, "run": r.name, "label": r.label, "parameters": m["parameters"],
+                         "embed_dim": m["embed_dim"], "depth": m.get("depth"), "task": t, "mean": mean, "std": std})
+    table = pd.DataFrame(rows, columns=["family", "run", "label", "parameters", "embed_dim", "depth", "task", "mean",
+                                        "std"])
+    _atomic_text(out / "scaling.csv", table.to_csv(index=False))
+    shown = table.assign(parameters=table["parameters"].map(lambda v: f"{v:,}"),
+                         score=[_fmt(a, b, metric) for a, b in zip(table["mean"], table["std"])])
+    shown = shown[["family", "label", "parameters", "embed_dim", "depth", "task", "score"]].set_index("family")
+    title = cfg.get("title", "Scaling: score against parameters and embedding size (Figure 14, right)")
+    md = f"## {title}\n\n{_md(shown)}\n\n![scaling](scaling.png)\n"
+    _atomic_text(out / "scaling.md", md)
+    if len(table):
+        plt = _plt()
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        for (fam, task), g in table.groupby(["family", "task"], sort=False):
+            lab = f"{fam} · {task}" if len(tasks) > 1 else str(fam)
+            g_p = g.sort_values("parameters")
+            axes[0].errorbar(g_p["parameters"], g_p["mean"], yerr=g_p["std"], marker="o", capsize=2, label=lab)
+            g_d = g.sort_values("embed_dim")
+            axes[1].errorbar(g_d["embed_dim"], g_d["mean"], yerr=g_d["std"], marker="o", capsize=2, label=lab)
+        axes[0].set_xscale("log")
+        axes[0].set_xlabel("backbone parameters")
+        axes[1].set_xscale("log", base=2)
+        axes[1].set_xlabel("embedding size D")
+        for ax in axes:
+            ax.set_ylabel(f"{metric}" + (f" ({tasks[0]})" if len(tasks) == 1 else ""))
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=7)
+        fig.tight_layout()
+        _save_fig(fig, out / "scaling.png")
+        plt.close(fig)
+    return md
+
+
+def _provenance_md(metrics: dict[str, dict]) -> str:
+    lines = ["## Runs", "", "| run | model | parameters | D | pretrain steps | pretrain s | eval s | commit | torch | "
+             "hardware |", "|---|---|---:|---:|---:|---:|---:|---|---|---|"]
+    for name, m in metrics.items():
+        p = m.get("provenance", {})
+        hw = p.get("hardware", {})
+        where = hw.get("gpu") or f"{hw.get('cpus_available', '?')} CPU cores"
+        commit = str(p.get("git", {}).get("commit", "unknown"))[:10] + ("+dirty" if p.get("git", {}).get("dirty") else "")
+        lines.append(f"| {name} | {m['model']} | {m['parameters']:,} | {m['embed_dim']} | {m['pretrain'].get('steps')} | "
+                     f"{m['wall_s']['pretrain']} | {m['wall_s']['eval']} | {commit} | "
+                     f"{p.get('libraries', {}).get('torch', '?')} | {where} |")
+    total = sum(m["wall_s"]["total"] for m in metrics.values())
+    lines += ["", f"Total run time: {total:.0f} s ({total / 60:.1f} min)", ""]
+    return "\n".join(lines)
+
+
+def make_report(exp: Experiment, out: str | os.PathLike[str], results: str | os.PathLike[str] | None = None,
+                say: Any = print) -> Path:
+    """Write ``report.md`` plus each layout's ``.md``/``.csv``/``.png`` and ``all_results.csv`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics, missing = collect(exp, results)
+    df = long_table(metrics)
+    _atomic_text(out / "all_results.csv", df.to_csv(index=False))
+    parts = [f"# Experiment `{exp.name}`", ""]
+    if exp.description:
+        parts += [exp.description.strip(), ""]
+    parts += [f"Experiment file: `{exp.source}`. Results: `{Path(results or exp.out)}`. Scores are mean ± sample std "
+              "over the evaluation seeds.", ""]
+    if missing:
+        parts += [f"**Not finished yet ({len(missing)}):** " + ", ".join(missing), ""]
+        say(f"report: {len(missing)} run(s) not finished: {', '.join(missing)}")
+    if metrics:
+        sections = exp.report or {"table3": {}}
+        for key, fn in (("table3", table3), ("cls_vs_all", cls_vs_all), ("scaling", scaling)):
+            if key in sections:
+                parts += [fn(exp, df, metrics, sections[key] or {}, out), ""]
+        parts.append(_provenance_md(metrics))
+    _atomic_text(out / "report.md", "\n".join(parts))
+    say(f"wrote {out / 'report.md'} ({len(metrics)} finished run(s))")
+    return out / "report.md"

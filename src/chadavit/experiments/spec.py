@@ -1,0 +1,243 @@
+"""The experiment file: shared pretraining and evaluation settings plus a list of runs.
+
+::
+
+    name: my_study
+    out: runs/my_study                      # results root (relative to the working directory)
+    seed: 0                                 # default pretraining seed of every run
+    pretrain:
+      config: demo                          # pretraining preset or YAML file (relative to this file first)
+      overrides: {train.epochs: 2}          # dotted keys (or a list of "key=value")
+    evaluation:
+      suite: my_suite.yaml                  # suite preset, file (relative to this file first) or inline mapping
+      seeds: [0, 1, 2]                      # overrides the suite's seeds
+      figures: false
+    runs:
+      - name: chadavit                      # unique; the run directory is OUT/runs/NAME
+        label: ChAda-ViT                    # row name in the report (default: name)
+        family: ChAda-ViT                   # line in the scaling plot (default: model)
+        model: chada_vit_nano               # model.name
+        model_overrides: {embed_dim: 64}    # merged into model.overrides
+        data: {filter: {n_channels: [3]}}   # any data.* keys (paths, filter, split_channels, synthetic...)
+        pretrain: {optim.lr: 0.001}         # more dotted pretraining overrides
+        seed: 1
+        eval_model: {pooling: concat}       # model config changes for evaluation only (same weights)
+        sweep:                              # optional: one run per entry, deep-merged, named NAME_<suffix>
+          - {suffix: d32, model_overrides: {embed_dim: 32}}
+    report:
+      table3: {title: ..., runs: [...], columns: [{task: T, metric: top1, header: H}]}
+      cls_vs_all: {runs: [...], pairs: [{title: T, cls: TASK, all_tokens: TASK}], metric: top1}
+      scaling: {runs: [...], tasks: [TASK, ...], metric: top1}
+
+Every value is checked when the file is loaded, so a misspelt key fails before any run starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUN_KEYS = {"name", "label", "family", "model", "model_overrides", "data", "pretrain", "seed", "eval_model", "sweep",
+            "tags"}
+TOP_KEYS = {"name", "description", "out", "seed", "pretrain", "evaluation", "runs", "report"}
+REPORT_KEYS = {"table3", "cls_vs_all", "scaling"}
+
+
+class ExperimentError(ValueError):
+    """The experiment file is malformed; the message names the file and the key."""
+
+
+@dataclass
+class RunSpec:
+    """One pretraining + evaluation run, fully resolved from the experiment file."""
+
+    index: int
+    name: str
+    label: str
+    family: str
+    model: str
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    eval_model: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "label": self.label, "family": self.family,
+                "model": self.model, "model_overrides": self.model_overrides, "data": self.data,
+                "pretrain": self.pretrain, "seed": self.seed, "eval_model": self.eval_model, "tags": self.tags}
+
+
+@dataclass
+class Experiment:
+    name: str
+    source: Path
+    out: Path
+    pretrain_config: str
+    pretrain_overrides: dict[str, Any]
+    evaluation: dict[str, Any]
+    runs: list[RunSpec]
+    report: dict[str, Any]
+    description: str = ""
+
+    def run_dir(self, run: RunSpec, out: str | os.PathLike[str] | None = None) -> Path:
+        return Path(out or self.out) / "runs" / run.name
+
+    def get(self, name: str) -> RunSpec:
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise ExperimentError(f"{self.source}: no run named {name!r}; runs: {', '.join(r.name for r in self.runs)}")
+
+    def resolve_file(self, value: str) -> str:
+        """A file named relative to the experiment file if it exists there, else the value unchanged (a preset)."""
+        cand = self.source.parent / value
+        return str(cand) if cand.is_file() else value
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _overrides(value: Any, where: str) -> dict[str, Any]:
+    """Dotted overrides given as a mapping or as a list of ``key=value`` strings -> mapping."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, list):
+        out = {}
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise ExperimentError(f"{where}: override {item!r} must look like key=value")
+            k, raw = item.split("=", 1)
+            out[k.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        return out
+    raise ExperimentError(f"{where}: give overrides as a mapping or a list of key=value, not {value!r}")
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"filter": {"n_channels": [3]}}`` under ``data`` -> ``{"data.filter.n_channels": [3]}``."""
+    if isinstance(value, dict) and value and prefix.count(".") < 3:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(f"{prefix}.{k}", v))
+        return out
+    return {prefix: value}
+
+
+def override_strings(mapping: dict[str, Any]) -> list[str]:
+    """Dotted overrides as the ``key=value`` strings :func:`chadavit.pretrain.config.load_config` takes."""
+    return [f"{k}={json.dumps(v)}" for k, v in mapping.items()]
+
+
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
+    """Read and check an experiment file; sweeps are expanded into runs (their order is the ``--index`` order)."""
+    p = Path(path)
+    if not p.is_file():
+        from importlib import resources
+
+        cand = Path(str(resources.files("chadavit") / "configs" / "experiments" / f"{path}.yaml"))
+        if not cand.is_file():
+            raise ExperimentError(f"experiment file {path} does not exist (nor a bundled experiment of that name)")
+        p = cand
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{p}: invalid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{p}: the top level must be a mapping")
+    bad = set(raw) - TOP_KEYS
+    if bad:
+        raise ExperimentError(f"{p}: unknown key(s) {sorted(bad)}; valid: {sorted(TOP_KEYS)}")
+    if not raw.get("runs"):
+        raise ExperimentError(f"{p}: no runs (add a 'runs:' list)")
+    pre = raw.get("pretrain") or {}
+    if not isinstance(pre, dict) or set(pre) - {"config", "overrides"}:
+        raise ExperimentError(f"{p}: 'pretrain' takes 'config' and 'overrides'")
+    ev = dict(raw.get("evaluation") or {})
+    bad = set(ev) - {"suite", "seeds", "figures", "batch_size"}
+    if bad:
+        raise ExperimentError(f"{p}: unknown evaluation key(s) {sorted(bad)}; valid: suite, seeds, figures, batch_size")
+    if "suite" not in ev:
+        raise ExperimentError(f"{p}: evaluation.suite is required (a suite preset, file or inline mapping)")
+    report = dict(raw.get("report") or {})
+    bad = set(report) - REPORT_KEYS
+    if bad:
+        raise ExperimentError(f"{p}: unknown report section(s) {sorted(bad)}; valid: {sorted(REPORT_KEYS)}")
+    default_seed = int(raw.get("seed", 0))
+    runs: list[RunSpec] = []
+    for i, r in enumerate(raw["runs"]):
+        if not isinstance(r, dict):
+            raise ExperimentError(f"{p}: run {i} must be a mapping")
+        bad = set(r) - RUN_KEYS
+        if bad:
+            raise ExperimentError(f"{p}: run {r.get('name', i)!r} has unknown key(s) {sorted(bad)}; "
+                                  f"valid: {sorted(RUN_KEYS)}")
+        for key in ("name", "model"):
+            if key not in r:
+                raise ExperimentError(f"{p}: run {i} lacks {key!r}")
+        variants = r.get("sweep") or [{}]
+        if not isinstance(variants, list):
+            raise ExperimentError(f"{p}: run {r['name']!r}: sweep must be a list of mappings")
+        for j, v in enumerate(variants):
+            v = dict(v)
+            suffix = str(v.pop("suffix", j if len(variants) > 1 else ""))
+            bad = set(v) - (RUN_KEYS - {"name", "sweep"})
+            if bad:
+                raise ExperimentError(f"{p}: run {r['name']!r} sweep entry {j} has unknown key(s) {sorted(bad)}")
+            base = {k: val for k, val in r.items() if k != "sweep"}
+            m = _deep_merge(base, v)
+            name = f"{r['name']}_{suffix}" if suffix else str(r["name"])
+            if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+                raise ExperimentError(f"{p}: run name {name!r} may only use letters, digits and _ . + -")
+            where = f"{p}: run {name!r}"
+            for key in ("model_overrides", "data", "eval_model"):
+                if m.get(key) is not None and not isinstance(m[key], dict):
+                    raise ExperimentError(f"{where}: {key} must be a mapping")
+            label = str(v["label"]) if "label" in v else str(r.get("label", r["name"])) + (f" {suffix}" if suffix else "")
+            runs.append(RunSpec(index=len(runs), name=name, label=label,
+                family=str(m.get("family", m["model"])), model=str(m["model"]),
+                model_overrides=dict(m.get("model_overrides") or {}), data=dict(m.get("data") or {}),
+                pretrain=_overrides(m.get("pretrain"), where), seed=int(m.get("seed", default_seed)),
+                eval_model=dict(m.get("eval_model") or {}), tags=[str(t) for t in m.get("tags", [])]))
+    names = [r.name for r in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ExperimentError(f"{p}: duplicate run name(s) {dup}")
+    for section, cfg in report.items():
+        for n in (cfg or {}).get("runs", []) or []:
+            if n not in names:
+                raise ExperimentError(f"{p}: report.{section} names unknown run {n!r}; runs: {', '.join(names)}")
+    return Experiment(name=str(raw.get("name", p.stem)), source=p.resolve(), out=Path(raw.get("out", f"runs/{p.stem}")),
+                      pretrain_config=str(pre.get("config", "demo")),
+                      pretrain_overrides=_overrides(pre.get("overrides"), f"{p}: pretrain.overrides"),
+                      evaluation=ev, runs=runs, report=report, description=str(raw.get("description", "")))
+
+
+def pretrain_overrides(exp: Experiment, run: RunSpec, run_dir: Path, progress: bool = True) -> list[str]:
+    """The ``key=value`` list that turns the experiment's base pretraining config into this run's config."""
+    mapping: dict[str, Any] = dict(exp.pretrain_overrides)
+    mapping["model.name"] = run.model
+    mapping.update({f"model.overrides.{k}": v for k, v in run.model_overrides.items()})
+    mapping.update(_flatten("data", run.data) if run.data else {})
+    mapping.update(run.pretrain)
+    mapping["train.seed"] = run.seed
+    mapping["train.out_dir"] = str(run_dir / "pretrain")
+    if not progress:
+        mapping["train.progress"] = False
+    return override_strings(mapping)
