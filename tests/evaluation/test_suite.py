@@ -157,6 +157,10 @@ def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):
     assert main(["eval", "--suite", str(suite), "--model", "pixels", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "bloodmnist.npz" in err and "Expected layout" in err
+    assert main(["eval", "--suite", "paper", "--model", "pixels", "--out", str(tmp_path / "p"), "--no-figures",
+                 "--skip-missing", "--set", f"data_root={tmp_path / 'none'}"]) == 0
+    out = capsys.readouterr().out
+    assert "SKIPPED dataset bloodmnist" in out and "SKIPPED task BBBC021 MoA" in out
 
 
 def test_model_specs():

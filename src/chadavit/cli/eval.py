@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="suite variable, e.g. data_root=/data/benchmarks (used as ${data_root} in suite files)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the suite's threads, else torch's default)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="skip datasets that are not found (with a message) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--list", action="store_true", help="list suite presets and dataset adapters, then exit")
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite, variables)
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
         summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
-                            figures=not args.no_figures, progress=not args.no_progress, threads=args.threads)
+                            figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
+                            skip_missing=args.skip_missing)
     except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -122,12 +122,13 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
                  threads=int(raw["threads"]) if raw.get("threads") else None)
 
 
-def load_suite_datasets(suite: Suite, say: Any = print) -> dict[str, EvalData | None]:
-    """Load every dataset of the suite; an ``optional`` one that is missing becomes None with a visible message."""
+def load_suite_datasets(suite: Suite, say: Any = print, skip_missing: bool = False) -> dict[str, EvalData | None]:
+    """Load every dataset of the suite; an ``optional`` one (every one with ``skip_missing``) that is missing
+    becomes None with a visible message, any other missing one raises `DatasetLayoutError`."""
     out: dict[str, EvalData | None] = {}
     for name, spec in suite.datasets.items():
         spec = dict(spec)
-        optional = bool(spec.pop("optional", False))
+        optional = bool(spec.pop("optional", False)) or skip_missing
         adapter = spec.pop("adapter")
         try:
             t0 = time.time()
@@ -268,25 +269,27 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
-              say: Any = print, threads: int | None = None) -> pd.DataFrame:
+              say: Any = print, threads: int | None = None, skip_missing: bool = False) -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
     Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
     each task to its main metrics for :func:`chadavit.evaluation.tables.wide_table`); ``out_dir`` gets
     ``results.md``, ``table.csv``, ``summary.csv``, ``results_per_seed.csv``, ``figures/`` and the feature
     ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
+    ``skip_missing`` skips every missing dataset (and its tasks) instead of stopping with its expected layout.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     n_threads = threads or suite.threads
     if n_threads:
         with P.torch_threads(int(n_threads)):
-            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say)
-    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say)
+            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing)
 
 
 def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
-               seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any) -> pd.DataFrame:
+               seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any,
+               skip_missing: bool = False) -> pd.DataFrame:
     from chadavit.evaluation.tables import write_tables
 
     if seeds is not None:
@@ -294,7 +297,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    datasets = load_suite_datasets(suite, say)
+    datasets = load_suite_datasets(suite, say, skip_missing)
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m) for m in model_specs]
     if not models:
         raise ValueError("give at least one model spec")
@@ -322,7 +325,8 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.3f}"
                 f"  ({time.time() - t0:.1f} s)")
         timings[lm.label] = time.time() - t_model
-    results = pd.DataFrame(rows)
+    results = pd.DataFrame(rows, columns=["model", "task", "dataset", "protocol", "features", "seed", "metric",
+                                          "value"])
     summary = summarise(results) if len(results) else pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
     meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
             "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,

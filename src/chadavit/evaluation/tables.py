@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 METRIC_LABELS = {"top1": "top-1 %", "macro_f1": "macro F1 %", "r2": "R²", "mse": "MSE", "mae": "MAE",
@@ -30,8 +31,9 @@ def wide_table(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = N
     """Models x ``task (metric)`` table; only each task's primary metrics when ``primaries`` is given."""
     rows = summary
     if primaries is not None:
-        keep = [(t, m) for t, ms in primaries.items() for m in ms]
-        rows = summary[[(t, m) in set(keep) for t, m in zip(summary["task"], summary["metric"])]]
+        keep = {(t, m) for t, ms in primaries.items() for m in ms}
+        mask = np.array([(t, m) in keep for t, m in zip(summary["task"], summary["metric"])], dtype=bool)
+        rows = summary.loc[mask]
     cols = list(dict.fromkeys(column_name(t, m) for t, m in zip(rows["task"], rows["metric"])))
     models = list(dict.fromkeys(rows["model"]))
     table = pd.DataFrame(index=pd.Index(models, name="model"), columns=cols, dtype=object)
