@@ -53,7 +53,7 @@ def learning_check(model: nn.Module, random_model: nn.Module, channels: Sequence
     from chadavit.data.synthetic import LOCALISATIONS, generate_cells
 
     cells = generate_cells(n_train + n_test, channels=tuple(channels), size=size, seed=seed)
-    y = torch.as_tensor(cells.labels["localisation"].to_numpy(), dtype=torch.long)
+    y = torch.tensor(cells.labels["localisation"].to_numpy().copy(), dtype=torch.long)
     out: dict[str, float] = {"chance": 1.0 / len(LOCALISATIONS)}
     for key, m in (("knn_trained", model), ("knn_random", random_model)):
         x = embed_images(m, cells.images, cells.channel_names, normalization, device=device)
