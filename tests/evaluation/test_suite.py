@@ -199,3 +199,19 @@ def test_official_spec_reproduces_reference_cls(shared_dir: Path):
         cls = extract_features(lm, d, ("cls",), progress=False)["cls"]
         assert np.abs(cls - ref[key]).max() < 1e-3, spec
     assert lm.label.endswith(":teacher")
+
+
+def test_directory_spec_matches_the_saved_model(tmp_path: Path):
+    from chadavit.models import save_pretrained
+
+    lm = load_model_spec("random:chada_vit_nano,depth=1")
+    save_pretrained(lm.model, tmp_path / "my_model")
+    loaded = load_model_spec(str(tmp_path / "my_model"))
+    assert loaded.label == "my_model" and loaded.key.split("-")[-1] == lm.key.split("-")[-1]  # same weight hash
+    write_blobs(tmp_path)
+    from chadavit.evaluation.adapters import load_dataset
+
+    d = load_dataset("npz", path=tmp_path / "blobs.npz", max_images=6)
+    a = extract_features(lm, d, ("cls", "patch_mean"), progress=False)
+    b = extract_features(loaded, d, ("cls", "patch_mean"), progress=False)
+    assert a["cls"].shape == (6, 64) and np.allclose(a["cls"], b["cls"], atol=1e-5)
