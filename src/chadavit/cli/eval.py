@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="suite variable, e.g. data_root=/data/benchmarks (used as ${data_root} in suite files)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the suite's threads, else torch's default)")
+    p.add_argument("--device", default="cpu", help="where encoders and the decoder run, e.g. cuda (default: cpu)")
     p.add_argument("--skip-missing", action="store_true",
                    help="skip datasets that are not found (with a message) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="tables only")
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
         summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
                             figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
-                            skip_missing=args.skip_missing)
+                            skip_missing=args.skip_missing, device=args.device)
     except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -119,7 +119,7 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
-def load_model_spec(spec: str) -> LoadedModel:
+def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
     """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring).
 
     ``LABEL=SPEC`` names the model in tables and figures (``LABEL`` without ``,`` or ``:``).
@@ -127,7 +127,7 @@ def load_model_spec(spec: str) -> LoadedModel:
     spec = spec.strip()
     m = re.match(r"^([^,:=/]+)=(.+)$", spec)
     if m and not Path(spec).exists():
-        lm = load_model_spec(m.group(2))
+        lm = load_model_spec(m.group(2), device)
         lm.label = m.group(1).strip()
         lm.key = re.sub(r"[^A-Za-z0-9_.-]+", "_", lm.label)[:60] + "-" + lm.key.rsplit("-", 1)[-1]
         return lm
@@ -163,6 +163,7 @@ def load_model_spec(spec: str) -> LoadedModel:
     for p in model.parameters():
         p.requires_grad_(False)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
+    model.to(device)
     return LoadedModel(spec=spec, label=label, model=model, key=key)
 
 
@@ -177,9 +178,14 @@ def _fit_channels(img: np.ndarray, names: tuple[str, ...], n: int | None) -> tup
 
 
 def make_batch(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> ChannelBatch:
+    """Normalise with the model's recorded method and put the batch on the model's device."""
     fitted = [_fit_channels(im, nm, lm.fixed_in_chans) for im, nm in zip(images, names)]
-    return ChannelBatch.from_images([f[0] for f in fitted], channel_names=[f[1] for f in fitted],
-                                    normalize=lm.normalization)  # type: ignore[arg-type]
+    batch = ChannelBatch.from_images([f[0] for f in fitted], channel_names=[f[1] for f in fitted],
+                                     normalize=lm.normalization)  # type: ignore[arg-type]
+    p = next(iter(lm.model.parameters()), None)
+    if p is None:
+        p = next(iter(lm.model.buffers()), None)
+    return batch.to(p.device) if p is not None and p.device.type != "cpu" else batch
 
 
 def subset_tag(channels: Sequence[int] | None, zero_fill: bool = False) -> str:
@@ -245,11 +251,11 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     for chunk in chunks:
         out_b = lm.model(make_batch(lm, [images[i] for i in chunk], [names[i] for i in chunk]))
         if "cls" in acc:
-            acc["cls"].append(out_b.cls.float().reshape(len(chunk), -1).numpy())
+            acc["cls"].append(out_b.cls.float().reshape(len(chunk), -1).cpu().numpy())
         if "patch_mean" in acc:
-            acc["patch_mean"].append(torch.stack([t.float().mean((0, 1, 2)) for t in out_b.patch_tokens]).numpy())
+            acc["patch_mean"].append(torch.stack([t.float().mean((0, 1, 2)) for t in out_b.patch_tokens]).cpu().numpy())
         if "all_tokens" in acc:
-            acc["all_tokens"].append(torch.stack([t.float().reshape(-1) for t in out_b.patch_tokens]).numpy())
+            acc["all_tokens"].append(torch.stack([t.float().reshape(-1) for t in out_b.patch_tokens]).cpu().numpy())
         bar.update(len(chunk))
     bar.close()
     inv = np.argsort(np.array(order))

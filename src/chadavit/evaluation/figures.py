@@ -47,7 +47,7 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
     cmax = max(im.shape[0] for im in imgs)
     fig, axes = plt.subplots(len(imgs), 2 * cmax, figsize=(2 * 2 * cmax, 2 * len(imgs)), squeeze=False)
     for r, (img, nm, att) in enumerate(zip(imgs, names, out.attentions)):
-        a = att.float().mean(0).numpy()  # (C', h, w); fixed-channel baselines may carry padded channels
+        a = att.float().mean(0).cpu().numpy()  # (C', h, w); fixed-channel baselines may carry padded channels
         for c in range(cmax):
             ax_img, ax_att = axes[r, 2 * c], axes[r, 2 * c + 1]
             for ax in (ax_img, ax_att):

@@ -70,25 +70,26 @@ def reconstruction_targets(images: list[np.ndarray], channel: int, size: int | N
 
 
 def train_decoder(z_train: np.ndarray, t_train: np.ndarray, seed: int = 0, epochs: int = 30, lr: float = 3e-3,
-                  batch_size: int = 64, width: float = 1.0) -> ChannelDecoder:
+                  batch_size: int = 64, width: float = 1.0, device: str | torch.device = "cpu") -> ChannelDecoder:
     """Fit a `ChannelDecoder` with MSE (seeded initialisation and data order)."""
     torch.manual_seed(int(seed))
     gen = torch.Generator().manual_seed(int(seed))
     mu, sd = z_train.mean(0, keepdims=True), z_train.std(0, keepdims=True)
     sd = np.where(sd > 1e-8, sd, 1.0)
-    z = torch.from_numpy(((z_train - mu) / sd).astype(np.float32))
-    t = torch.from_numpy(t_train.astype(np.float32))
+    z = torch.from_numpy(((z_train - mu) / sd).astype(np.float32)).to(device)
+    t = torch.from_numpy(t_train.astype(np.float32)).to(device)
     dec = ChannelDecoder(z.shape[1], t.shape[-1], width)
     with torch.no_grad():  # start at the mean intensity: a saturated sigmoid would stall training
         m = float(t.mean().clamp(1e-3, 1 - 1e-3))
         dec.convs[-1].bias.fill_(math.log(m / (1 - m)))
         dec.convs[-1].weight.mul_(0.1)
+    dec.to(device)
     dec.register_buffer("z_mu", torch.from_numpy(mu.astype(np.float32)))
     dec.register_buffer("z_sd", torch.from_numpy(sd.astype(np.float32)))
     opt = torch.optim.AdamW(dec.parameters(), lr=lr, weight_decay=1e-4)
     with torch.enable_grad():
         for _ in range(epochs):
-            order = torch.randperm(len(z), generator=gen)
+            order = torch.randperm(len(z), generator=gen).to(device)
             for i in range(0, len(z), batch_size):
                 b = order[i : i + batch_size]
                 opt.zero_grad(set_to_none=True)
@@ -99,15 +100,16 @@ def train_decoder(z_train: np.ndarray, t_train: np.ndarray, seed: int = 0, epoch
 
 @torch.no_grad()
 def predict(dec: ChannelDecoder, z: np.ndarray) -> np.ndarray:
-    zz = (torch.from_numpy(z.astype(np.float32)) - dec.z_mu) / dec.z_sd
-    return torch.cat([dec(zz[i : i + 256]) for i in range(0, len(zz), 256)]).numpy()
+    zz = (torch.from_numpy(z.astype(np.float32)).to(dec.z_mu.device) - dec.z_mu) / dec.z_sd
+    return torch.cat([dec(zz[i : i + 256]) for i in range(0, len(zz), 256)]).cpu().numpy()
 
 
 @single_threaded
 def channel_reconstruction(z_train: np.ndarray, t_train: np.ndarray, z_test: np.ndarray, t_test: np.ndarray,
                            seed: int = 0, epochs: int = 30, width: float = 1.0,
-                           lr: float = 3e-3) -> tuple[dict[str, float], np.ndarray]:
+                           lr: float = 3e-3, device: str | torch.device = "cpu") -> tuple[dict[str, float], np.ndarray]:
     """Train on (CLS, target) pairs, score MAE/MSE/R2/Pearson on the flattened test predictions."""
-    dec = train_decoder(z_train.reshape(len(z_train), -1), t_train, seed=seed, epochs=epochs, width=width, lr=lr)
+    dec = train_decoder(z_train.reshape(len(z_train), -1), t_train, seed=seed, epochs=epochs, width=width, lr=lr,
+                        device=device)
     pred = predict(dec, z_test.reshape(len(z_test), -1))
     return regression_metrics(pred, t_test), pred

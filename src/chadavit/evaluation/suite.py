@@ -164,8 +164,9 @@ def _labels(data: EvalData, task: Task) -> np.ndarray:
 
 
 class _Runner:
-    def __init__(self, suite: Suite, out_dir: Path, progress: bool, say: Any) -> None:
+    def __init__(self, suite: Suite, out_dir: Path, progress: bool, say: Any, device: str = "cpu") -> None:
         self.suite, self.out_dir, self.progress, self.say = suite, out_dir, progress, say
+        self.device = device
         self.cache = out_dir / "cache"
         self.artifacts: dict[str, Any] = {}
 
@@ -215,10 +216,11 @@ class _Runner:
             z = self.features(lm, data, "cls", channels=inputs)
             targets = reconstruction_targets(data.images, t_idx, prm.get("target_size"))
             for s in seeds:
-                tr, te = P.train_test_split_indices(None, s, test_fraction, n=len(data))
+                tr, te = _split(data, None, s, test_fraction)
                 m, pred = channel_reconstruction(z[tr], targets[tr], z[te], targets[te], seed=s,
                                                  epochs=int(prm.get("epochs", 30)),
-                                                 width=float(prm.get("width", 1.0)), lr=float(prm.get("lr", 3e-3)))
+                                                 width=float(prm.get("width", 1.0)), lr=float(prm.get("lr", 3e-3)),
+                                                 device=self.device)
                 add(s, {k: m[k] for k in ("r2", "mse", "mae")})
                 if s == seeds[0]:
                     self.artifacts.setdefault("reconstruction_by_task", {}).setdefault(task.name, {})[lm.label] = {
@@ -269,7 +271,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
-              say: Any = print, threads: int | None = None, skip_missing: bool = False) -> pd.DataFrame:
+              say: Any = print, threads: int | None = None, skip_missing: bool = False,
+              device: str = "cpu") -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
     Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
@@ -277,19 +280,20 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     ``results.md``, ``table.csv``, ``summary.csv``, ``results_per_seed.csv``, ``figures/`` and the feature
     ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
     ``skip_missing`` skips every missing dataset (and its tasks) instead of stopping with its expected layout.
+    ``device`` runs the encoders and the reconstruction decoder there (``cuda``); probes stay on the CPU.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     n_threads = threads or suite.threads
     if n_threads:
         with P.torch_threads(int(n_threads)):
-            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing)
-    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing)
+            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
 
 
 def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
                seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any,
-               skip_missing: bool = False) -> pd.DataFrame:
+               skip_missing: bool = False, device: str = "cpu") -> pd.DataFrame:
     from chadavit.evaluation.tables import write_tables
 
     if seeds is not None:
@@ -298,10 +302,10 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     datasets = load_suite_datasets(suite, say, skip_missing)
-    models = [m if isinstance(m, LoadedModel) else load_model_spec(m) for m in model_specs]
+    models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
     if not models:
         raise ValueError("give at least one model spec")
-    runner = _Runner(suite, out, progress, say)
+    runner = _Runner(suite, out, progress, say, device)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     primaries: dict[str, list[str]] = {}
