@@ -61,11 +61,20 @@ class EvalData:
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> EvalData:
         idx = [int(i) for i in idx]
+        info = {k: v for k, v in self.info.items() if k != "_fingerprint"}
         return EvalData(self.name, [self.images[i] for i in idx], [self.channel_names[i] for i in idx],
-                        self.labels.iloc[idx].reset_index(drop=True), dict(self.info))
+                        self.labels.iloc[idx].reset_index(drop=True), info)
 
     def fingerprint(self) -> str:
-        """Content hash of pixels and channel names (the feature-cache key)."""
+        """Content hash of pixels and channel names (the feature-cache key); memoised per image list."""
+        memo = self.info.get("_fingerprint")
+        if memo is not None and memo[0] is self.images and memo[1:3] == (len(self.images), self.name):
+            return memo[3]
+        fp = self._fingerprint()
+        self.info["_fingerprint"] = (self.images, len(self.images), self.name, fp)
+        return fp
+
+    def _fingerprint(self) -> str:
         h = hashlib.sha256(self.name.encode())
         for img, names in zip(self.images, self.channel_names):
             a = np.ascontiguousarray(img)

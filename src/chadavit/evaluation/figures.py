@@ -141,17 +141,22 @@ def embedding_figure(lm: LoadedModel, feats: dict[str, np.ndarray], path: Path, 
     return path
 
 
-def cls_vs_all_figure(pairs: list[tuple[str, str, str]], summary: pd.DataFrame, path: Path) -> Path | None:
-    """Grouped bars: for every (CLS task, all-token task) pair, each model's top-1 with both features."""
-    if not pairs:
+def cls_vs_all_figure(pairs: list[tuple[str, dict[str, str]]], summary: pd.DataFrame, path: Path) -> Path | None:
+    """Grouped bars: for every dataset/label probed with several feature kinds, each model's top-1 per kind."""
+    if not pairs or summary.empty:
         return None
     plt = _plt()
     models = list(dict.fromkeys(summary["model"]))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(1.6 + 1.6 * len(models), 3.2), squeeze=False)
-    for ax, (title, t_cls, t_all) in zip(axes[0], pairs):
-        for j, (t, lab) in enumerate(((t_cls, "CLS"), (t_all, "all tokens"))):
+    names = {"cls": "CLS", "patch_mean": "mean of patch tokens", "all_tokens": "all tokens"}
+    fig, axes = plt.subplots(1, len(pairs), figsize=(1.6 + 1.8 * len(models) * len(pairs), 3.2), squeeze=False)
+    for ax, (title, by_kind) in zip(axes[0], pairs):
+        kinds = [k for k in ("cls", "patch_mean", "all_tokens") if k in by_kind]
+        w = 0.8 / len(kinds)
+        for j, kind in enumerate(kinds):
+            t = by_kind[kind]
             s = summary[(summary["task"] == t) & (summary["metric"] == "top1")].set_index("model").reindex(models)
-            ax.bar(np.arange(len(models)) + (j - 0.5) * 0.38, s["mean"], 0.38, yerr=s["std"], label=lab, capsize=2)
+            ax.bar(np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * w, s["mean"], w, yerr=s["std"],
+                   label=names[kind], capsize=2)
         ax.set_xticks(np.arange(len(models)), [m[:18] for m in models], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("linear probe top-1 %")
         ax.set_title(title, fontsize=8)
@@ -216,8 +221,8 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
         if t.protocol == "linear":
             by_key.setdefault((t.dataset, str(t.label)), {})[t.features] = t.name
     for (ds, label), feats in by_key.items():
-        if "cls" in feats and "all_tokens" in feats:
-            pairs.append((f"{ds}: {label}", feats["cls"], feats["all_tokens"]))
+        if "cls" in feats and len(feats) > 1:
+            pairs.append((f"{ds}: {label}", feats))
     made.append(cls_vs_all_figure(pairs, summary, out / "cls_vs_all_tokens.png"))
     for t in suite.tasks:
         if t.protocol == "missing_channels":
