@@ -160,3 +160,11 @@ def test_knn_small_temperature_does_not_overflow():
     x, y = blobs()
     tr, te = P.train_test_split_indices(y, seed=0)
     assert P.knn_classify(x[tr], y[tr], x[te], y[te], k=20, temperature=0.001)["top1"] > 97
+
+
+def test_linear_probe_multi_matches_single_probes():
+    x, y = blobs(sep=1.0, seed=4)
+    tr, te = P.train_test_split_indices(y, seed=0)
+    half = len(te) // 2
+    multi = P.linear_probe_multi(x[tr], y[tr], [(x[te[:half]], y[te[:half]]), (x[te], y[te])], seed=1)
+    assert multi[1] == P.linear_probe(x[tr], y[tr], x[te], y[te], seed=1)

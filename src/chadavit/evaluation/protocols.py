@@ -115,18 +115,30 @@ def _train_linear(x: torch.Tensor, y: torch.Tensor, out_dim: int, loss_fn: nn.Mo
 def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int = 0,
                  cfg: ProbeConfig | None = None) -> dict[str, float]:
     """Multinomial logistic regression on frozen features; returns top-1 accuracy and macro F1 (%)."""
+    return linear_probe_multi(x_train, y_train, [(x_test, y_test)], seed, cfg)[0]
+
+
+@single_threaded
+def linear_probe_multi(x_train: np.ndarray, y_train: np.ndarray, tests: list[tuple[np.ndarray, np.ndarray]],
+                       seed: int = 0, cfg: ProbeConfig | None = None) -> list[dict[str, float]]:
+    """One probe trained once, scored on several test sets (e.g. the k-channel views of the missing-channel curve)."""
     from sklearn.metrics import f1_score
 
     cfg = cfg or ProbeConfig()
-    classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
-    ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
-    xtr, xte = _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
+    classes, y_all = np.unique(np.concatenate([y_train, *[t[1] for t in tests]]), return_inverse=True)
+    ytr = y_all[: len(y_train)]
+    xs = _standardise(x_train.reshape(len(x_train), -1), *[t[0].reshape(len(t[0]), -1) for t in tests])
     with torch.enable_grad():
-        layer = _train_linear(xtr, torch.from_numpy(ytr).long(), len(classes), nn.CrossEntropyLoss(), seed, cfg)
-    with torch.no_grad():
-        pred = layer(xte).argmax(1).numpy()
-    return {"top1": 100.0 * float((pred == yte).mean()),
-            "macro_f1": 100.0 * float(f1_score(yte, pred, average="macro", zero_division=0))}
+        layer = _train_linear(xs[0], torch.from_numpy(ytr).long(), len(classes), nn.CrossEntropyLoss(), seed, cfg)
+    out, start = [], len(y_train)
+    for xte, (_, yt) in zip(xs[1:], tests):
+        yte = y_all[start : start + len(yt)]
+        start += len(yt)
+        with torch.no_grad():
+            pred = layer(xte).argmax(1).numpy()
+        out.append({"top1": 100.0 * float((pred == yte).mean()),
+                    "macro_f1": 100.0 * float(f1_score(yte, pred, average="macro", zero_division=0))})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- kNN

@@ -244,16 +244,15 @@ class _Runner:
                 tr, te = _split(data, y, s, test_fraction)
                 rng = np.random.default_rng([s, 17])
                 full = feats[combos[c][0]]
-                metrics = {}
+                views = []
                 for k in range(1, c + 1):
                     pick = rng.integers(len(combos[k]), size=len(te))
-                    xte = np.stack([feats[combos[k][j]][i] for i, j in zip(te, pick)])
-                    if head == "knn":
-                        m = P.knn_classify(full[tr], y[tr], xte, y[te], k=int(prm.get("k", 20)))
-                    else:
-                        m = P.linear_probe(full[tr], y[tr], xte, y[te], seed=s, cfg=_probe_cfg(prm))
-                    metrics[f"top1@{k}/{c}"] = m["top1"]
-                add(s, metrics)
+                    views.append((np.stack([feats[combos[k][j]][i] for i, j in zip(te, pick)]), y[te]))
+                if head == "knn":
+                    scores = [P.knn_classify(full[tr], y[tr], xv, yv, k=int(prm.get("k", 20))) for xv, yv in views]
+                else:  # one probe per seed, scored on every k
+                    scores = P.linear_probe_multi(full[tr], y[tr], views, seed=s, cfg=_probe_cfg(prm))
+                add(s, {f"top1@{k}/{c}": m["top1"] for k, m in zip(range(1, c + 1), scores)})
         return rows
 
 
