@@ -69,7 +69,8 @@ def test_cyclops(tmp_path: Path):
         (tmp_path / cls).mkdir()
         for i in range(2):
             for ch in ("gfp", "rfp"):
-                tifffile.imwrite(tmp_path / cls / f"{cls}{i}_{ch}.tif", rng.integers(0, 4000, (48, 48), dtype=np.uint16))
+                plane = rng.integers(0, 4000, (48, 48), dtype=np.uint16)
+                tifffile.imwrite(tmp_path / cls / f"{cls}{i}_{ch}.tif", plane)
     pd.DataFrame({"id": ["ER0", "Nucleus0", "Vacuole0"], "split": ["test"] * 3}).to_csv(tmp_path / "split.csv",
                                                                                      index=False)
     d = load_dataset("cyclops", path=tmp_path, size=32)

@@ -236,7 +236,7 @@ def load_bbbc021(path: str | Path, crop: int = 96, cells_per_field: int = 8, siz
                 raise _missing("bbbc021", f, "image file listed in BBBC021_v1_image.csv is absent")
             planes.append(read_image_file(f)[0])
         field = np.stack(planes)
-        batch = str(r[f"Image_PathName_DAPI"]).split("/")[0].split("_")[0]
+        batch = str(r["Image_PathName_DAPI"]).split("/")[0].split("_")[0]
         for cell in crop_cells(field, crop, cells_per_field):
             images.append(cell)
             rows.append({"compound": r["Image_Metadata_Compound"], "concentration": r["Image_Metadata_Concentration"],

@@ -112,7 +112,6 @@ def embed_2d(x: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.nda
     if method == "pca" or len(x) < 5:
         return PCA(2, random_state=seed).fit_transform(x), "PCA"
     from sklearn.manifold import TSNE
-
     from threadpoolctl import threadpool_limits
 
     xp = PCA(min(50, x.shape[1], len(x)), random_state=seed).fit_transform(x)

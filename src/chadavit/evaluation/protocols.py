@@ -19,7 +19,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -11,7 +11,8 @@ the layer widths are our design, the official repository has no decoder):
 At the paper's size (224 x 224 images, D = 192) this is 5,248,449 parameters. Only ``fc1`` depends on the
 encoder (``in_dim x 768`` weights), so every compared model gets the same decoder apart from that first
 layer. ``width`` scales every hidden width (``width=0.25`` for quick CPU suites); it is one number per
-suite, so compared models still get identical decoders. Targets are the held-out channel scaled by the model-independent percentile normalisation, so
+suite, so compared models still get identical decoders. Targets are the held-out channel scaled by the
+model-independent percentile normalisation, so
 MSE/MAE/R2 are comparable across encoders.
 """
 

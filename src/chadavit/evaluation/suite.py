@@ -97,7 +97,8 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
     if not p.is_file():
         cand = CONFIG_DIR / f"eval_{name_or_file}.yaml"
         if not cand.is_file():
-            raise SuiteError(f"suite {name_or_file!r} is neither a file nor a preset; presets: {', '.join(list_suites())}")
+            raise SuiteError(f"suite {name_or_file!r} is neither a file nor a preset; "
+                             f"presets: {', '.join(list_suites())}")
         p = cand
     raw = yaml.safe_load(p.read_text()) or {}
     raw = _expand(raw, default_variables() | (variables or {}))
@@ -268,7 +269,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
+def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel],
+              out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
               say: Any = print, threads: int | None = None, skip_missing: bool = False,
               device: str = "cpu") -> pd.DataFrame:
@@ -325,12 +327,14 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             primaries[task.name] = _primary(task, metrics)
             main = primaries[task.name][0] if primaries[task.name] else metrics[0]
             vals = [r["value"] for r in task_rows if r["metric"] == main]
-            say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.3f}"
+            sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
+            say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {sd:.3f}"
                 f"  ({time.time() - t0:.1f} s)")
         timings[lm.label] = time.time() - t_model
     results = pd.DataFrame(rows, columns=["model", "task", "dataset", "protocol", "features", "seed", "metric",
                                           "value"])
-    summary = summarise(results) if len(results) else pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
+    empty = pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
+    summary = summarise(results) if len(results) else empty
     meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
             "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,
             "models": [(m.label, m.spec) for m in models]}

@@ -27,7 +27,8 @@ def column_name(task: str, metric: str) -> str:
     return f"{task} ({METRIC_LABELS.get(metric, metric)})"
 
 
-def wide_table(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = None, numeric: bool = False) -> pd.DataFrame:
+def wide_table(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = None,
+               numeric: bool = False) -> pd.DataFrame:
     """Models x ``task (metric)`` table; only each task's primary metrics when ``primaries`` is given."""
     rows = summary
     if primaries is not None:
@@ -77,7 +78,8 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
     tasks = meta.get("tasks") or []
     if tasks:
-        md += ["## Tasks", "", "| task | dataset | protocol | label | features | settings |", "|---|---|---|---|---|---|"]
+        md += ["## Tasks", "", "| task | dataset | protocol | label | features | settings |",
+               "|---|---|---|---|---|---|"]
         for t in tasks:
             settings = json.dumps(t.params, default=str) if t.params else ""
             if t.protocol == "knn":
