@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chadavit.cli.main import main
+from chadavit.models import load_pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pretrain"))
 from tiny import TINY  # noqa: E402
@@ -35,8 +36,8 @@ def test_family_runs_dino_steps(tmp_path, name, extra, images):
     s = _pretrain(tmp_path / name, f"model.name={name}", *extra)
     assert s["steps"] == 2 and math.isfinite(s["final_loss"])
     assert s["steps_per_epoch"] == images // 8
-    cfg = json.loads((tmp_path / name / "backbone" / "config.json").read_text())
-    assert cfg["architecture"] == {"chada_vit_nano": "chada_vit", "inter_channel_vit_moyen": "inter_channel_vit",
+    model = load_pretrained(tmp_path / name / "backbone")
+    assert model.config.architecture == {"chada_vit_nano": "chada_vit", "inter_channel_vit_moyen": "inter_channel_vit",
                                    "one_channel_vit_tiny": "one_channel_vit",
                                    "fixed_channel_vit_tiny": "fixed_channel_vit"}[name]
 
