@@ -306,6 +306,11 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
     if not models:
         raise ValueError("give at least one model spec")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(models) * len(suite.tasks), desc=f"suite {suite.name}", unit="task", disable=not progress)
+    if progress and say is print:
+        say = tqdm.write  # messages above the bar instead of through it
     runner = _Runner(suite, out, progress, say, device)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -315,13 +320,16 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
         t_model = time.time()
         for task in suite.tasks:
             data = datasets[task.dataset]
+            bar.set_postfix_str(f"{lm.label[:20]} / {task.name[:28]}")
             if data is None:
+                bar.update(1)
                 if task.name not in skipped:
                     skipped.append(task.name)
                     say(f"SKIPPED task {task.name}: dataset {task.dataset} is unavailable")
                 continue
             t0 = time.time()
             task_rows = runner.run_task(lm, task, data)
+            bar.update(1)
             rows += task_rows
             metrics = list(dict.fromkeys(r["metric"] for r in task_rows))
             primaries[task.name] = _primary(task, metrics)
@@ -331,6 +339,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {sd:.3f}"
                 f"  ({time.time() - t0:.1f} s)")
         timings[lm.label] = time.time() - t_model
+    bar.close()
     results = pd.DataFrame(rows, columns=["model", "task", "dataset", "protocol", "features", "seed", "metric",
                                           "value"])
     empty = pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
