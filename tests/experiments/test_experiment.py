@@ -125,3 +125,24 @@ def test_bundled_small_study_loads_and_lists():
     for run in exp.runs:
         pretrain_config(exp, run)  # every run resolves to a valid pretraining config
     assert Path(exp.resolve_file(exp.evaluation["suite"])).is_file()
+
+
+def test_untrained_reference_run_evaluates_the_seeded_initialisation(tmp_path):
+    path = tiny_experiment(tmp_path, runs=[{"name": "rand", "model": "chada_vit_nano", "untrained": True, "seed": 3}])
+    data = yaml.safe_load(path.read_text())
+    data.pop("report")
+    path.write_text(yaml.safe_dump(data))
+    assert main(["experiment", "run", str(path), "--no-progress"]) == 0
+    rdir = tmp_path / "results" / "runs" / "rand"
+    m = json.loads((rdir / METRICS).read_text())
+    assert m["pretrain"]["steps"] == 0 and m["seeds"]["pretrain"] == 3
+    assert not (rdir / "pretrain" / "checkpoint.pt").exists()
+    import torch
+
+    from chadavit.models import load_pretrained
+    from chadavit.pretrain.trainer import build_backbone
+
+    torch.manual_seed(3)
+    ref = build_backbone(pretrain_config(load_experiment(path), load_experiment(path).get("rand")))
+    got = load_pretrained(rdir / "pretrain" / "backbone")
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), got.state_dict().values()))

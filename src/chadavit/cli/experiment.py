@@ -3,7 +3,7 @@
     chadavit experiment list  src/chadavit/configs/experiments/small_study.yaml
     chadavit experiment run   small_study                     # every run in order; finished runs are skipped
     chadavit experiment run   small_study --index 3           # one run (array jobs: --index $SLURM_ARRAY_TASK_ID)
-    chadavit experiment report small_study --out report/      # report.md, table3/cls_vs_all_tokens/scaling .md .csv .png
+    chadavit experiment report small_study --out report/  # report.md + table3, cls_vs_all_tokens, scaling (md/csv/png)
 """
 
 from __future__ import annotations

@@ -183,9 +183,17 @@ def scaling(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: di
             axes[0].errorbar(g_p["parameters"], g_p["mean"], yerr=g_p["std"], marker="o", capsize=2, label=lab)
             g_d = g.sort_values("embed_dim")
             axes[1].errorbar(g_d["embed_dim"], g_d["mean"], yerr=g_d["std"], marker="o", capsize=2, label=lab)
+        from matplotlib.ticker import NullFormatter
+
         axes[0].set_xscale("log")
+        ticks = sorted(set(table["parameters"]))
+        axes[0].set_xticks(ticks, [f"{v / 1e6:.2g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" for v in ticks])
+        axes[0].xaxis.set_minor_formatter(NullFormatter())
         axes[0].set_xlabel("backbone parameters")
         axes[1].set_xscale("log", base=2)
+        dims = sorted(set(table["embed_dim"]))
+        axes[1].set_xticks(dims, [str(d) for d in dims])
+        axes[1].xaxis.set_minor_formatter(NullFormatter())
         axes[1].set_xlabel("embedding size D")
         for ax in axes:
             ax.set_ylabel(f"{metric}" + (f" ({tasks[0]})" if len(tasks) == 1 else ""))
@@ -204,8 +212,10 @@ def _provenance_md(metrics: dict[str, dict]) -> str:
         p = m.get("provenance", {})
         hw = p.get("hardware", {})
         where = hw.get("gpu") or f"{hw.get('cpus_available', '?')} CPU cores"
-        commit = str(p.get("git", {}).get("commit", "unknown"))[:10] + ("+dirty" if p.get("git", {}).get("dirty") else "")
-        lines.append(f"| {name} | {m['model']} | {m['parameters']:,} | {m['embed_dim']} | {m['pretrain'].get('steps')} | "
+        git = p.get("git", {})
+        commit = str(git.get("commit", "unknown"))[:10] + ("+dirty" if git.get("dirty") else "")
+        lines.append(f"| {name} | {m['model']} | {m['parameters']:,} | {m['embed_dim']} | "
+                     f"{m['pretrain'].get('steps')} | "
                      f"{m['wall_s']['pretrain']} | {m['wall_s']['eval']} | {commit} | "
                      f"{p.get('libraries', {}).get('torch', '?')} | {where} |")
     total = sum(m["wall_s"]["total"] for m in metrics.values())

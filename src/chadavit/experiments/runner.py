@@ -107,6 +107,18 @@ def count_parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+def untrained_backbone(cfg: Any, rdir: Path) -> dict[str, Any]:
+    """Save the run's model at its seeded random initialisation (the trainer's first draw) as the backbone."""
+    import torch
+
+    from chadavit.models import save_pretrained
+    from chadavit.pretrain.trainer import build_backbone
+
+    torch.manual_seed(cfg.train.seed)
+    path = save_pretrained(build_backbone(cfg), rdir / "pretrain" / "backbone")
+    return {"backbone": str(path), "steps": 0, "total_steps": 0}
+
+
 def run_one(exp: Experiment, run: RunSpec, out: str | os.PathLike[str] | None = None, force: bool = False,
             progress: bool = True, say: Callable[[str], Any] = print) -> dict[str, Any] | None:
     """Pretrain + evaluate one run; returns its metrics (None when it was already finished and not ``force``)."""
@@ -133,8 +145,12 @@ def run_one(exp: Experiment, run: RunSpec, out: str | os.PathLike[str] | None = 
                                                for t in suite.tasks]}, sort_keys=False))
     write_json_atomic(rdir / "provenance.json", {**prov, "seeds": seeds, "status": "running",
                                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    say(f"[{run.index}] {run.name}: pretraining {run.model} -> {rdir / 'pretrain'}")
-    summary = train(cfg)
+    if run.untrained:
+        summary = untrained_backbone(cfg, rdir)
+        say(f"[{run.index}] {run.name}: {run.model} at random initialisation (seed {cfg.train.seed}), no pretraining")
+    else:
+        say(f"[{run.index}] {run.name}: pretraining {run.model} -> {rdir / 'pretrain'}")
+        summary = train(cfg)
     t_pre = time.time() - t0
     lm = evaluation_model(run, Path(summary["backbone"]))
     n_params = count_parameters(lm.model)
@@ -174,7 +190,8 @@ def run_experiment(exp: Experiment, index: int | None = None, out: str | os.Path
                    force: bool = False, progress: bool = True, say: Callable[[str], Any] = print) -> list[str]:
     """Every run in order (or only run ``index``); finished runs are skipped. Returns the names of runs executed."""
     if index is not None and not 0 <= index < len(exp.runs):
-        raise ExperimentError(f"--index {index} out of range: {exp.source} has {len(exp.runs)} runs (0..{len(exp.runs) - 1})")
+        raise ExperimentError(f"--index {index} out of range: {exp.source} has {len(exp.runs)} runs "
+                              f"(0..{len(exp.runs) - 1})")
     todo = [exp.runs[index]] if index is not None else exp.runs
     for run in todo:  # fail on a bad config before spending time on the first run
         pretrain_config(exp, run, out, progress)

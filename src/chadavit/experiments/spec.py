@@ -22,6 +22,7 @@
         pretrain: {optim.lr: 0.001}         # more dotted pretraining overrides
         seed: 1
         eval_model: {pooling: concat}       # model config changes for evaluation only (same weights)
+        untrained: false                    # true: evaluate the model at its random initialisation (a reference)
         sweep:                              # optional: one run per entry, deep-merged, named NAME_<suffix>
           - {suffix: d32, model_overrides: {embed_dim: 32}}
     report:
@@ -45,7 +46,7 @@ from typing import Any
 import yaml
 
 RUN_KEYS = {"name", "label", "family", "model", "model_overrides", "data", "pretrain", "seed", "eval_model", "sweep",
-            "tags"}
+            "tags", "untrained"}
 TOP_KEYS = {"name", "description", "out", "seed", "pretrain", "evaluation", "runs", "report"}
 REPORT_KEYS = {"table3", "cls_vs_all", "scaling"}
 
@@ -69,11 +70,13 @@ class RunSpec:
     seed: int = 0
     eval_model: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    untrained: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "label": self.label, "family": self.family,
                 "model": self.model, "model_overrides": self.model_overrides, "data": self.data,
-                "pretrain": self.pretrain, "seed": self.seed, "eval_model": self.eval_model, "tags": self.tags}
+                "pretrain": self.pretrain, "seed": self.seed, "eval_model": self.eval_model, "tags": self.tags,
+                "untrained": self.untrained}
 
 
 @dataclass
@@ -209,12 +212,14 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             for key in ("model_overrides", "data", "eval_model"):
                 if m.get(key) is not None and not isinstance(m[key], dict):
                     raise ExperimentError(f"{where}: {key} must be a mapping")
-            label = str(v["label"]) if "label" in v else str(r.get("label", r["name"])) + (f" {suffix}" if suffix else "")
+            label = str(v["label"]) if "label" in v else (
+                str(r.get("label", r["name"])) + (f" {suffix}" if suffix else ""))
             runs.append(RunSpec(index=len(runs), name=name, label=label,
                 family=str(m.get("family", m["model"])), model=str(m["model"]),
                 model_overrides=dict(m.get("model_overrides") or {}), data=dict(m.get("data") or {}),
                 pretrain=_overrides(m.get("pretrain"), where), seed=int(m.get("seed", default_seed)),
-                eval_model=dict(m.get("eval_model") or {}), tags=[str(t) for t in m.get("tags", [])]))
+                eval_model=dict(m.get("eval_model") or {}), tags=[str(t) for t in m.get("tags", [])],
+                untrained=bool(m.get("untrained", False))))
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
