@@ -164,7 +164,7 @@ def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):
 
 
 def test_model_specs():
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match="unknown preset .no_such_model."):
         load_model_spec("random:no_such_model")
     lm = load_model_spec("floor=pixels")
     assert lm.label == "floor" and lm.key.startswith("floor-")

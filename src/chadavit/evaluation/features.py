@@ -101,15 +101,6 @@ class LoadedModel:
         return self.fixed_in_chans is not None or str(getattr(cfg, "pooling", "mean")) == "concat"
 
 
-def _parse_value(v: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
-
-
 def weights_hash(model: nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
@@ -134,31 +125,19 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
     if spec == "pixels":
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
-    elif spec.startswith("official:"):
-        import chadavit.models as M
-
-        rest = spec[len("official:") :]
-        teacher = rest.endswith(":teacher")
-        path = rest[: -len(":teacher")] if teacher else rest
-        model = M.load_official_checkpoint(path, teacher=teacher)
-        label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
-    elif Path(spec).is_dir():
-        import chadavit.models as M
-
-        model = M.load_pretrained(spec)
-        label = Path(spec).resolve().name
     else:
-        import chadavit.models as M
+        from chadavit.models.spec import load_model_from_spec
 
-        name = spec.removeprefix("random:")
-        name, *opts = name.split(",")
-        overrides = {k: _parse_value(v) for k, v in (o.split("=", 1) for o in opts)}
-        if name not in M.list_models():
-            raise ValueError(f"model spec {spec!r}: not a directory, 'official:PATH', 'pixels' or a preset; "
-                             f"presets: {', '.join(M.list_models())}")
-        torch.manual_seed(0)
-        model = M.create_model(name, **overrides)
-        label = spec if spec.startswith("random:") else f"random:{spec}"
+        model = load_model_from_spec(spec, allow_bare_preset=True)
+        if spec.startswith("official:"):
+            rest = spec[len("official:"):]
+            teacher = rest.endswith(":teacher")
+            path = rest.removesuffix(":teacher").removesuffix(":student")
+            label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
+        elif Path(spec).is_dir():
+            label = Path(spec).resolve().name
+        else:
+            label = spec if spec.startswith("random:") else f"random:{spec}"
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
