@@ -146,3 +146,10 @@ def test_untrained_reference_run_evaluates_the_seeded_initialisation(tmp_path):
     ref = build_backbone(pretrain_config(load_experiment(path), load_experiment(path).get("rand")))
     got = load_pretrained(rdir / "pretrain" / "backbone")
     assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), got.state_dict().values()))
+
+
+def test_git_commit_is_unknown_outside_a_checkout(tmp_path):
+    from chadavit.experiments.provenance import git_commit
+
+    assert git_commit(tmp_path) == {"commit": "unknown", "dirty": None}
+    assert git_commit(tmp_path / "venv" / "lib" / "site-packages" / "chadavit")["commit"] == "unknown"

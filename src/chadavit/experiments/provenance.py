@@ -17,6 +17,8 @@ LIBRARIES = ("torch", "numpy", "pandas", "scikit-learn", "scipy", "zarr", "pyarr
 def git_commit(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Commit of the git checkout holding the package (``"unknown"`` outside one) and whether it had local edits."""
     where = Path(path) if path is not None else Path(__file__).resolve().parent
+    if "site-packages" in where.parts or "dist-packages" in where.parts:
+        return {"commit": "unknown", "dirty": None}  # an installed copy: a surrounding repo is not its source
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
                                 timeout=10)

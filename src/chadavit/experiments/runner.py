@@ -49,18 +49,19 @@ def load_suite_for(exp: Experiment) -> Any:
 
     ev = exp.evaluation
     spec = ev["suite"]
+    variables = {str(k): str(v) for k, v in (ev.get("variables") or {}).items()}
     if isinstance(spec, dict):
         import tempfile
 
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             yaml.safe_dump(spec, f)
         try:
-            suite: Suite = load_suite(f.name)
+            suite: Suite = load_suite(f.name, variables)
         finally:
             os.unlink(f.name)
         suite.source = f"{exp.source} (evaluation.suite)"
     else:
-        suite = load_suite(exp.resolve_file(str(spec)))
+        suite = load_suite(exp.resolve_file(str(spec)), variables)
     if "seeds" in ev:
         suite.seeds = [int(s) for s in ev["seeds"]]
     if "batch_size" in ev:

@@ -12,6 +12,7 @@
       suite: my_suite.yaml                  # suite preset, file (relative to this file first) or inline mapping
       seeds: [0, 1, 2]                      # overrides the suite's seeds
       figures: false
+      variables: {data_root: /data/benchmarks}   # ${data_root} etc. in the suite file
     runs:
       - name: chadavit                      # unique; the run directory is OUT/runs/NAME
         label: ChAda-ViT                    # row name in the report (default: name)
@@ -173,9 +174,10 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     if not isinstance(pre, dict) or set(pre) - {"config", "overrides"}:
         raise ExperimentError(f"{p}: 'pretrain' takes 'config' and 'overrides'")
     ev = dict(raw.get("evaluation") or {})
-    bad = set(ev) - {"suite", "seeds", "figures", "batch_size"}
+    bad = set(ev) - {"suite", "seeds", "figures", "batch_size", "variables"}
     if bad:
-        raise ExperimentError(f"{p}: unknown evaluation key(s) {sorted(bad)}; valid: suite, seeds, figures, batch_size")
+        raise ExperimentError(f"{p}: unknown evaluation key(s) {sorted(bad)}; valid: suite, seeds, figures, "
+                              "batch_size, variables")
     if "suite" not in ev:
         raise ExperimentError(f"{p}: evaluation.suite is required (a suite preset, file or inline mapping)")
     report = dict(raw.get("report") or {})
