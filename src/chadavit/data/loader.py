@@ -248,7 +248,9 @@ def _worker_init(_: int) -> None:
 def make_pretrain_loader(dataset: MultiCropDataset, sampler: EpochBatchSampler, num_workers: int = 2,
                          pin_memory: bool = False, prefetch_factor: int = 4) -> DataLoader:
     """A DataLoader over ``dataset`` driven by ``sampler`` (call ``sampler.set_epoch`` before iterating)."""
-    kwargs = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
+    # persistent workers keep their open stores and preloaded arrays across epochs (the sampler runs in the main
+    # process, so set_epoch still takes effect)
+    kwargs = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if num_workers > 0 else {}
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_multicrop,
                       pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers > 0 else None, **kwargs)
 

@@ -51,6 +51,29 @@ class DinoNet(nn.Module):
         return torch.cat([self.head(self.backbone(b).cls) for b in crops])
 
 
+class MaybeCompiled:
+    """``torch.compile`` where it works; falls back to eager (with a warning) if compilation fails.
+
+    Why: packed batches have data-dependent token counts, which some torch/inductor versions cannot
+    compile (torch 2.13 CPU: "cannot determine truth value of Relational"); a training job must not die of it.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.compiled = torch.compile(module)
+        self.ok = True
+
+    def __call__(self, *args: Any) -> Any:
+        if self.ok:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # noqa: BLE001
+                self.ok = False
+                log.warning("torch.compile failed (%s: %s); continuing without compilation",
+                            type(exc).__name__, str(exc).splitlines()[0][:200])
+        return self.module(*args)
+
+
 def build_backbone(cfg: PretrainConfig) -> nn.Module:
     from chadavit.models import create_model
 
@@ -134,16 +157,20 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
     path.write_text("".join(x + "\n" for x in keep))
 
 
-def benchmark_loader(loader: Any, sampler: EpochBatchSampler, n_batches: int) -> float:
-    """Images per second the loader delivers on its own (steady state: first batch excluded)."""
+def benchmark_loader(loader: Any, sampler: EpochBatchSampler, n_batches: int, warmup: int = 1) -> float:
+    """Images per second the loader delivers on its own, in steady state.
+
+    The first ``warmup`` batches (one per worker: process start, store opening, preload) are excluded.
+    """
     n_batches = min(n_batches, sampler.steps_per_epoch)
-    if n_batches < 2:
+    if n_batches < warmup + 2:
         return float("nan")
-    sampler.set_epoch(10_000_000)  # an epoch never trained, so the benchmark does not warm any cache unfairly
+    sampler.set_epoch(10_000_000)  # an epoch never trained
     it = iter(loader)
-    next(it)
+    for _ in range(warmup):
+        next(it)
     t0, imgs = time.perf_counter(), 0
-    for _ in range(n_batches - 1):
+    for _ in range(n_batches - warmup):
         b = next(it)
         imgs += b.batch_size
     dt = time.perf_counter() - t0
@@ -236,8 +263,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         student_ddp = nn.parallel.DistributedDataParallel(
             student, device_ids=[device.index] if device.type == "cuda" else None)
         teacher.load_state_dict(student.state_dict())  # DDP broadcast rank 0's student: start the teacher from it
-    forward = torch.compile(student_ddp, dynamic=True) if cfg.train.compile else student_ddp
-    teacher_forward = torch.compile(teacher, dynamic=True) if cfg.train.compile else teacher
+    forward = MaybeCompiled(student_ddp) if cfg.train.compile else student_ddp
+    teacher_forward = MaybeCompiled(teacher) if cfg.train.compile else teacher
 
     # ---- data
     bs, world = cfg.data.batch_size, dist_info.world_size
@@ -265,7 +292,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
 
     loader_img_s = float("nan")
     if cfg.data.loader_benchmark_steps > 0 and is_main and step < stop_step:
-        loader_img_s = benchmark_loader(loader, sampler, cfg.data.loader_benchmark_steps)
+        loader_img_s = benchmark_loader(loader, sampler, cfg.data.loader_benchmark_steps,
+                                        warmup=max(1, cfg.data.num_workers))
         log.info("data loading: %.1f images/s with %d workers", loader_img_s, cfg.data.num_workers)
 
     metrics_path = out / "metrics.jsonl"
@@ -407,15 +435,18 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
 
 
 def run_learning_check(cfg: PretrainConfig, backbone: nn.Module, normalization: str,
-                       device: torch.device) -> dict[str, float]:
+                       device: torch.device) -> dict[str, Any]:
+    """kNN localisation accuracy of the pretrained backbone vs the mean over ``check.random_inits`` random inits."""
     from chadavit.pretrain.knn import learning_check
 
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.train.seed + 1)
-        random_model = build_backbone(cfg).to(device)
     c = cfg.check
-    res = learning_check(backbone, random_model, c.channels, c.n_train, c.n_test, c.size, c.seed, c.k,
+    randoms = []
+    for r in range(max(1, c.random_inits)):
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.train.seed + 1 + r)
+            randoms.append(build_backbone(cfg).to(device))
+    res = learning_check(backbone, randoms, c.channels, c.n_train, c.n_test, c.size, c.seed, c.k,
                          normalization, device)
     log.info("learning check (kNN localisation on held-out synthetic cells): trained %.3f vs random init %.3f "
-             "(chance %.3f)", res["knn_trained"], res["knn_random"], res["chance"])
+             "(mean of %d; chance %.3f)", res["knn_trained"], res["knn_random"], len(randoms), res["chance"])
     return res
