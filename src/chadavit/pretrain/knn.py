@@ -35,16 +35,12 @@ def embed_images(model: nn.Module, images: Sequence[np.ndarray], channel_names: 
 
 def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                  k: int = 10, temperature: float = 0.07) -> float:
-    """DINO's weighted cosine kNN: votes ``exp(sim / T)`` of the ``k`` nearest training embeddings."""
-    train_x = torch.nn.functional.normalize(train_x.float(), dim=1)
-    test_x = torch.nn.functional.normalize(test_x.float(), dim=1)
-    n_cls = int(max(train_y.max(), test_y.max())) + 1
-    sim = test_x @ train_x.T
-    k = min(k, train_x.shape[0])
-    top, idx = sim.topk(k, dim=1)
-    votes = torch.zeros(test_x.shape[0], n_cls)
-    votes.scatter_add_(1, train_y[idx], (top / temperature).exp())
-    return float((votes.argmax(1) == test_y).float().mean())
+    """DINO's weighted cosine kNN (``chadavit.evaluation.protocols.knn_classify``) as a fraction."""
+    from chadavit.evaluation.protocols import knn_classify
+
+    result = knn_classify(train_x.float().numpy(), train_y.numpy(), test_x.float().numpy(), test_y.numpy(), k=k,
+                          temperature=temperature)
+    return result["top1"] / 100.0
 
 
 def learning_check(model: nn.Module, random_model: nn.Module | Sequence[nn.Module], channels: Sequence[str],
