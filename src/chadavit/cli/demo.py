@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "writes checkpoint, backbone (save_pretrained), logs and loss curve under OUT, then prints a kNN "
                     "learning check: localisation accuracy of the pretrained vs a randomly initialised encoder.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--no-eval", action="store_true", help="stop after pretraining and the learning check")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the demo preset")
     p.set_defaults(func=run)
 
@@ -43,6 +44,29 @@ def run_demo(out_dir: str | Path = "runs/demo", overrides: list[str] | tuple[str
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+ONE_CHANNEL_NANO = "random:one_channel_vit_tiny,embed_dim=64,depth=4,num_heads=4,mlp_dim=256,img_size=64"
+
+
+def run_demo_evaluation(summary: dict[str, Any], out_dir: str | Path, progress: bool = True) -> Any:
+    """The synthetic evaluation suite for the model just trained, random init of it, and a One-Channel ViT.
+
+    The random-init model is the same architecture and config as the trained backbone (saved next to it);
+    the One-Channel ViT baseline has the same size (nano) and is not pretrained. Writes ``out_dir/eval``.
+    """
+    import torch
+
+    from chadavit.evaluation import run_suite
+    from chadavit.models import build_model, load_pretrained, save_pretrained
+
+    backbone = Path(summary["backbone"])
+    random_dir = Path(out_dir) / "random_init"
+    torch.manual_seed(0)
+    save_pretrained(build_model(load_pretrained(backbone).config), random_dir)
+    specs = [f"ChAda-ViT nano pretrained={backbone}", f"ChAda-ViT nano random init={random_dir}",
+             f"One-Channel ViT nano random init={ONE_CHANNEL_NANO}"]
+    return run_suite("synthetic", specs, Path(out_dir) / "eval", progress=progress)
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -70,4 +94,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary))
+    if args.no_eval:
+        return 0
+    from chadavit.evaluation.tables import wide_table
+
+    t0 = time.perf_counter()
+    table = run_demo_evaluation(summary, args.out)
+    print(f"\nsynthetic evaluation suite, 5 seeds, mean ± std ({time.perf_counter() - t0:.0f} s; "
+          f"full report: {Path(args.out) / 'eval' / 'results.md'}):")
+    print(wide_table(table, table.attrs["primary"]).to_string())
     return 0
