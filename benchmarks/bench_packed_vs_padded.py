@@ -26,10 +26,15 @@ def make_batches(n_batches: int, batch_size: int, size: int, seed: int = 0):  # 
     from chadavit import ChannelBatch
 
     rng = np.random.default_rng(seed)
+    n = n_batches * batch_size
+    # channel counts in IDRCell100k's proportions (largest remainder), shuffled across batches
+    quota = np.floor(np.array(CHANNEL_MIX) * n).astype(int)
+    quota[np.argsort(-(np.array(CHANNEL_MIX) * n - quota))[: n - quota.sum()]] += 1
+    counts = rng.permutation(np.repeat(np.arange(1, 11), quota))
     batches = []
-    for _ in range(n_batches):
-        counts = rng.choice(np.arange(1, 11), size=batch_size, p=CHANNEL_MIX)
-        images = [rng.integers(0, 4096, (int(c), size, size)).astype(np.uint16) for c in counts]
+    for b in range(n_batches):
+        images = [rng.integers(0, 4096, (int(c), size, size)).astype(np.uint16)
+                  for c in counts[b * batch_size : (b + 1) * batch_size]]
         batches.append(ChannelBatch.from_images(images))
     return batches
 
