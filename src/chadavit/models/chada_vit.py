@@ -69,11 +69,9 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
         Images are processed sorted by channel count, so that equal-length sequences are adjacent in
         the packed tensor and attention runs on views of it; outputs come back in the input order.
         """
-        counts = batch.num_channels.cpu()
-        order = torch.argsort(counts, stable=True)
-        if pad_to_slots is None and bool((order != torch.arange(len(counts))).any()):
-            return self._forward(batch.select(order), return_attention, None).reorder(torch.argsort(order))
-        return self._forward(batch, return_attention, pad_to_slots)
+        if pad_to_slots is not None:
+            return self._forward(batch, return_attention, pad_to_slots)
+        return self.in_channel_count_order(batch, lambda b: self._forward(b, return_attention, None))
 
     def _forward(self, batch: ChannelBatch, return_attention: bool, pad_to_slots: int | None) -> EncoderOutput:
         grid = check_image_size(batch, self.config.patch_size)

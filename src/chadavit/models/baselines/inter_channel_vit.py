@@ -52,6 +52,9 @@ class InterChannelViT(PackedEncoderMixin, nn.Module):
 
     def forward(self, batch: ChannelBatch, return_attention: bool = False, pad_to_slots: int | None = None
                 ) -> EncoderOutput:
+        return self.in_channel_count_order(batch, lambda b: self._forward(b, return_attention))
+
+    def _forward(self, batch: ChannelBatch, return_attention: bool) -> EncoderOutput:
         device = self.pos_embed.device
         tokens = self.token_learner(batch.planes.to(device, self.pos_embed.dtype)) + self.pos_embed
         cls = (self.cls_token + self.pos_embed).expand(len(batch), -1)

@@ -61,19 +61,8 @@ class PackedSequences:
         return out
 
     @property
-    def total(self) -> int:
-        return sum(self.lengths)
-
-    @property
     def max_length(self) -> int:
         return max(self.lengths)
-
-    @property
-    def cls_index(self) -> torch.Tensor:
-        """Position of each sequence's first token (the CLS token)."""
-        if "cls" not in self._cache:
-            self._cache["cls"] = torch.tensor(self.starts, dtype=torch.long, device=self.device)
-        return self._cache["cls"]  # type: ignore[return-value]
 
     def cu_seqlens(self) -> torch.Tensor:
         if "cu" not in self._cache:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from chadavit.batch import ChannelBatch
 from chadavit.models.config import ChadaViTConfig
 from chadavit.models.layers.attention import AttentionBackend, PackedSequences
 from chadavit.models.layers.block import Block, LegacyBlock
 from chadavit.models.layers.mlp import Activation
+from chadavit.models.output import EncoderOutput
 
 
 def build_blocks(dim: int, depth: int, num_heads: int, mlp_dim: int, block: str = "prenorm", act: Activation = "gelu",
@@ -44,6 +48,18 @@ class PackedEncoderMixin:
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
+
+    def in_channel_count_order(self, batch: ChannelBatch, run: Callable[[ChannelBatch], EncoderOutput]
+                               ) -> EncoderOutput:
+        """Run ``run`` on the batch's images sorted by channel count; outputs come back in input order.
+
+        Equal-length sequences are then adjacent in the packed tensor, so the ``grouped`` attention
+        back-end makes one call per distinct channel count, on views of the packed tokens.
+        """
+        order = torch.argsort(batch.num_channels.cpu(), stable=True)
+        if bool((order == torch.arange(len(order))).all()):
+            return run(batch)
+        return run(batch.select(order)).reorder(torch.argsort(order))
 
     def set_attention_backend(self, backend: AttentionBackend) -> None:
         for blk in self.blocks:
