@@ -77,8 +77,7 @@ def _main_thread() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chadavit.embed import EmbedConfig, EmbedError, run_embed
-    from chadavit.embed.channels import ChannelError
+    from chadavit.embed import EmbedConfig, run_embed
 
     cfg = EmbedConfig(
         input=args.input, out=args.out, model=args.model, input_format=args.input_format, pattern=args.pattern,
@@ -105,16 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"chadavit embed: interrupted; finished images are saved in {parts}.parts/ "
               "(rerun the same command to resume)", file=sys.stderr)
         return 130
-    except (EmbedError, ChannelError) as exc:
-        print(f"chadavit embed: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from chadavit.models import CheckpointError
-
-        if isinstance(exc, CheckpointError):
-            print(f"chadavit embed: error: {exc}", file=sys.stderr)
-            return 2
-        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

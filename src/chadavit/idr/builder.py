@@ -23,12 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.errors import ChadavitError
 from chadavit.idr.client import IDRClient, IDRError
 from chadavit.idr.plan import write_table
 
 log = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.csv"
+
+
+class BuildError(ChadavitError, ValueError):
+    """A build cannot start: a bad ``--shard``, or an output folder made with other settings."""
 
 
 def image_key(idr_image_id: int | str) -> str:
@@ -63,9 +68,9 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4") from None
+        raise BuildError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4") from None
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4")
+        raise BuildError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4")
     return i, n
 
 
