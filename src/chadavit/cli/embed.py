@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
     p.add_argument("--model", "-m", required=True,
                    help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
-    p.add_argument("--num-heads", type=int, default=12, help="attention heads of an official checkpoint (default 12)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
+    p.add_argument("--final-norm-eps", type=float, default=None,
+                   help="final LayerNorm eps of an official checkpoint (not stored in it; default 1e-5)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))
     g.add_argument("--pattern", help='group one-file-per-channel images, e.g. "{well}_{site}_{channel}.tif"; '
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
         max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
-        num_heads=args.num_heads, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+        num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
         device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,

@@ -34,7 +34,8 @@ class EmbedConfig:
     max_crops_per_image: int | None = None
     per_image: bool = False
     normalize: str | None = None
-    num_heads: int = 12
+    num_heads: int | None = None  # official checkpoints only (None: the default, said in the log)
+    final_norm_eps: float | None = None
     seed: int = 0
     batch_size: int = 32
     workers: int = 2
@@ -53,7 +54,7 @@ class EmbedConfig:
         """The options that shape the features: a resumed run must use the same ones."""
         keys = ("input", "model", "input_format", "pattern", "recursive", "channels", "channel_map", "crops",
                 "crop_size", "stride", "nuclei_channel", "min_nucleus_area", "max_crops_per_image", "per_image",
-                "normalize", "num_heads", "seed")
+                "normalize", "num_heads", "final_norm_eps", "seed")
         d = asdict(self)
         out = {k: d[k] for k in keys}
         out["input"] = str(Path(self.input).resolve())

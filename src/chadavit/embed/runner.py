@@ -62,7 +62,8 @@ class Embedder:
         from chadavit.embed.model_spec import load_model, pick_device
 
         self.device = pick_device(cfg.device)
-        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed)
+        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
+                                                                       final_norm_eps=cfg.final_norm_eps)
         self.model.eval().to(self.device)
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
