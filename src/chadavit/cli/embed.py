@@ -110,16 +110,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous run, "
-          f"{res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
+    if res.out is None:
+        print(f"no rows written ({res.n_images} image(s): {res.n_failed} failed, none embedded); no output file",
+              file=sys.stderr)
+    else:
+        print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous "
+              f"run, {res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
     if res.h5ad_path:
         print(f"wrote {res.h5ad_path}")
     if res.attention_dir:
         print(f"attention maps in {res.attention_dir}")
     warnings = [e for e in res.errors if e["level"] != "error"]
-    if warnings:
-        print(f"{len(warnings)} image(s) gave no crops (listed in {res.errors_path})")
-    if res.n_failed:
+    no_crops = sum(e["error"] == "NoCrops" for e in warnings)
+    if no_crops:
+        print(f"{no_crops} image(s) gave no crops (listed in {res.errors_path})")
+    if len(warnings) > no_crops:
+        print(f"{len(warnings) - no_crops} image(s) embedded with a warning, e.g. {warnings[-1]['message']} "
+              f"(all listed in {res.errors_path})", file=sys.stderr)
+    if res.n_failed or res.out is None:
         print(f"{res.n_failed} image(s) failed; see {res.errors_path}. Fix them and rerun the same command to embed "
               "only those.", file=sys.stderr)
         return 1
