@@ -72,6 +72,10 @@ def load_official(path: str | Path, opts: dict[str, Any], teacher: bool = False)
     """An official checkpoint, saying every time which head count and final-norm eps are assumed."""
     from chadavit.models.official import DEFAULT_FINAL_NORM_EPS, DEFAULT_NUM_HEADS, load_official_checkpoint
 
+    from chadavit.models.io import CheckpointError
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
     heads = opts.get("num_heads", DEFAULT_NUM_HEADS)
     eps = opts.get("final_norm_eps", DEFAULT_FINAL_NORM_EPS)
     assumed = [k for k in OFFICIAL_OPTIONS if k not in opts]
