@@ -418,9 +418,9 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             main = primaries[task.name][0] if primaries[task.name] else metrics[0]
             vals = [r["value"] for r in task_rows if r["metric"] == main]
             sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
+            write()  # every finished task is on disk at once: a killed run keeps it, a rerun resumes after it
             say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {sd:.3f}"
                 f"  ({time.time() - t0:.1f} s)")
-            write()  # every finished task is on disk at once: a killed run keeps it, a rerun resumes after it
         timings[lm.label] = time.time() - t_model
     bar.close()
     summary = write()
