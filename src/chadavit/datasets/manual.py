@@ -18,7 +18,7 @@ The official ChAda-ViT split (packaged) is matched on (class, id); cells in neit
 
 NFKB = """\
 The NF-kB target CSVs (cat,image_name,ratio; the official ChAda-ViT files) were written to
-  {target}/analyse_256x256/single_ratio_images_{{train,val}}.csv
+  {target}/analyse_256x256/single_ratio_images_{train,val}.csv
 The cell images are not published under these names (the Phenexplain release, Zenodo record 8287453,
 translocation_256.zip, holds the same cells renamed and without ratios). If you have the original crops
 (from the authors):
@@ -31,8 +31,8 @@ Bray et al. images: give plates to fetch from the Cell Image Library, e.g.
 (5 zips per plate, {BRAY_CIL}), or get them by hand from another mirror:
   * Cell Painting Gallery (CC0):  aws s3 cp --no-sign-request --recursive \\
       s3://cellpainting-gallery/cpg0012-wawer-bioactivecompoundprofiling/broad/images/CDRP/images/<plate>/ <dir>
-  * IDR idr0016 (screenA, 413 plates): https://idr.openmicroscopy.org/search/?query=Name:idr0016
-    (the OMERO/IDR download of a plate gives the same per-channel TIFFs)
+  * IDR idr0016 (screenA, 413 plates, CC0): https://idr.openmicroscopy.org/search/?query=Name:idr0016
+    (IDR's screen files list the same original TIFFs, <plate>-<Channel>/cdp2bioactives_...tif)
 then place each site's five TIFFs as
   {{target}}/images/<plate>-<Channel>/cdp2bioactives_<well>_s<site>_w<N><UUID>.tif
   (Channel: Hoechst=w1 ERSyto=w2 ERSytoBleed=w3 Ph_golgi=w4 Mito=w5)
@@ -43,4 +43,4 @@ STEPS = {"cyclops": CYCLOPS, "nfkb": NFKB, "bray": BRAY}
 
 
 def manual_steps(name: str, target: str) -> str:
-    return STEPS[name].format(target=target)
+    return STEPS[name].replace("{target}", target)
