@@ -168,3 +168,28 @@ def test_cli_list_and_check(tmp_path: Path, capsys):
         assert rc == 2 and "no class folder holds" in capsys.readouterr().err
     with pytest.raises((ChadavitError, SystemExit)):
         main(["datasets", "fetch", "imagenet", "--root", str(tmp_path)])
+
+
+def test_fetch_bray_plate_from_idr_with_the_idr_client(tmp_path: Path, shared_dir: Path):
+    import tifffile
+    from idr.emulator import IDREmulator, render
+
+    src = tmp_path / "src"
+    write_bray(src, shared_dir)
+    labels = ["ERSyto", "ERSytoBleed", "Hoechst", "Mito", "Ph_golgi"]  # IDR's (alphabetical) channel order
+    rng = np.random.default_rng(7)
+    with serve() as m, IDREmulator() as emu:
+        for f in (src / "metadata").rglob("*"):
+            if f.is_file():
+                m.files[f"/bray/{f.relative_to(src).as_posix()}"] = f.read_bytes()
+        imgs = [emu.add_image(rng.integers(0, 4000, (5, 48, 48), dtype=np.uint16), labels=labels) for _ in range(3)]
+        sid = emu.add_screen("idr0016-wawer-bioactivecompoundprofiling/screenA", [[[imgs[0], imgs[1]], [imgs[2]]]])
+        emu.world.plates[emu.world.screens[sid]["plates"][0]]["name"] = "24277"
+        target = fetch("bray", tmp_path / "data", base_url=m.url, subset=["24277"], source="idr", idr_url=emu.url,
+                       policy=NO_WAIT, say=lambda s: None)
+    hoechst = sorted(p.name for p in (target / "images" / "24277-Hoechst").iterdir())
+    assert hoechst == [f"cdp2bioactives_a01_s1_w1idr{imgs[0].id}.tif", f"cdp2bioactives_a01_s2_w1idr{imgs[1].id}.tif",
+                       f"cdp2bioactives_a02_s1_w1idr{imgs[2].id}.tif"]
+    got = tifffile.imread(target / "images" / "24277-Hoechst" / hoechst[0])
+    assert np.array_equal(got, render(imgs[0].data[2, 0], *imgs[0].window(2)))  # Hoechst is IDR's third channel
+    assert check("bray", target).startswith("3 sites with five channels on 1 plate(s)")

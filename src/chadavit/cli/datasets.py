@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--retries", type=int, default=5, help="extra attempts per file (default 5)")
     f.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds, doubled each time")
     f.add_argument("--keep-archives", action="store_true", help="keep downloaded zips under ROOT/NAME/.downloads")
+    f.add_argument("--source", choices=("cil", "idr"), default="cil",
+                   help="Bray images: Cell Image Library zips (cil, default) or IDR idr0016 through the IDR client")
+    f.add_argument("--wells", default=None, help="Bray from IDR: comma-separated wells to fetch, e.g. A01,B02")
+    f.add_argument("--idr-url", default=None, help="IDR server (default: the public IDR)")
     f.set_defaults(func=run_fetch)
     c = s.add_parser("check", help="validate a dataset folder; names the first thing that is wrong")
     c.add_argument("name")
@@ -53,7 +57,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     subset = [x.strip() for x in args.subset.split(",") if x.strip()] if args.subset else None
     target = fetch(args.name, args.root, base_url=args.base_url, subset=subset,
-                   policy=RetryPolicy(retries=args.retries, backoff=args.backoff), keep_archives=args.keep_archives)
+                   policy=RetryPolicy(retries=args.retries, backoff=args.backoff), keep_archives=args.keep_archives,
+                   source=args.source, wells=args.wells.split(",") if args.wells else None, idr_url=args.idr_url)
     try:
         print(f"{args.name}: {check(args.name, target)}")
         print(f"ready: chadavit eval --suite paper --set data_root={args.root}")

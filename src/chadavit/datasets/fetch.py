@@ -40,6 +40,9 @@ class Fetch:
     say: Callable[[str], None] = print
     tty: bool | None = None
     keep_archives: bool = False
+    source: str = "cil"  # Bray images: "cil" (Cell Image Library zips) or "idr" (IDR idr0016 via the IDR client)
+    wells: Sequence[str] | None = None  # Bray from IDR: only these wells (e.g. A01)
+    idr_url: str | None = None
 
     def url(self, official: str, mirror_path: str) -> str:
         """The official URL, or ``BASE_URL/<dataset>/<mirror_path>`` when a mirror is given."""
@@ -167,6 +170,15 @@ def fetch_bray(f: Fetch) -> None:
     if not plates:
         f.say(manual_steps("bray", str(f.target)))
         return
+    if f.source == "idr":
+        from chadavit.datasets.bray_idr import fetch_plates_from_idr
+        from chadavit.idr.client import DEFAULT_SERVER, IDRClient
+
+        client = IDRClient(f.idr_url or DEFAULT_SERVER)
+        fetch_plates_from_idr(client, f.target, plates, CHANNELS, wells=f.wells, say=f.say)
+        return
+    if f.source != "cil":
+        raise SubsetError(f"bray: unknown image source {f.source!r}; use cil or idr")
     for i, plate in enumerate(plates, 1):
         for channel in CHANNELS:
             dest = f.target / "images" / f"{plate}-{channel}"
@@ -197,10 +209,12 @@ FETCHERS: dict[str, Callable[[Fetch], None]] = {
 
 def fetch(name: str, root: str | Path, base_url: str | None = None, subset: Sequence[str] | None = None,
           policy: RetryPolicy | None = None, say: Callable[[str], None] = print, tty: bool | None = None,
-          keep_archives: bool = False) -> Path:
-    """Fetch ``name`` into ``root/<name>`` (what the paper suite reads as ``${data_root}/<name>``)."""
+          keep_archives: bool = False, source: str = "cil", wells: Sequence[str] | None = None,
+          idr_url: str | None = None) -> Path:
+    """Fetch ``name`` into ``root/<name>`` (what the paper suite reads as ``${data_root}/<name>``); ``source``,
+    ``wells`` and ``idr_url`` choose where Bray's images come from."""
     C.get(name)
-    f = Fetch(name, Path(root) / name, base_url, subset, policy, say, tty, keep_archives)
+    f = Fetch(name, Path(root) / name, base_url, subset, policy, say, tty, keep_archives, source, wells, idr_url)
     f.target.mkdir(parents=True, exist_ok=True)
     FETCHERS[name](f)
     if f.downloads.is_dir() and not any(f.downloads.iterdir()):

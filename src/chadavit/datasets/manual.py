@@ -31,8 +31,8 @@ Bray et al. images: give plates to fetch from the Cell Image Library, e.g.
 (5 zips per plate, {BRAY_CIL}), or get them by hand from another mirror:
   * Cell Painting Gallery (CC0):  aws s3 cp --no-sign-request --recursive \\
       s3://cellpainting-gallery/cpg0012-wawer-bioactivecompoundprofiling/broad/images/CDRP/images/<plate>/ <dir>
-  * IDR idr0016 (screenA, 413 plates, CC0): https://idr.openmicroscopy.org/search/?query=Name:idr0016
-    (IDR's screen files list the same original TIFFs, <plate>-<Channel>/cdp2bioactives_...tif)
+  * IDR idr0016 (screenA, 413 plates, CC0), automatically through the project's IDR client:
+      chadavit datasets fetch bray --source idr --subset 24277 [--wells A01,B02]
 then place each site's five TIFFs as
   {{target}}/images/<plate>-<Channel>/cdp2bioactives_<well>_s<site>_w<N><UUID>.tif
   (Channel: Hoechst=w1 ERSyto=w2 ERSytoBleed=w3 Ph_golgi=w4 Mito=w5)
