@@ -88,6 +88,7 @@ def load_bbbc021(path: str | Path, crop: int = 96, cells_per_field: int = 8, siz
 
     No split was published: ``split="grouped"`` (default) is a fixed split by plate (no plate on both sides);
     ``"random"`` draws one per seed. The MoA protocol uses no split (leave-one-compound-out 1-NN).
+    ``max_fields`` keeps at most that many fields per (treatment, plate), for quick runs.
     """
     check_split_mode("bbbc021", split, ("grouped", "random"))
     table, counts = index_bbbc021(path, include_unlabelled)
