@@ -22,7 +22,7 @@ def _handler(m: Mirror) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?")[0]
             rng = self.headers.get("Range")
             m.log.append((path, rng))

@@ -193,8 +193,8 @@ def write_bray(root: Path, shared: Path, seed: int = 5, plates: tuple[str, ...] 
         for k, c in enumerate(BRAY_CHANNELS):
             d = root / "images" / f"{r['plate']}-{c}"
             d.mkdir(parents=True, exist_ok=True)
-            tifffile.imwrite(d / f"cdp2bioactives_{r['well'].lower()}_s1_w{k + 1}{uuid.UUID(int=int(rng.integers(1 << 62)))}.tif",
-                             field[k])
+            uid = uuid.UUID(int=int(rng.integers(1 << 62)))
+            tifffile.imwrite(d / f"cdp2bioactives_{r['well'].lower()}_s1_w{k + 1}{uid}.tif", field[k])
     return wells
 
 

@@ -10,11 +10,18 @@ import tifffile
 
 from chadavit.evaluation.adapters import LAYOUTS, load_dataset
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
-from chadavit.evaluation.protocols import split_from_column
 from chadavit.evaluation.datasets.common import grouped_split
+from chadavit.evaluation.protocols import split_from_column
 
-from .standins import (BRAY_CHANNELS, write_bbbc021, write_bbbc048, write_bloodmnist, write_bray, write_cyclops,
-                       write_nfkb)
+from .standins import (
+    BRAY_CHANNELS,
+    write_bbbc021,
+    write_bbbc048,
+    write_bloodmnist,
+    write_bray,
+    write_cyclops,
+    write_nfkb,
+)
 
 
 def _check(d: EvalData, n: int, channels: tuple[str, ...], label: str) -> None:

@@ -15,8 +15,8 @@ from chadavit.datasets import ChecksumError, DownloadError, RetryPolicy, check, 
 from chadavit.errors import ChadavitError
 from chadavit.evaluation.datasets import load_dataset
 
-from .standins import write_bbbc021, write_bbbc048, write_bloodmnist, write_bray
 from .mirror import serve
+from .standins import write_bbbc021, write_bbbc048, write_bloodmnist, write_bray
 
 NO_WAIT = RetryPolicy(retries=0, backoff=0.0, timeout=10)
 

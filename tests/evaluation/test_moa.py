@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from chadavit.evaluation.datasets.bbbc021 import read_metadata
-from chadavit.evaluation.moa import moa_retrieval, moa_scores, normalise_per_plate, single_batch_moas, \
-    treatment_profiles
+from chadavit.evaluation.moa import (
+    moa_retrieval,
+    moa_scores,
+    normalise_per_plate,
+    single_batch_moas,
+    treatment_profiles,
+)
 
 
 def test_bbbc021_counts_on_the_real_metadata(shared_dir: Path):

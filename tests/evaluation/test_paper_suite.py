@@ -26,7 +26,8 @@ def test_paper_suite_end_to_end_on_standins(tmp_path: Path, shared_dir: Path, ca
     write_all(root, shared_dir)
     out = tmp_path / "paper"
     rc = main(["eval", "--suite", "paper", "--set", f"data_root={root}", "--set", "image_size=32", "--set", "crop=32",
-               "--set", "cells_per_field=2", "--set", "epochs=5", "--set", "decoder_epochs=2", "--model", "pixels", "--seeds", "0",
+               "--set", "cells_per_field=2", "--set", "epochs=5", "--set", "decoder_epochs=2", "--model", "pixels",
+               "--seeds", "0",
                "--out", str(out), "--no-progress", "--no-figures"])
     assert rc == 0
     suite = load_suite("paper", {"data_root": str(root)})

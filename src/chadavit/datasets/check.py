@@ -19,7 +19,7 @@ def _first_readable(name: str, layout: str, files: list[Path], channels: int | N
     f = files[0]
     try:
         img = read_image_file(f)
-    except Exception as exc:
+    except (ValueError, OSError) as exc:
         raise layout_error(name, layout, f, f"cannot be read ({exc})") from None
     if channels is not None and img.shape[0] < channels:
         raise layout_error(name, layout, f, f"{img.shape[0]} channel(s), expected {channels}")

@@ -121,9 +121,8 @@ def download(url: str, dest: str | Path, size: int | None = None, md5: str | Non
         except DownloadError:
             raise
         except urllib.error.HTTPError as exc:
-            if exc.code == 416 and part.is_file():  # asked beyond the end: the .part is complete or wrong
-                if size is None or part.stat().st_size >= size:
-                    break
+            if exc.code == 416 and part.is_file() and (size is None or part.stat().st_size >= size):
+                break  # asked beyond the end: the .part is complete (verified below)
             if exc.code not in RETRY_STATUS:
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
             last = exc

@@ -33,7 +33,7 @@ def normalise_per_plate(x: np.ndarray, meta: pd.DataFrame, control: str | None,
     if control is None or plate_col not in meta.columns:
         return zscore(x, global_ref)
     out = np.empty_like(x)
-    for _, idx in meta.groupby(plate_col, sort=False).indices.items():
+    for idx in meta.groupby(plate_col, sort=False).indices.values():
         ctrl = idx[is_ctrl[idx]]
         out[idx] = zscore(x[idx], x[ctrl] if len(ctrl) >= 2 else global_ref)
     return out

@@ -214,7 +214,7 @@ def aggregate_profiles(features: np.ndarray, meta: pd.DataFrame, treatment_cols:
 
 
 def moa_nn_accuracy(profiles: np.ndarray, table: pd.DataFrame) -> dict[str, float]:
-    """1-NN (cosine) NSC and NSCB accuracy with chance levels and counts (:func:`chadavit.evaluation.moa.moa_scores`)."""
+    """1-NN (cosine) NSC and NSCB accuracy, chance levels and counts (:func:`chadavit.evaluation.moa.moa_scores`)."""
     from chadavit.evaluation.moa import moa_scores
 
     return moa_scores(profiles, table)

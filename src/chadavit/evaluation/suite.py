@@ -33,8 +33,8 @@ import pandas as pd
 import yaml
 
 from chadavit.evaluation import protocols as P
-from chadavit.evaluation.datasets import load_dataset
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
+from chadavit.evaluation.datasets import load_dataset
 from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
 from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
 

@@ -20,7 +20,8 @@ def fmt(mean: float, std: float, metric: str) -> str:
         return "n/a"
     if metric.startswith("n_"):  # counts (e.g. MoA treatments): the same for every seed
         return f"{mean:.0f}" if not std else f"{mean:.1f} ± {std:.1f}"
-    digits = 1 if metric in ("top1", "macro_f1", "nsc", "nscb", "nsc_chance", "nscb_chance") or metric.startswith("top1@") else 3
+    percent = ("top1", "macro_f1", "nsc", "nscb", "nsc_chance", "nscb_chance")
+    digits = 1 if metric in percent or metric.startswith("top1@") else 3
     if metric == "mse":
         digits = 4
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -80,8 +81,8 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     if meta.get("skipped"):
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
     if meta.get("failures"):
-        md += ["## Failures", "", "These tasks raised; every other task ran. Rerunning the same command retries "
-               "them and resumes the finished ones.", "", "| model | task | error |", "|---|---|---|"]
+        md += ["## Failures", "", ("These tasks raised; every other task ran. Rerunning the same command retries "
+                                   "them and resumes the finished ones."), "", "| model | task | error |", "|---|---|---|"]
         md += [f"| {f['model']} | {f['task']} | {f['error'].replace('|', '/')} |" for f in meta["failures"]] + [""]
     if meta.get("datasets"):
         md += ["## Datasets", "", "| dataset | images | split | notes |", "|---|---:|---|---|"]

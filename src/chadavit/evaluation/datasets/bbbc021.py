@@ -10,8 +10,14 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
-from chadavit.evaluation.datasets.common import check_split_mode, crop_cells, finish, grouped_split, layout_error, \
-    split_note
+from chadavit.evaluation.datasets.common import (
+    check_split_mode,
+    crop_cells,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
 
 CHANNELS = ("DAPI", "Tubulin", "Actin")  # the CSV's column order (file tags w1, w2, w4)
 CONTROL = "DMSO"
@@ -21,7 +27,8 @@ BBBC021 v1 (https://bbbc.broadinstitute.org/BBBC021; `chadavit datasets fetch bb
                               Image_Metadata_Plate_DAPI, Image_Metadata_Compound, Image_Metadata_Concentration)
   PATH/BBBC021_v1_moa.csv     compound,concentration,moa
   PATH/<plate>/<Image_FileName_*>   each BBBC021_v1_images_<plate>.zip unpacked in PATH, e.g.
-                              Week1_22123/G10_s1_w1BEDC2073-A983-4B98-95E9-84466707A25D.tif (Week1/Week1_22123/ also read)"""
+                              Week1_22123/G10_s1_w1BEDC2073-A983-4B98-95E9-84466707A25D.tif
+                              (the CSV's Week1/Week1_22123/ is also read)"""
 
 
 def read_metadata(root: Path) -> pd.DataFrame:

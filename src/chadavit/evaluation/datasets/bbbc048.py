@@ -10,8 +10,14 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData, resize_images
-from chadavit.evaluation.datasets.common import (META_DIR, check_split_mode, finish, grouped_split, layout_error,
-                                                 split_note)
+from chadavit.evaluation.datasets.common import (
+    META_DIR,
+    check_split_mode,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
 
 CLASSES = ("Anaphase", "G1", "G2", "Metaphase", "Prophase", "S", "Telophase")
 CHANNELS = ("Ch3", "Ch4", "Ch6")  # bright field, fluorescence marker, dark field (ImageStream channel numbers)

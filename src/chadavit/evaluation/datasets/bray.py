@@ -11,17 +11,23 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
-from chadavit.evaluation.datasets.common import check_split_mode, crop_cells, finish, grouped_split, layout_error, \
-    split_note
+from chadavit.evaluation.datasets.common import (
+    check_split_mode,
+    crop_cells,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
 
 # acquisition order; the file's w<N> tag is the 1-based position here
 CHANNELS = ("Hoechst", "ERSyto", "ERSytoBleed", "Ph_golgi", "Mito")
 CONTROL = "DMSO"
 MOA_FILE = "CDRP_MOA_MATCHES_official.csv"
 LAYOUT = """\
-Bray et al. 2017 Cell Painting (CC0; `chadavit datasets fetch bray --subset PLATE[,PLATE]`, or the manual steps it prints):
+Bray et al. 2017 Cell Painting (CC0; `chadavit datasets fetch bray --subset PLATE[,PLATE]` or its manual steps):
   PATH/images/<plate>-<Channel>/cdp2bioactives_<well>_s<site>_w<N><UUID>.tif   (one folder per plate and channel,
-        as the Cell Image Library zips <plate>-<Channel>.zip unpack; Channel in Hoechst ERSyto ERSytoBleed Ph_golgi Mito,
+        as the Cell Image Library zips <plate>-<Channel>.zip unpack; Channel: Hoechst ERSyto ERSytoBleed Ph_golgi Mito,
         N = 1..5 in that order; PATH/images/<plate>/<plate>-<Channel>/ also read)
   PATH/metadata/barcode_platemap.csv            Plate_Map_Name,Assay_Plate_Barcode
   PATH/metadata/platemap/<Plate_Map_Name>.txt   TAB: well_position,broad_sample,mmoles_per_liter,solvent

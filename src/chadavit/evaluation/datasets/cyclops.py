@@ -11,8 +11,14 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
-from chadavit.evaluation.datasets.common import (META_DIR, check_split_mode, finish, grouped_split, layout_error,
-                                                 split_note)
+from chadavit.evaluation.datasets.common import (
+    META_DIR,
+    check_split_mode,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
 
 CLASSES = ("ACTIN", "BUDNECK", "BUDTIP", "CELLPERIPHERY", "CYTOPLASM", "ENDOSOME", "ER", "GOLGI", "MITOCHONDRIA",
            "NUCLEARPERIPHERY", "NUCLEI", "NUCLEOLUS", "PEROXISOME", "SPINDLE", "SPINDLEPOLE", "VACUOLARMEMBRANE",
@@ -29,7 +35,7 @@ def class_root(root: Path) -> Path:
 
 
 def index_cyclops(path: str | Path) -> pd.DataFrame:
-    """One row per cell with both channel files: ``id`` (the official integer id), ``localisation``, ``GFP``, ``RFP``."""
+    """One row per cell with both channel files: ``id`` (official integer id), ``localisation``, ``GFP``, ``RFP``."""
     root = Path(path)
     base = class_root(root)
     if not base.is_dir():

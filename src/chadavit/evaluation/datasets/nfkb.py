@@ -12,8 +12,14 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
-from chadavit.evaluation.datasets.common import META_DIR, check_split_mode, finish, grouped_split, layout_error, \
-    split_note
+from chadavit.evaluation.datasets.common import (
+    META_DIR,
+    check_split_mode,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
 
 # RGB plane -> channel name. Green is the NF-kB stain: the target is the "green cell/nucleus ratio" of the
 # Phenexplain source data (Lamiable et al. 2023). The stains in red and blue are not published, so those planes
@@ -23,7 +29,8 @@ SPLIT_FILES = {"train": "single_ratio_images_train.csv", "val": "single_ratio_im
 LAYOUT = """\
 NF-kB translocation (ChAda-ViT targets; images not public under these names, see `chadavit datasets fetch nfkb`):
   PATH/analyse_256x256/single_ratio_images_train.csv and ..._val.csv   columns cat,image_name,ratio
-  PATH/256x256/<cat>/<image_name>   256x256 RGB PNG per cell (green = NF-kB), e.g. 256x256/0/170721_L02_3_1206_882.png"""
+  PATH/256x256/<cat>/<image_name>   256x256 RGB PNG per cell (green = NF-kB),
+                                    e.g. 256x256/0/170721_L02_3_1206_882.png"""
 
 
 def packaged_targets(part: str) -> pd.DataFrame:
