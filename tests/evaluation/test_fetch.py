@@ -89,6 +89,22 @@ def test_fetch_bloodmnist_verified(tmp_path: Path, monkeypatch):
     assert len(load_dataset("bloodmnist", path=target)) == 28
 
 
+def test_cli_fetch_through_a_mirror(tmp_path: Path, monkeypatch, capsys):
+    import importlib
+
+    F = importlib.import_module("chadavit.datasets.fetch")
+    npz = write_bloodmnist(tmp_path / "src")
+    monkeypatch.setitem(F.BLOODMNIST_MD5, 28, hashlib.md5(npz.read_bytes()).hexdigest())
+    with serve() as m:
+        m.files["/bloodmnist/bloodmnist.npz"] = npz.read_bytes()
+        rc = main(["datasets", "fetch", "bloodmnist", "--root", str(tmp_path / "data"), "--base-url", m.url,
+                   "--retries", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "bloodmnist: bloodmnist.npz: train 16" in out
+    assert f"ready: chadavit eval --suite paper --set data_root={tmp_path / 'data'}" in out
+    assert (tmp_path / "data" / "bloodmnist" / "bloodmnist.npz").is_file()
+
+
 def test_fetch_bbbc048_nested_zip(tmp_path: Path, shared_dir: Path):
     src = tmp_path / "src"
     write_bbbc048(src, shared_dir)
