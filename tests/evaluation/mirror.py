@@ -14,6 +14,8 @@ class Mirror:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}  # path -> bytes to send before dropping the connection (once)
         self.log: list[tuple[str, str | None]] = []
+        self.fail: dict[str, int] = {}  # path -> number of 503 answers before serving it
+        self.ignore_range = False  # answer 200 with the whole body even when a Range is asked
         self.url = ""
 
 
@@ -29,7 +31,13 @@ def _handler(m: Mirror) -> type[BaseHTTPRequestHandler]:
             if path not in m.files:
                 self.send_error(404, "Not Found")
                 return
+            if m.fail.get(path, 0) > 0:
+                m.fail[path] -= 1
+                self.send_error(503, "Busy")
+                return
             body = m.files[path]
+            if m.ignore_range:
+                rng = None
             start = int(rng.split("=")[1].split("-")[0]) if rng else 0
             if start >= len(body) and body:
                 self.send_response(416)

@@ -55,6 +55,25 @@ def test_interrupted_download_resumes_with_range(tmp_path: Path):
     assert any("%" in s and "MB" in s for s in said)  # plain progress lines when not on a terminal
 
 
+def test_retries_after_503_and_restarts_when_range_is_ignored(tmp_path: Path):
+    body = np.random.default_rng(1).bytes(100_000)
+    said: list[str] = []
+    with serve() as m:
+        m.files["/f.bin"] = body
+        m.fail["/f.bin"] = 2
+        download(f"{m.url}/f.bin", tmp_path / "a.bin", size=len(body), policy=RetryPolicy(retries=2, backoff=0.0),
+                 say=said.append, tty=False)
+        assert [s for s in said if s.startswith("  retrying")] and len(m.log) == 3
+        (tmp_path / "b.bin.part").write_bytes(body[:1000])  # a server without Range support: start over
+        m.ignore_range = True
+        download(f"{m.url}/f.bin", tmp_path / "b.bin", size=len(body), policy=NO_WAIT, say=said.append, tty=False)
+        m.fail["/f.bin"] = 5
+        with pytest.raises(DownloadError, match="failed after 2 attempts"):
+            download(f"{m.url}/f.bin", tmp_path / "c.bin", policy=RetryPolicy(retries=1, backoff=0.0),
+                     say=said.append, tty=False)
+    assert (tmp_path / "a.bin").read_bytes() == body and (tmp_path / "b.bin").read_bytes() == body
+
+
 def test_checksum_mismatch_keeps_nothing(tmp_path: Path):
     npz = write_bloodmnist(tmp_path / "src")
     with serve() as m:
