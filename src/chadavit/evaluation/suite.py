@@ -17,9 +17,7 @@ Protocols: ``linear``, ``knn``, ``regression``, ``reconstruction``, ``moa``, ``m
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import os
 import time
@@ -37,6 +35,7 @@ from chadavit.evaluation.data import DatasetLayoutError, EvalData
 from chadavit.evaluation.datasets import load_dataset
 from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
 from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
+from chadavit.evaluation.runlog import RESULT_COLUMNS, dataset_notes, save_task_rows, task_key
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -274,36 +273,6 @@ class _Runner:
         return rows
 
 
-RESULT_COLUMNS = ["model", "task", "dataset", "protocol", "features", "seed", "metric", "value"]
-
-
-def task_key(lm: LoadedModel, task: Task, data: EvalData, seeds: Sequence[int]) -> str:
-    """Names a finished (model, task) result: changes with the weights, the task's settings, the seeds and
-    the dataset's content, so a rerun resumes only what is still valid."""
-    desc = json.dumps([lm.key, task.name, task.dataset, task.protocol, task.label, task.features, task.params,
-                       list(seeds), data.fingerprint()], sort_keys=True, default=str)
-    slug = "".join(c if c.isalnum() else "_" for c in f"{lm.label}__{task.name}")[:60]
-    return f"{slug}__{hashlib.sha256(desc.encode()).hexdigest()[:12]}"
-
-
-def _atomic_csv(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def dataset_notes(datasets: dict[str, EvalData | None]) -> dict[str, dict[str, Any]]:
-    """Per dataset: image count, split used and adapter notes (for the report)."""
-    out = {}
-    for name, d in datasets.items():
-        if d is not None:
-            out[name] = {"n": len(d), "split": str(d.info.get("split", "random per seed" if "split" not in
-                                                               d.labels.columns else "fixed split column")),
-                         "note": str(d.info.get("note", ""))}
-    return out
-
-
 def _primary(task: Task, metrics: list[str]) -> list[str]:
     p = task.params.get("primary") or PRIMARY.get(task.protocol)
     return [m for m in metrics if m in p] if p else metrics
@@ -402,7 +371,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
                     task_rows = runner.run_task(lm, task, data)
                     if not task_rows:
                         raise RuntimeError("the task produced no result")
-                    _atomic_csv(done, pd.DataFrame(task_rows, columns=RESULT_COLUMNS))
+                    save_task_rows(done, task_rows)
             except Exception as exc:  # one failing task must not lose the others: report it and go on
                 log.debug("task %s failed", task.name, exc_info=True)
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
