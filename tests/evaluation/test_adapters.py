@@ -1,28 +1,27 @@
-"""Every dataset adapter on a tiny copy of its public layout written by the test."""
+"""Every dataset adapter on a stand-in tree with the real names, folders and metadata (../shared) and small pixels."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import tifffile
-from PIL import Image
 
 from chadavit.evaluation.adapters import LAYOUTS, load_dataset
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
+from chadavit.evaluation.datasets.common import grouped_split
+from chadavit.evaluation.protocols import split_from_column
 
-
-def _cell_field(rng: np.random.Generator, n_channels: int, size: int = 128, n_nuclei: int = 3) -> np.ndarray:
-    """uint16 field with bright round nuclei in channel 0 (for the nucleus-centred crops)."""
-    f = rng.integers(100, 200, size=(n_channels, size, size)).astype(np.uint16)
-    yy, xx = np.mgrid[:size, :size]
-    for k in range(n_nuclei):
-        cy, cx = 24 + 40 * k, 30 + 35 * k
-        disk = (yy - cy) ** 2 + (xx - cx) ** 2 < 8**2
-        f[:, disk] += 3000
-    return f
+from .standins import (
+    BRAY_CHANNELS,
+    write_bbbc021,
+    write_bbbc048,
+    write_bloodmnist,
+    write_bray,
+    write_cyclops,
+    write_nfkb,
+)
 
 
 def _check(d: EvalData, n: int, channels: tuple[str, ...], label: str) -> None:
@@ -32,115 +31,118 @@ def _check(d: EvalData, n: int, channels: tuple[str, ...], label: str) -> None:
     assert label in d.labels.columns
 
 
-def test_bloodmnist(tmp_path: Path):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 6), ("val", 2), ("test", 4)):
-        arrays[f"{split}_images"] = rng.integers(0, 255, size=(n, 28, 28, 3), dtype=np.uint8)
-        arrays[f"{split}_labels"] = rng.integers(0, 8, size=(n, 1))
-    np.savez(tmp_path / "bloodmnist.npz", **arrays)
-    d = load_dataset("bloodmnist", path=tmp_path, size=32)
+@pytest.mark.parametrize("size", [28, 64])
+def test_bloodmnist_every_size_keeps_train_val_test(tmp_path: Path, size: int):
+    f = write_bloodmnist(tmp_path, counts=(6, 2, 4), size=size)
+    d = load_dataset("bloodmnist", path=tmp_path, image_size=size)
     _check(d, 12, ("R", "G", "B"), "label")
-    assert d.images[0].shape == (3, 32, 32) and d.images[0].dtype == np.uint8
-    assert (d.labels["split"] == "test").sum() == 4 and (d.labels["split"] == "train").sum() == 8
-    raw = load_dataset("bloodmnist", path=tmp_path / "bloodmnist.npz")
-    assert np.array_equal(raw.images[0], np.moveaxis(arrays["train_images"][0], -1, 0))  # HWC -> CHW
-    assert raw.labels["label"].tolist()[:6] == arrays["train_labels"].ravel().tolist()
+    assert d.images[0].shape == (3, size, size) and d.images[0].dtype == np.uint8
+    assert d.labels["split"].value_counts().to_dict() == {"train": 6, "test": 4, "val": 2}
+    tr, te = split_from_column(d.labels["split"])
+    assert len(tr) == 6 and len(te) == 4  # val is not merged into train
+    with np.load(f) as z:
+        assert np.array_equal(d.images[0], np.moveaxis(z["train_images"][0], -1, 0))  # HWC -> CHW
+        assert d.labels["label"].tolist()[:6] == z["train_labels"].ravel().tolist()
+    assert "official" in d.info["split"]
+    assert "split" not in load_dataset("bloodmnist", path=f, split="random").labels.columns
 
 
-def test_bbbc048(tmp_path: Path):
-    rng = np.random.default_rng(1)
-    for phase in ("G1", "Anaphase"):
-        (tmp_path / phase).mkdir()
-        for i in range(2):
-            for ch in ("Ch3", "Ch4", "Ch6", "Ch9"):
-                Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(
-                    tmp_path / phase / f"{i}_{ch}.ome.jpg")
-    (tmp_path / "G1" / "7_Ch3.ome.jpg").write_bytes((tmp_path / "G1" / "0_Ch3.ome.jpg").read_bytes())  # incomplete
+def test_bbbc048_cellcycle_folders_and_official_split(tmp_path: Path, shared_dir: Path):
+    rows = write_bbbc048(tmp_path, shared_dir)
     d = load_dataset("bbbc048", path=tmp_path, size=32)
-    _check(d, 4, ("Ch3", "Ch4", "Ch6"), "stage")
-    assert sorted(d.labels["stage"].unique()) == ["Anaphase", "G1"]
-    assert d.images[0].shape == (3, 32, 32)
+    _check(d, 18, ("Ch3", "Ch4", "Ch6"), "stage")
+    assert set(d.labels["stage"]) == {"G1", "G2", "S"}  # classes mapped by folder name
+    got = dict(zip(d.labels["id"], d.labels["split"]))
+    want = {r["id"]: {"train": "train", "val": "test"}[r["part"]] for _, r in rows.iterrows() if r["part"] != "none"}
+    assert got == want and "49999" not in got  # the cell in no split file is left out, and counted
+    assert d.info["excluded"] == 1 and "1 cells in neither file" in d.info["split"]
+    grouped = load_dataset("bbbc048", path=tmp_path, size=32, split="grouped")
+    assert len(grouped) == 19 and set(grouped.labels["split"]) == {"train", "test"}
+    assert "split" not in load_dataset("bbbc048", path=tmp_path, size=32, split="random").labels.columns
 
 
-def test_cyclops(tmp_path: Path):
-    rng = np.random.default_rng(2)
-    for cls in ("ER", "Nucleus", "Vacuole"):
-        (tmp_path / cls).mkdir()
-        for i in range(2):
-            for ch in ("gfp", "rfp"):
-                plane = rng.integers(0, 4000, (48, 48), dtype=np.uint16)
-                tifffile.imwrite(tmp_path / cls / f"{cls}{i}_{ch}.tif", plane)
-    pd.DataFrame({"id": ["ER0", "Nucleus0", "Vacuole0"], "split": ["test"] * 3}).to_csv(tmp_path / "split.csv",
-                                                                                     index=False)
-    d = load_dataset("cyclops", path=tmp_path, size=32)
-    _check(d, 6, ("GFP", "RFP"), "localisation")
-    assert d.images[0].dtype == np.uint16 and d.images[0].shape == (2, 32, 32)
-    assert (d.labels["split"] == "test").sum() == 3
-    # channel order is fixed (GFP first) whatever the file order
-    raw = tifffile.imread(tmp_path / "ER" / "ER0_gfp.tif")
-    d_full = load_dataset("cyclops", path=tmp_path, size=None)
-    i = d_full.labels.index[d_full.labels["id"] == "ER0"][0]
-    assert np.array_equal(d_full.images[i][0], raw)
+def test_cyclops_official_integer_ids_and_channel_order(tmp_path: Path, shared_dir: Path):
+    rows = write_cyclops(tmp_path, shared_dir)
+    d = load_dataset("cyclops", path=tmp_path, size=None)
+    _check(d, len(rows), ("GFP", "RFP"), "localisation")
+    got = dict(zip(zip(d.labels["localisation"], d.labels["id"]), d.labels["split"]))
+    want = {(r["localisation"], r["id"]): {"train": "train", "val": "test"}[r["part"]] for _, r in rows.iterrows()}
+    assert got == want  # official ids like 24370 match the files' <CLASS>_<id>
+    r0 = rows.iloc[0]
+    i = d.labels.index[(d.labels["id"] == r0["id"]) & (d.labels["localisation"] == r0["localisation"])][0]
+    gfp = tifffile.imread(tmp_path / r0["localisation"] / f"{r0['localisation']}_{r0['id']}_gfp.tif")
+    assert np.array_equal(d.images[i][0], gfp) and d.images[i].dtype == np.uint16  # GFP first, always
 
 
-def test_nfkb(tmp_path: Path):
-    rng = np.random.default_rng(3)
-    (tmp_path / "images").mkdir()
-    names = []
-    for i in range(4):
-        name = f"img{i}.png"
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
-        names.append(name)
-    pd.DataFrame({"cat": [0, 5, 10, 20], "image_name": names, "ratio": [0.1, 0.5, 1.0, 2.0]}).to_csv(
-        tmp_path / "labels.csv", index=False)
+def test_cyclops_ids_outside_split_are_not_silently_training_data(tmp_path: Path, shared_dir: Path):
+    (tmp_path / "ER").mkdir()
+    for ch in ("gfp", "rfp"):
+        tifffile.imwrite(tmp_path / "ER" / f"ER_999999_{ch}.tif", np.zeros((64, 64), np.uint16))
+    with pytest.raises(DatasetLayoutError, match="official ChAda-ViT split"):
+        load_dataset("cyclops", path=tmp_path)
+
+
+def test_nfkb_target_csvs_and_identified_channels(tmp_path: Path, shared_dir: Path):
+    rows = write_nfkb(tmp_path, shared_dir)
     d = load_dataset("nfkb", path=tmp_path, size=32)
-    _check(d, 4, ("NF-kB", "DNA"), "translocation")
-    assert d.labels["translocation"].tolist() == [0.1, 0.5, 1.0, 2.0]
+    _check(d, len(rows), ("NF-kB", "blue"), "translocation")  # empty red plane dropped, green is NF-kB
+    assert d.info["dropped_empty_planes"] == ["R"]
+    assert d.labels["translocation"].tolist() == rows["ratio"].tolist()
+    assert d.labels["split"].tolist() == ["train" if p == "train" else "test" for p in rows["part"]]
+    grouped = load_dataset("nfkb", path=tmp_path, size=32, split="grouped")
+    by_well = grouped.labels.groupby("well")["split"].nunique()
+    assert (by_well == 1).all()  # no well on both sides
+    (tmp_path / "256x256" / str(rows["cat"][0]) / rows["image_name"][0]).unlink()
+    with pytest.raises(DatasetLayoutError, match=rows["image_name"][0]):
+        load_dataset("nfkb", path=tmp_path)
 
 
-def test_bbbc021(tmp_path: Path):
-    rng = np.random.default_rng(4)
-    rows = []
-    for week, plate in (("Week1", "Week1_22123"), ("Week2", "Week2_24121")):
-        (tmp_path / plate).mkdir()
-        for cpd, conc in (("taxol", 0.3), ("DMSO", 0.0)):
-            field = _cell_field(rng, 3)
-            files = {}
-            for c, w in (("DAPI", 1), ("Tubulin", 2), ("Actin", 4)):
-                fn = f"{week}_{cpd}_s1_w{w}.tif"
-                tifffile.imwrite(tmp_path / plate / fn, field[("DAPI", "Tubulin", "Actin").index(c)])
-                files[c] = fn
-            rows.append({**{f"Image_FileName_{c}": f for c, f in files.items()},
-                         **{f"Image_PathName_{c}": plate for c in files},
-                         "Image_Metadata_Plate_DAPI": plate, "Image_Metadata_Compound": cpd,
-                         "Image_Metadata_Concentration": conc})
-    pd.DataFrame(rows).to_csv(tmp_path / "BBBC021_v1_image.csv", index=False)
-    pd.DataFrame({"compound": ["taxol", "DMSO"], "concentration": [0.3, 0.0],
-                  "moa": ["Microtubule stabilizers", "DMSO"]}).to_csv(tmp_path / "BBBC021_v1_moa.csv", index=False)
-    d = load_dataset("bbbc021", path=tmp_path, crop=32, cells_per_field=3, size=32)
-    _check(d, 12, ("DAPI", "Tubulin", "Actin"), "moa")
-    assert set(d.labels["batch"]) == {"Week1", "Week2"}
-    assert set(d.labels["compound"]) == {"taxol", "DMSO"}
-    # crops are centred on nuclei: the DAPI centre pixel is bright
-    assert all(int(im[0, 16, 16]) > 1000 for im in d.images)
+def test_bbbc021_plain_unzip_layout_real_csv(tmp_path: Path, shared_dir: Path):
+    fields = write_bbbc021(tmp_path, shared_dir)
+    assert not (tmp_path / "Week1").exists() and (tmp_path / "Week1_22123").is_dir()
+    d = load_dataset("bbbc021", path=tmp_path, crop=32, cells_per_field=2, size=32)
+    _check(d, 2 * len(fields), ("DAPI", "Tubulin", "Actin"), "moa")
+    assert set(d.labels["batch"]) == {p.split("_")[0] for p in fields["Image_Metadata_Plate_DAPI"]}
+    assert "DMSO" in set(d.labels["compound"]) and d.labels["moa"].notna().all()
+    assert all(int(im[0, 16, 16]) > 1000 for im in d.images)  # crops centred on DAPI nuclei
+    assert (d.labels.groupby("plate")["split"].nunique() == 1).all()  # grouped split: no plate on both sides
 
 
-def test_bray(tmp_path: Path):
-    rng = np.random.default_rng(5)
-    chans = ("Hoechst", "ERSyto", "ERSytoBleed", "Ph_golgi", "Mito")
-    meta = []
-    for plate in ("24277", "24278"):
-        (tmp_path / "images" / plate).mkdir(parents=True)
-        for well, cpd in (("a01", "DMSO"), ("b02", "BRD-K1")):
-            field = _cell_field(rng, 5, n_nuclei=2)
-            for k, c in enumerate(chans):
-                tifffile.imwrite(tmp_path / "images" / plate / f"{well}_s1_{c}.tif", field[k])
-            meta.append({"plate": plate, "well": well, "site": 1, "compound": cpd})
-    pd.DataFrame(meta).to_csv(tmp_path / "metadata.csv", index=False)
+def test_bbbc021_week_parent_layout_and_missing_file(tmp_path: Path, shared_dir: Path):
+    fields = write_bbbc021(tmp_path, shared_dir)
+    plate = fields["Image_Metadata_Plate_DAPI"][0]
+    (tmp_path / plate.split("_")[0]).mkdir(exist_ok=True)
+    (tmp_path / plate).rename(tmp_path / plate.split("_")[0] / plate)  # the CSV's own Week1/Week1_22123 also works
+    assert len(load_dataset("bbbc021", path=tmp_path, crop=32, cells_per_field=1, size=None)) == len(fields)
+    victim = tmp_path / plate.split("_")[0] / plate / fields["Image_FileName_Actin"][0]
+    victim.unlink()
+    with pytest.raises(DatasetLayoutError, match=victim.name):
+        load_dataset("bbbc021", path=tmp_path, crop=32, cells_per_field=1)
+
+
+def test_bray_plates_wells_sites_platemaps_and_moa(tmp_path: Path, shared_dir: Path):
+    wells = write_bray(tmp_path, shared_dir)
     d = load_dataset("bray", path=tmp_path, crop=32, cells_per_field=2, size=None)
-    _check(d, 8, chans, "compound")
-    assert d.images[0].shape == (5, 32, 32)
+    n_annotated = len(wells) - 2  # one compound without an MoA per plate is left out
+    _check(d, 2 * n_annotated, BRAY_CHANNELS, "moa")
+    assert d.info["compounds_without_moa"] == 2 and d.info["sites_without_moa"] == 2
+    assert "left out" in d.info["note"]
+    assert d.labels["moa"].notna().all() and "DMSO" in set(d.labels["compound"])
+    assert set(d.labels["batch"]) == set(wells["map"]) and set(d.labels["plate"]) == {"24277", "24278"}
+    brd = d.labels.loc[d.labels["compound"] != "DMSO", "compound"]
+    assert brd.str.fullmatch(r"BRD-[A-Z]\d{8}").all()  # 13-char ids from the plate maps
+    full = load_dataset("bray", path=tmp_path, crop=32, cells_per_field=1, include_unannotated=True)
+    assert full.labels["moa"].isna().sum() == 2
+
+
+def test_grouped_split_is_fixed_and_disjoint():
+    import pandas as pd
+
+    g = pd.Series([f"p{i % 7}" for i in range(70)])
+    a, b = grouped_split(g), grouped_split(g.sample(frac=1, random_state=1))
+    assert a.tolist() == b.sort_index().tolist()
+    assert (pd.DataFrame({"g": g, "s": a}).groupby("g")["s"].nunique() == 1).all()
+    assert 1 <= a.eq("test").groupby(g).first().sum() <= 6
 
 
 def test_deeploc_packaged_copy():

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from chadavit import __version__
 from chadavit.errors import ChadavitError
 
-SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment")
+SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",
+                      "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

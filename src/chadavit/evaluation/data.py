@@ -29,8 +29,8 @@ class EvalData:
         name: dataset name used in tables and cache keys.
         images: ``(C_i, H, W)`` arrays in their stored dtype.
         channel_names: per-image channel names (same length as ``images``).
-        labels: one row per image; an optional ``split`` column (``train``/``test``, ``val`` counts as train)
-            fixes the split for every seed, otherwise splits are drawn per seed.
+        labels: one row per image; an optional ``split`` column (``train``/``val``/``test``) fixes the split for
+            every seed (``val`` rows are not used by the probes), otherwise splits are drawn per seed.
         info: free-form provenance (source path, class names, ...).
     """
 

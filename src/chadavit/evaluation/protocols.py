@@ -66,10 +66,12 @@ def train_test_split_indices(labels: np.ndarray | None, seed: int, test_fraction
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def split_from_column(split: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of train (``train``/``val``) and ``test`` rows of a fixed split column."""
+def split_from_column(split: pd.Series, train_on_val: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of train and ``test`` rows of a fixed split column; ``val`` rows are left out (a published
+    validation set is for model selection, which a fixed-epoch probe does not do) unless ``train_on_val``."""
     s = split.astype(str).str.lower().to_numpy()
-    return np.nonzero(s != "test")[0], np.nonzero(s == "test")[0]
+    train = (s != "test") if train_on_val else ~np.isin(s, ["test", "val"])
+    return np.nonzero(train)[0], np.nonzero(s == "test")[0]
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
@@ -204,73 +206,24 @@ def linear_regression(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
 # ---------------------------------------------------------------------------------------------- MoA retrieval
 def aggregate_profiles(features: np.ndarray, meta: pd.DataFrame, treatment_cols: tuple[str, ...] = ("compound",
                        "concentration"), control: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Mean profile per treatment (after z-scoring features over all cells, or over ``control`` cells).
+    """Treatment profiles after per-plate control normalisation (:mod:`chadavit.evaluation.moa`)."""
+    from chadavit.evaluation.moa import normalise_per_plate, treatment_profiles
 
-    Returns profiles ``(T, D)`` and a table with the treatment columns, ``compound``, ``moa`` (the most common)
-    and ``batches`` (the set of batches the treatment's cells come from).
-    """
-    x = features.reshape(len(features), -1).astype(np.float64)
-    ref = x[(meta["compound"] == control).to_numpy()] if control is not None else x
-    if len(ref) < 2:
-        ref = x
-    sd = ref.std(0)
-    x = (x - ref.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
-    cols = [c for c in treatment_cols if c in meta.columns]
-    groups = meta.groupby(cols, sort=True, dropna=False).indices
-    profiles, rows = [], []
-    for key, idx in groups.items():
-        key = key if isinstance(key, tuple) else (key,)
-        sub = meta.iloc[idx]
-        if control is not None and sub["compound"].iloc[0] == control:
-            continue
-        profiles.append(x[idx].mean(0))
-        batches = frozenset(sub["batch"].astype(str)) if "batch" in sub else frozenset()
-        rows.append(dict(zip(cols, key)) | {"compound": sub["compound"].iloc[0],
-                                            "moa": sub["moa"].astype(str).mode().iloc[0], "batches": batches,
-                                            "n_cells": len(idx)})
-    return np.asarray(profiles), pd.DataFrame(rows)
+    meta = meta.reset_index(drop=True)
+    return treatment_profiles(normalise_per_plate(features, meta, control), meta, treatment_cols, control)
 
 
 def moa_nn_accuracy(profiles: np.ndarray, table: pd.DataFrame) -> dict[str, float]:
-    """1-nearest-neighbour (cosine) MoA accuracy over treatment profiles, NSC and NSCB (%).
+    """1-NN (cosine) NSC and NSCB accuracy, chance levels and counts (:func:`chadavit.evaluation.moa.moa_scores`)."""
+    from chadavit.evaluation.moa import moa_scores
 
-    NSC: neighbours of the same compound are excluded. NSCB: neighbours of the same compound or sharing a
-    batch are excluded. Queries with no admissible neighbour are left out of that score.
-    """
-    p = torch.nn.functional.normalize(torch.from_numpy(profiles).float(), dim=1)
-    sim = (p @ p.T).numpy()
-    comp = table["compound"].astype(str).to_numpy()
-    moa = table["moa"].astype(str).to_numpy()
-    batches = list(table["batches"]) if "batches" in table else [frozenset()] * len(table)
-    out: dict[str, float] = {}
-    for name, use_batch in (("nsc", False), ("nscb", True)):
-        hits, n = 0, 0
-        for i in range(len(p)):
-            ok = comp != comp[i]
-            if use_batch:
-                ok &= np.array([not (b & batches[i]) for b in batches])
-            if not ok.any():
-                continue
-            j = int(np.argmax(np.where(ok, sim[i], -np.inf)))
-            hits += int(moa[j] == moa[i])
-            n += 1
-        out[name] = 100.0 * hits / n if n else float("nan")
-    return out
+    return moa_scores(profiles, table)
 
 
 def moa_retrieval(features: np.ndarray, meta: pd.DataFrame, seed: int = 0, cell_fraction: float = 0.8,
                   control: str | None = None,
                   treatment_cols: tuple[str, ...] = ("compound", "concentration")) -> dict[str, float]:
-    """NSC/NSCB MoA accuracy with a seeded subsample of ``cell_fraction`` of each treatment's cells.
+    """The standard MoA protocol on per-cell features (:func:`chadavit.evaluation.moa.moa_retrieval`)."""
+    from chadavit.evaluation.moa import moa_retrieval as run
 
-    Frozen features make 1-NN deterministic, so the seed varies which cells build each profile; the spread
-    over seeds is the sampling uncertainty of the profiles.
-    """
-    rng = np.random.default_rng(seed)
-    keep = np.ones(len(meta), bool) if cell_fraction >= 1 else rng.random(len(meta)) < cell_fraction
-    if "moa" not in meta.columns:
-        raise ValueError("MoA retrieval needs a 'moa' label column")
-    keep &= meta["moa"].notna().to_numpy() | (meta["compound"] == control).to_numpy()  # unannotated cells out
-    profiles, table = aggregate_profiles(features[keep], meta[keep].reset_index(drop=True), treatment_cols,
-                                         control=control)
-    return moa_nn_accuracy(profiles, table)
+    return run(features, meta, seed, cell_fraction, control, treatment_cols)

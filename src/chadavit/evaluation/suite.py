@@ -32,16 +32,17 @@ import yaml
 
 from chadavit.errors import ChadavitError
 from chadavit.evaluation import protocols as P
-from chadavit.evaluation.adapters import load_dataset
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
+from chadavit.evaluation.datasets import load_dataset
 from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
 from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
+from chadavit.evaluation.runlog import RESULT_COLUMNS, dataset_notes, save_task_rows, task_key
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROTOCOLS = ("linear", "knn", "regression", "reconstruction", "moa", "missing_channels")
 PRIMARY = {"linear": ["top1"], "knn": ["top1"], "regression": ["r2"], "reconstruction": ["r2"],
-           "moa": ["nsc", "nscb"], "missing_channels": None}
+           "moa": ["nsc", "nsc_chance", "nscb", "nscb_chance"], "missing_channels": None}
 
 
 class SuiteError(ChadavitError, ValueError):
@@ -72,8 +73,12 @@ class Suite:
 
 def _expand(value: Any, variables: dict[str, str]) -> Any:
     if isinstance(value, str):
+        orig = value
         for k, v in variables.items():
             value = value.replace("${" + k + "}", v)
+        if value != orig and orig.startswith("${") and orig.endswith("}") and orig.count("${") == 1:
+            parsed = yaml.safe_load(value)  # a whole-value variable keeps its YAML type: size: ${image_size} -> 224
+            return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
         return value
     if isinstance(value, list):
         return [_expand(v, variables) for v in value]
@@ -102,7 +107,8 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
                              f"presets: {', '.join(list_suites())}")
         p = cand
     raw = yaml.safe_load(p.read_text()) or {}
-    raw = _expand(raw, default_variables() | (variables or {}))
+    defaults = {str(k): str(v) for k, v in (raw.pop("variables", None) or {}).items()}
+    raw = _expand(raw, default_variables() | defaults | (variables or {}))
     for key in ("datasets", "tasks"):
         if key not in raw:
             raise SuiteError(f"{p}: missing top-level key {key!r}")
@@ -124,9 +130,12 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
                  threads=int(raw["threads"]) if raw.get("threads") else None)
 
 
-def load_suite_datasets(suite: Suite, say: Any = print, skip_missing: bool = False) -> dict[str, EvalData | None]:
+def load_suite_datasets(suite: Suite, say: Any = print, skip_missing: bool = False,
+                        errors: dict[str, str] | None = None) -> dict[str, EvalData | None]:
     """Load every dataset of the suite; an ``optional`` one (every one with ``skip_missing``) that is missing
-    becomes None with a visible message, any other missing one raises `DatasetLayoutError`."""
+    becomes None with a visible message, any other missing one raises `DatasetLayoutError`. A dataset that is
+    there but fails to load for another reason becomes None with its error in ``errors`` (its tasks fail, the
+    others run)."""
     out: dict[str, EvalData | None] = {}
     for name, spec in suite.datasets.items():
         spec = dict(spec)
@@ -143,13 +152,20 @@ def load_suite_datasets(suite: Suite, say: Any = print, skip_missing: bool = Fal
                 raise
             say(f"SKIPPED dataset {name} (optional): {str(exc).splitlines()[0]}")
             out[name] = None
+        except Exception as exc:
+            if errors is None:
+                raise
+            errors[name] = f"loading dataset {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            say(f"FAILED {errors[name]}")
+            out[name] = None
     return out
 
 
 # ---------------------------------------------------------------------------------------------- tasks
-def _split(data: EvalData, labels: np.ndarray | None, seed: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _split(data: EvalData, labels: np.ndarray | None, seed: int, test_fraction: float,
+           train_on_val: bool = False) -> tuple[np.ndarray, np.ndarray]:
     if "split" in data.labels.columns:
-        return P.split_from_column(data.labels["split"])
+        return P.split_from_column(data.labels["split"], train_on_val)
     return P.train_test_split_indices(labels, seed, test_fraction, n=len(data))
 
 
@@ -191,7 +207,7 @@ class _Runner:
             x = self.features(lm, data, task.features)
             strat = None if task.protocol == "regression" else y
             for s in seeds:
-                tr, te = _split(data, strat, s, test_fraction)
+                tr, te = _split(data, strat, s, test_fraction, bool(prm.get("train_on_val", False)))
                 if task.protocol == "linear":
                     m = P.linear_probe(x[tr], y[tr], x[te], y[te], seed=s, cfg=_probe_cfg(prm))
                 elif task.protocol == "knn":
@@ -303,7 +319,8 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    datasets = load_suite_datasets(suite, say, skip_missing)
+    load_errors: dict[str, str] = {}
+    datasets = load_suite_datasets(suite, say, skip_missing, load_errors)
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
     if not models:
         raise SuiteError("give at least one model spec")
@@ -315,13 +332,30 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     runner = _Runner(suite, out, progress, say, device)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
+    failures: list[dict[str, str]] = []
     primaries: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
+    meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
+            "failures": failures, "tasks": suite.tasks, "timings": timings, "total_s": 0.0,
+            "models": [(m.label, m.spec) for m in models], "datasets": dataset_notes(datasets)}
+
+    def write() -> pd.DataFrame:
+        results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        summary = summarise(results) if len(results) else pd.DataFrame(columns=["model", "task", "metric", "mean",
+                                                                                   "std", "n_seeds"])
+        meta["total_s"] = time.time() - t_start
+        write_tables(results, summary, primaries, meta, out)
+        return summary
+
     for lm in models:
         t_model = time.time()
         for task in suite.tasks:
             data = datasets[task.dataset]
             bar.set_postfix_str(f"{lm.label[:20]} / {task.name[:28]}")
+            if data is None and task.dataset in load_errors:
+                failures.append({"model": lm.label, "task": task.name, "error": load_errors[task.dataset]})
+                bar.update(1)
+                continue
             if data is None:
                 bar.update(1)
                 if task.name not in skipped:
@@ -329,7 +363,24 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
                     say(f"SKIPPED task {task.name}: dataset {task.dataset} is unavailable")
                 continue
             t0 = time.time()
-            task_rows = runner.run_task(lm, task, data)
+            done = out / "tasks" / f"{task_key(lm, task, data, suite.seeds)}.csv"
+            try:
+                if done.is_file():
+                    task_rows = pd.read_csv(done).to_dict("records")
+                    say(f"{lm.label:28s} {task.name:28s} resumed from {done.relative_to(out)}")
+                else:
+                    task_rows = runner.run_task(lm, task, data)
+                    if not task_rows:
+                        raise RuntimeError("the task produced no result")
+                    save_task_rows(done, task_rows)
+            except Exception as exc:  # one failing task must not lose the others: report it and go on
+                log.debug("task %s failed", task.name, exc_info=True)
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                failures.append({"model": lm.label, "task": task.name, "error": error})
+                say(f"FAILED {lm.label} / {task.name}: {error}")
+                bar.update(1)
+                write()
+                continue
             bar.update(1)
             rows += task_rows
             metrics = list(dict.fromkeys(r["metric"] for r in task_rows))
@@ -337,18 +388,12 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             main = primaries[task.name][0] if primaries[task.name] else metrics[0]
             vals = [r["value"] for r in task_rows if r["metric"] == main]
             sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
+            write()  # every finished task is on disk at once: a killed run keeps it, a rerun resumes after it
             say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {sd:.3f}"
                 f"  ({time.time() - t0:.1f} s)")
         timings[lm.label] = time.time() - t_model
     bar.close()
-    results = pd.DataFrame(rows, columns=["model", "task", "dataset", "protocol", "features", "seed", "metric",
-                                          "value"])
-    empty = pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
-    summary = summarise(results) if len(results) else empty
-    meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
-            "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,
-            "models": [(m.label, m.spec) for m in models]}
-    write_tables(results, summary, primaries, meta, out)
+    summary = write()
     if figures:
         from chadavit.evaluation.figures import make_figures
 
@@ -357,7 +402,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
         except Exception as exc:  # a broken figure must not lose the numbers
             log.exception("figures failed")
             say(f"WARNING: figures failed: {type(exc).__name__}: {exc}")
-        write_tables(results, summary, primaries, meta, out)  # again, now listing the figures
+        summary = write()  # again, now listing the figures
     say(f"wrote {out / 'results.md'} and {out / 'summary.csv'} ({time.time() - t_start:.0f} s total)")
     summary.attrs["primary"] = primaries
     return summary

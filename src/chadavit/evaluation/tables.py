@@ -11,13 +11,17 @@ import numpy as np
 import pandas as pd
 
 METRIC_LABELS = {"top1": "top-1 %", "macro_f1": "macro F1 %", "r2": "R²", "mse": "MSE", "mae": "MAE",
-                 "pearson": "Pearson r", "nsc": "NSC %", "nscb": "NSCB %"}
+                 "pearson": "Pearson r", "nsc": "NSC %", "nscb": "NSCB %", "nsc_chance": "NSC chance %",
+                 "nscb_chance": "NSCB chance %"}
 
 
 def fmt(mean: float, std: float, metric: str) -> str:
     if pd.isna(mean):
         return "n/a"
-    digits = 1 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 3
+    if metric.startswith("n_"):  # counts (e.g. MoA treatments): the same for every seed
+        return f"{mean:.0f}" if not std else f"{mean:.1f} ± {std:.1f}"
+    percent = ("top1", "macro_f1", "nsc", "nscb", "nsc_chance", "nscb_chance")
+    digits = 1 if metric in percent or metric.startswith("top1@") else 3
     if metric == "mse":
         digits = 4
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -76,6 +80,14 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     md += ["## Main table", "", to_markdown(main) if len(main.columns) else "(no results)", ""]
     if meta.get("skipped"):
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
+    if meta.get("failures"):
+        md += ["## Failures", "", ("These tasks raised; every other task ran. Rerunning the same command retries "
+                                   "them and resumes the finished ones."), "", "| model | task | error |", "|---|---|---|"]
+        md += [f"| {f['model']} | {f['task']} | {f['error'].replace('|', '/')} |" for f in meta["failures"]] + [""]
+    if meta.get("datasets"):
+        md += ["## Datasets", "", "| dataset | images | split | notes |", "|---|---:|---|---|"]
+        md += [f"| {k} | {v['n']:,} | {v['split']} | {v.get('note', '')} |" for k, v in meta["datasets"].items()]
+        md += [""]
     tasks = meta.get("tasks") or []
     if tasks:
         md += ["## Tasks", "", "| task | dataset | protocol | label | features | settings |",

@@ -1,0 +1,55 @@
+"""Dataset adapters, one module per benchmark: each reads the dataset as its public download lays it out and
+returns an `EvalData`. ``LAYOUTS`` holds each expected layout (shown when a dataset is missing); adapters take
+``size`` (resize to ``size x size``), ``max_images`` (a fixed, seeded subsample) and, for the paper's datasets,
+``split`` (``official`` where one was published, else a fixed ``grouped`` split; ``random`` per seed as option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.datasets import bbbc021, bbbc048, bloodmnist, bray, cyclops, generic, nfkb
+from chadavit.evaluation.datasets.bbbc021 import load_bbbc021
+from chadavit.evaluation.datasets.bbbc048 import load_bbbc048
+from chadavit.evaluation.datasets.bloodmnist import load_bloodmnist
+from chadavit.evaluation.datasets.bray import load_bray
+from chadavit.evaluation.datasets.common import crop_cells
+from chadavit.evaluation.datasets.cyclops import load_cyclops
+from chadavit.evaluation.datasets.generic import load_deeploc_yeast, load_npz, load_synthetic
+from chadavit.evaluation.datasets.nfkb import load_nfkb
+
+LAYOUTS: dict[str, str] = {
+    "bloodmnist": bloodmnist.LAYOUT,
+    "bbbc048": bbbc048.LAYOUT,
+    "cyclops": cyclops.LAYOUT,
+    "nfkb": nfkb.LAYOUT,
+    "bbbc021": bbbc021.LAYOUT,
+    "bray": bray.LAYOUT,
+    "deeploc_yeast": generic.DEEPLOC_LAYOUT,
+    "npz": generic.NPZ_LAYOUT,
+}
+
+ADAPTERS: dict[str, Callable[..., EvalData]] = {
+    "bloodmnist": load_bloodmnist,
+    "bbbc048": load_bbbc048,
+    "cyclops": load_cyclops,
+    "nfkb": load_nfkb,
+    "bbbc021": load_bbbc021,
+    "bray": load_bray,
+    "deeploc_yeast": load_deeploc_yeast,
+    "npz": load_npz,
+    "synthetic": load_synthetic,
+}
+
+
+def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
+    """Dispatch to an adapter by name (``ADAPTERS``)."""
+    if adapter not in ADAPTERS:
+        raise ValueError(f"unknown dataset adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
+    return ADAPTERS[adapter](**kwargs)
+
+
+__all__ = ["ADAPTERS", "LAYOUTS", "crop_cells", "load_bbbc021", "load_bbbc048", "load_bloodmnist", "load_bray",
+           "load_cyclops", "load_dataset", "load_deeploc_yeast", "load_nfkb", "load_npz", "load_synthetic"]

@@ -1,0 +1,97 @@
+"""BBBC048 Jurkat cell cycle: ``CellCycle/<class>/<id>_Ch3/4/6.ome.jpg`` as ``CellCycle.zip`` unpacks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chadavit.data.readers import read_image_file
+from chadavit.evaluation.data import EvalData, resize_images
+from chadavit.evaluation.datasets.common import (
+    META_DIR,
+    check_split_mode,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
+
+CLASSES = ("Anaphase", "G1", "G2", "Metaphase", "Prophase", "S", "Telophase")
+CHANNELS = ("Ch3", "Ch4", "Ch6")  # bright field, fluorescence marker, dark field (ImageStream channel numbers)
+LAYOUT = """\
+BBBC048 Jurkat cell cycle (https://bbbc.broadinstitute.org/BBBC048; `chadavit datasets fetch bbbc048`):
+  PATH/CellCycle/<class>/<id>_Ch3.ome.jpg, <id>_Ch4.ome.jpg, <id>_Ch6.ome.jpg   (one grey JPEG per channel)
+  class folders Anaphase G1 G2 Metaphase Prophase S Telophase (labels come from the folder name)"""
+_RX = re.compile(r"^(?P<id>\d+)_(?P<channel>Ch\d+)(?:\.ome)?\.(?:jpe?g|png|tiff?)$", re.IGNORECASE)
+
+
+def cellcycle_dir(root: Path) -> Path:
+    """``PATH/CellCycle`` (or PATH itself when the class folders sit directly in it)."""
+    return root / "CellCycle" if (root / "CellCycle").is_dir() else root
+
+
+def index_bbbc048(path: str | Path, channels: tuple[str, ...] = CHANNELS) -> pd.DataFrame:
+    """One row per cell with all ``channels`` present: ``id``, ``stage`` and one file column per channel."""
+    root = Path(path)
+    base = cellcycle_dir(root)
+    if not base.is_dir():
+        raise layout_error("bbbc048", LAYOUT, root, "folder absent")
+    rows = []
+    for cls_dir in sorted(d for d in base.iterdir() if d.is_dir() and d.name in CLASSES):
+        groups: dict[str, dict[str, Path]] = {}
+        for f in sorted(cls_dir.iterdir()):
+            m = _RX.match(f.name)
+            if m:
+                groups.setdefault(m["id"], {})[m["channel"]] = f
+        for cid, files in groups.items():
+            if all(c in files for c in channels):
+                rows.append({"id": cid, "stage": cls_dir.name} | {c: files[c] for c in channels})
+    if not rows:
+        raise layout_error("bbbc048", LAYOUT, base, f"no class folder ({', '.join(CLASSES)}) holds files "
+                           f"<id>_{'/'.join(channels)}.ome.jpg")
+    return pd.DataFrame(rows)
+
+
+def official_split() -> pd.DataFrame:
+    """The ChAda-ViT split (``stage,id,split``): train.csv -> train, val.csv (the paper's held-out set) -> test."""
+    df = pd.read_csv(META_DIR / "bbbc048_chadavit_split.csv.gz", dtype={"id": str})
+    df["split"] = df["split"].map({"train": "train", "val": "test"})
+    return df
+
+
+def load_bbbc048(path: str | Path, channels: tuple[str, ...] = CHANNELS, size: int | None = 64,
+                 max_images: int | None = None, split: str = "official") -> EvalData:
+    """Jurkat ImageStream cells, 7 stages. ``split``: ``official`` (the ChAda-ViT split files; cells in neither
+    file are left out and counted), ``grouped`` (fixed, by cell id) or ``random`` (per seed)."""
+    check_split_mode("bbbc048", split, ("official", "grouped", "random"))
+    table = index_bbbc048(path, tuple(channels))
+    how = "random per seed (stratified)"
+    excluded = 0
+    if split == "official":
+        sp = official_split()
+        table = table.merge(sp, on=["stage", "id"], how="left")
+        excluded = int(table["split"].isna().sum())
+        table = table[table["split"].notna()].reset_index(drop=True)
+        if table.empty:
+            raise layout_error("bbbc048", LAYOUT, Path(path), "no cell id matches the official ChAda-ViT split "
+                               "(use split: random for a different cell set)")
+        how = "official ChAda-ViT split (train.csv -> train, val.csv -> test)"
+        if excluded:
+            how += f"; {excluded:,} cells in neither file left out"
+    elif split == "grouped":
+        table["split"] = grouped_split(table["id"])
+        how = "fixed split by cell id (30 % test)"
+    images = []
+    for _, r in table.iterrows():
+        planes = [read_image_file(r[c])[0] for c in channels]
+        if len({pl.shape for pl in planes}) > 1:
+            planes = [p[0] for p in resize_images([pl[None] for pl in planes], planes[0].shape[0])]
+        images.append(np.stack(planes))
+    labels = table.drop(columns=list(channels)).reset_index(drop=True)
+    if size is None and len({im.shape for im in images}) > 1:
+        size = 64
+    info = {"source": str(path), "split": split_note(labels, how), "excluded": excluded}
+    return finish(EvalData("bbbc048", images, [tuple(channels)] * len(images), labels, info), size, max_images)

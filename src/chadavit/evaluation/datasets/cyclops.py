@@ -1,0 +1,90 @@
+"""CYCLoPs yeast localisation: ``<CLASS>/<CLASS>_<id>_{gfp,rfp}.tif`` as DeepLoc's Chong sets unpack
+(Lu et al.'s ``unpackage_test_set.py``), the layout the official ChAda-ViT code reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chadavit.data.readers import read_image_file
+from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.datasets.common import (
+    META_DIR,
+    check_split_mode,
+    finish,
+    grouped_split,
+    layout_error,
+    split_note,
+)
+
+CLASSES = ("ACTIN", "BUDNECK", "BUDTIP", "CELLPERIPHERY", "CYTOPLASM", "ENDOSOME", "ER", "GOLGI", "MITOCHONDRIA",
+           "NUCLEARPERIPHERY", "NUCLEI", "NUCLEOLUS", "PEROXISOME", "SPINDLE", "SPINDLEPOLE", "VACUOLARMEMBRANE",
+           "VACUOLE")
+CHANNELS = ("GFP", "RFP")  # fixed order (the official code iterates a Python set, whose order varies)
+LAYOUT = """\
+CYCLoPs yeast localisation (DeepLoc Chong sets, Kraus et al. 2017; manual steps: `chadavit datasets fetch cyclops`):
+  PATH/<CLASS>/<CLASS>_<id>_gfp.tif and PATH/<CLASS>/<CLASS>_<id>_rfp.tif   (64x64; PATH/images/... also accepted)
+  17 class folders ACTIN BUDNECK ... VACUOLE; <id> is the integer id of the ChAda-ViT split files (e.g. 24370)"""
+
+
+def class_root(root: Path) -> Path:
+    return root / "images" if (root / "images").is_dir() else root
+
+
+def index_cyclops(path: str | Path) -> pd.DataFrame:
+    """One row per cell with both channel files: ``id`` (official integer id), ``localisation``, ``GFP``, ``RFP``."""
+    root = Path(path)
+    base = class_root(root)
+    if not base.is_dir():
+        raise layout_error("cyclops", LAYOUT, root, "folder absent")
+    rows = []
+    for cls_dir in sorted(d for d in base.iterdir() if d.is_dir()):
+        rx = re.compile(rf"^{re.escape(cls_dir.name)}_(?P<id>\d+)_(?P<channel>gfp|rfp)\.tiff?$", re.IGNORECASE)
+        groups: dict[str, dict[str, Path]] = {}
+        for f in sorted(cls_dir.iterdir()):
+            m = rx.match(f.name)
+            if m:
+                groups.setdefault(m["id"], {})[m["channel"].upper()] = f
+        rows += [{"id": cid, "localisation": cls_dir.name} | files for cid, files in groups.items()
+                 if set(files) == set(CHANNELS)]
+    if not rows:
+        raise layout_error("cyclops", LAYOUT, base, "no class folder holds <CLASS>_<id>_gfp.tif/_rfp.tif pairs")
+    return pd.DataFrame(rows)
+
+
+def official_split() -> pd.DataFrame:
+    """The ChAda-ViT split (``localisation,id,split``): train.csv -> train, val.csv (held out) -> test."""
+    df = pd.read_csv(META_DIR / "cyclops_chadavit_split.csv.gz", dtype={"id": str})
+    df["split"] = df["split"].map({"train": "train", "val": "test"})
+    return df
+
+
+def load_cyclops(path: str | Path, size: int | None = 64, max_images: int | None = None,
+                 split: str = "official") -> EvalData:
+    """2-channel (GFP, RFP) yeast cells, 17 classes. ``split``: ``official`` (ChAda-ViT files, matched on class and
+    integer id; cells in neither file are left out and counted), ``grouped`` (fixed, by id) or ``random``."""
+    check_split_mode("cyclops", split, ("official", "grouped", "random"))
+    table = index_cyclops(path)
+    how, excluded = "random per seed (stratified)", 0
+    if split == "official":
+        table = table.merge(official_split(), on=["localisation", "id"], how="left")
+        excluded = int(table["split"].isna().sum())
+        table = table[table["split"].notna()].reset_index(drop=True)
+        if table.empty:
+            raise layout_error("cyclops", LAYOUT, Path(path), "no (class, id) matches the official ChAda-ViT split; "
+                               "file names must be <CLASS>_<id>_gfp.tif with the official integer ids")
+        how = "official ChAda-ViT split (train.csv -> train, val.csv -> test)"
+        if excluded:
+            how += f"; {excluded:,} cells in neither file left out"
+    elif split == "grouped":
+        table["split"] = grouped_split(table["id"])
+        how = "fixed split by cell id (30 % test)"
+    images = [np.stack([read_image_file(r[c])[0] for c in CHANNELS]) for _, r in table.iterrows()]
+    labels = table.drop(columns=list(CHANNELS)).reset_index(drop=True)
+    if size is None and len({im.shape for im in images}) > 1:
+        size = 64
+    info = {"source": str(path), "classes": CLASSES, "split": split_note(labels, how), "excluded": excluded}
+    return finish(EvalData("cyclops", images, [CHANNELS] * len(images), labels, info), size, max_images)
