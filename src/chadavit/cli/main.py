@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from chadavit import __version__
 
-SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment")
+SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",
+                      "push", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

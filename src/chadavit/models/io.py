@@ -10,13 +10,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from chadavit.errors import ChadavitError
+from chadavit.models.catalog import build_model
 from chadavit.models.config import ChadaViTConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ChadavitError, ValueError):
     """A weights file does not fit the model; the message lists the offending keys by name."""
 
 
@@ -68,8 +70,6 @@ def load_config(path: str | os.PathLike[str]) -> ChadaViTConfig:
 
 def load_pretrained(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from a ``save_pretrained`` folder, loading its weights strictly."""
-    from chadavit.models.registry import build_model
-
     folder = Path(path)
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():

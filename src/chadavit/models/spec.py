@@ -3,6 +3,7 @@
 ``DIR``                               one of our checkpoints (``model.safetensors`` + ``config.json``)
 ``official:PATH[:teacher|:student]``  an official ChAda-ViT ``.ckpt`` or backbone ``.safetensors`` (student by default)
 ``PATH.ckpt`` / ``PATH.safetensors``  the same, student
+``hf:OWNER/NAME[@REVISION]``         a model on the Hugging Face Hub (ours or the official release)
 ``random:PRESET[,key=value...]``      a preset at random initialisation (seeded), with config overrides,
                                       e.g. ``random:fixed_channel_vit_tiny,in_chans=3``
 """
@@ -39,6 +40,10 @@ def load_model_from_spec(spec: str, num_heads: int = 12, seed: int = 0, allow_ba
     from chadavit.models import create_model, list_models, load_official_checkpoint, load_pretrained
 
     spec = spec.strip()
+    if spec.startswith("hf:"):
+        from chadavit.models.hub import load_from_hub
+
+        return load_from_hub(spec)
     if spec.startswith("random:") or (allow_bare_preset and spec.split(",")[0] in list_models()):
         name, *opts = spec.removeprefix("random:").split(",")
         if name not in list_models():
