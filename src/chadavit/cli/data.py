@@ -73,10 +73,19 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                 except (ImageReadError, ValueError, OSError) as exc:
                     errors.append(str(exc))
         else:
-            files = list_image_files(src)
+            from chadavit.data.formats import format_suffix, import_microscope_file, list_microscope_files, uses_bioio
+
+            files = sorted(set(list_image_files(src)) | set(list_microscope_files(src)))
             if not files:
-                raise ValueError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
+                raise ValueError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg, .nd2, .czi, .lif)")
             for f in files:
+                if uses_bioio(f):  # ND2, CZI, LIF, OME-TIFF: one image per scene, names from metadata
+                    rel = f.relative_to(src).as_posix()
+                    n, errs = import_microscope_file(writer, f, f"{source}/{rel[: -len(format_suffix(f) or '')]}",
+                                                     channel_map, source=source, imaging_method=imaging_method,
+                                                     files=[rel])
+                    added, errors = added + n, errors + errs
+                    continue
                 image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
                 if image_id in writer:
                     continue
