@@ -195,3 +195,31 @@ def test_embed_takes_an_hf_model(mirror, tmp_path):
                 "--workers", "0", "--no-progress"]) == 0
     df = pd.read_parquet(out)
     assert len(df) == 1 and "cls_31" in df.columns
+
+
+def test_official_fixture_through_the_hub_matches_official_outputs(mirror, shared_dir):
+    """The official code's own weights and outputs (../shared fixture), served with a ``model.`` prefix."""
+    import numpy as np
+    from safetensors.torch import load_file, save as save_bytes
+
+    from chadavit import ChannelBatch
+
+    fx = shared_dir / "fixtures" / "official_chadavit"
+    state = {f"model.{k}": v for k, v in load_file(str(fx / "official_backbone.safetensors")).items()}
+    cfg = {"embed_dim": 192, "num_heads": 12, "depth": 2, "max_number_channels": 10, "in_chans": 1,
+           "patch_size": 16, "img_size": [224]}
+    mirror.add(REPO, {"config.json": json.dumps(cfg).encode(), "model.safetensors": save_bytes(state)})
+    model = load_from_hub(f"hf:{REPO}")
+    ref = dict(np.load(fx / "reference_io.npz"))
+    images = np.split(ref["b0_pixels_uint8"], np.cumsum(ref["b0_num_channels"])[:-1])
+    with torch.no_grad():
+        out = model(ChannelBatch.from_images(images, normalize="dtype_range"))
+    np.testing.assert_allclose(out.cls.numpy(), ref["b0_student_cls"], atol=1e-4, rtol=0)
+
+
+def test_eval_takes_an_hf_model(mirror):
+    from chadavit.evaluation.features import load_model_spec
+
+    mirror.add("me/m", official_repo_files(official_model()))
+    loaded = load_model_spec("hf:me/m@main")
+    assert loaded.label == "hf:me/m@main" and loaded.model.config.source == "hf:me/m"

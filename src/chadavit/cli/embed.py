@@ -13,8 +13,10 @@ examples:
       --model official:ChAdaViT.ckpt --out cells.parquet --h5ad cells.h5ad
   chadavit embed plate.ome.zarr --model random:chada_vit_moyen --crops full --out baseline.parquet
 
---model: DIR (our checkpoint) | official:PATH[:teacher] | PATH.ckpt|.safetensors (official, see --num-heads)
+--model: DIR (our checkpoint) | hf:OWNER/NAME[@REVISION] (Hugging Face Hub, e.g. hf:nicoboou/chadavit16-moyen)
+         | official:PATH[:teacher] | PATH.ckpt|.safetensors (official, see --num-heads)
          | random:PRESET (random initialisation, a baseline only)
+Microscope files (.nd2, .czi, .lif, multi-scene .ome.tif) need: pip install 'chadavit[formats]'.
 An interrupted run resumes where it stopped when rerun with the same options (state in OUT.parts/).
 Exit status: 0 all images embedded, 1 some images failed (see OUT.errors.csv), 2 bad options or input.
 """
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("input", help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset")
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
     p.add_argument("--model", "-m", required=True,
-                   help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
+                   help="checkpoint DIR, hf:OWNER/NAME[@REV], official:PATH[:teacher], PATH.ckpt, or random:PRESET")
     p.add_argument("--num-heads", type=int, default=12, help="attention heads of an official checkpoint (default 12)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))
