@@ -75,3 +75,11 @@ def test_moa_positives_must_be_other_compounds():
 def test_missing_columns_are_named():
     with pytest.raises(ProfileError, match="Metadata_Dose"):
         map_scores(profiles(), ["Metadata_Dose"])
+
+
+def test_missing_extra_names_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "copairs.map", None)  # import of a None entry raises ImportError
+    with pytest.raises(ProfileError, match=r"pip install 'chadavit\[profiling\]'"):
+        map_scores(profiles(), BY, null_size=10)

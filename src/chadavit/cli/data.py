@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     imp = sub.add_parser(
-        "import", help="import a folder of TIFF/PNG/JPEG files",
+        "import", help="import a folder of TIFF/PNG/JPEG files (ND2/CZI/LIF with chadavit[formats])",
         description="Import a folder of images into a chadavit dataset. Either one file per channel grouped by a "
                     "filename --pattern (fields in braces; {channel} names the plane, every other field identifies "
                     "the image), or --multichannel: every file is one image with all its channels. Unreadable files "

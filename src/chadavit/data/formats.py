@@ -145,7 +145,11 @@ def import_microscope_file(writer, path: Path, image_id: str, channel_map: dict[
     """
     channel_map = channel_map or {}
     added, errors = 0, []
-    for fld in list_fields(path):
+    try:
+        fields = list(list_fields(path))
+    except ImageReadError as exc:  # a damaged file is skipped like any unreadable image; a missing extra is not
+        return 0, [str(exc)]
+    for fld in fields:
         fid = image_id + fld.suffix_id
         if fid in writer:
             continue
