@@ -32,14 +32,17 @@ def test_profile_runs_on_embed_output(tmp_path, capsys):
                 tifffile.imwrite(tmp_path / name, img)
                 rows.append({"path": name, "Metadata_Plate": plate, "Metadata_Well": well, "Metadata_Compound": cpd,
                              "Metadata_Concentration": "0" if cpd == "DMSO" else "10"})
-    pd.DataFrame(rows).to_csv(tmp_path / "images.csv", index=False)
+    table = pd.DataFrame(rows)  # images carry plate and well; the plate map brings the treatments
+    table[["path", "Metadata_Plate", "Metadata_Well"]].to_csv(tmp_path / "images.csv", index=False)
+    table.drop(columns="path").rename(columns=lambda c: c.removeprefix("Metadata_")).to_csv(
+        tmp_path / "platemap.csv", index=False)
     emb = tmp_path / "emb.parquet"
     assert cli(["embed", str(tmp_path / "images.csv"), "--model", "random:chada_vit_nano", "--crops", "grid",
                 "--crop-size", "16", "--out", str(emb), "--workers", "0", "--no-progress"]) == 0
     assert len(pd.read_parquet(emb)) == 18 * 4  # four 16 px tiles per image, aggregated back to wells
     capsys.readouterr()
     assert cli(["profile", str(emb), "--by", "Compound,Concentration", "--control", "DMSO", "--null-size", "200",
-                "--no-feature-select"]) == 0
+                "--no-feature-select", "--platemap", str(tmp_path / "platemap.csv")]) == 0
     out = tmp_path / "emb.profile"
     assert "replicate retrieval: mAP" in capsys.readouterr().out
     rep = pd.read_csv(out / "map_replicate.csv")
