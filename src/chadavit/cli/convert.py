@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Convert an official Lightning .ckpt (student or teacher) or a bare backbone "
                                    ".safetensors into model.safetensors + config.json, loadable with "
                                    "chadavit.load_pretrained / --model DIR.")
-    p.add_argument("checkpoint", help="official .ckpt or backbone .safetensors")
+    p.add_argument("checkpoint", help="official .ckpt or backbone .safetensors, or hf:OWNER/NAME[@REVISION] "
+                   "(head count and eps then come from the repository's config.json)")
     p.add_argument("out_dir", help="output folder")
     p.add_argument("--teacher", action="store_true", help="take the EMA teacher (momentum_backbone) of a .ckpt")
     p.add_argument("--num-heads", type=int, default=None,
@@ -25,8 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from chadavit.models import save_pretrained
     from chadavit.models.spec import load_official
 
-    opts = {k: v for k, v in (("num_heads", args.num_heads), ("final_norm_eps", args.final_norm_eps)) if v is not None}
-    model = load_official(args.checkpoint, opts, teacher=args.teacher)
+    if args.checkpoint.startswith("hf:"):
+        from chadavit.models.hub import load_from_hub
+
+        model = load_from_hub(args.checkpoint)
+    else:
+        opts = {k: v for k, v in (("num_heads", args.num_heads), ("final_norm_eps", args.final_norm_eps))
+                if v is not None}
+        model = load_official(args.checkpoint, opts, teacher=args.teacher)
     n_tensors = len(model.state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     save_pretrained(model, args.out_dir, extra={"converted_from": str(args.checkpoint),

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     imp = sub.add_parser(
-        "import", help="import a folder of TIFF/PNG/JPEG files",
+        "import", help="import a folder of TIFF/PNG/JPEG files (ND2/CZI/LIF with chadavit[formats])",
         description="Import a folder of images into a chadavit dataset. Either one file per channel grouped by a "
                     "filename --pattern (fields in braces; {channel} names the plane, every other field identifies "
                     "the image), or --multichannel: every file is one image with all its channels. Unreadable files "
@@ -81,7 +81,19 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                 except (ImageReadError, ValueError, OSError) as exc:
                     errors.append(str(exc))
         else:
+            from chadavit.data.formats import format_suffix, import_microscope_file, list_microscope_files, uses_bioio
+
+            files = sorted(set(list_image_files(src)) | set(list_microscope_files(src)))
+            if not files:
+                raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg, .nd2, .czi, .lif)")
             for f in files:
+                if uses_bioio(f):  # ND2, CZI, LIF, OME-TIFF: one image per scene, names from metadata
+                    rel = f.relative_to(src).as_posix()
+                    n, errs = import_microscope_file(writer, f, f"{source}/{rel[: -len(format_suffix(f) or '')]}",
+                                                     channel_map, source=source, imaging_method=imaging_method,
+                                                     files=[rel])
+                    added, errors = added + n, errors + errs
+                    continue
                 image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
                 if image_id in writer:
                     continue

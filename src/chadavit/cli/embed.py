@@ -14,8 +14,10 @@ examples:
   chadavit embed plate.ome.zarr --model random:chada_vit_moyen --crops full --out baseline.parquet
 
 --model: DIR (our checkpoint) | RUN_DIR or RUN_DIR/checkpoint.pt (a chadavit pretrain run)
+         | hf:OWNER/NAME[@REVISION] (Hugging Face Hub, e.g. hf:nicoboou/chadavit16-moyen)
          | official:PATH[:teacher][,num_heads=N,final_norm_eps=E] | PATH.ckpt|.safetensors (official)
          | random:PRESET (random initialisation, a baseline only)
+Microscope files (.nd2, .czi, .lif, multi-scene .ome.tif) need: pip install 'chadavit[formats]'.
 An interrupted run resumes where it stopped when rerun with the same options (state in OUT.parts/).
 Exit status: 0 all images embedded, 1 some images failed (see OUT.errors.csv), 2 bad options or input.
 """
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("input", help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset")
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
     p.add_argument("--model", "-m", required=True,
-                   help="checkpoint DIR, pretraining run DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET")
+                   help="checkpoint DIR, pretraining run DIR, hf:OWNER/NAME[@REV], official:PATH[:teacher], "
+                        "PATH.ckpt, or random:PRESET")
     p.add_argument("--num-heads", type=int, default=None,
                    help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
     p.add_argument("--final-norm-eps", type=float, default=None,

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="synthetic",
                    help="suite preset name (see --list) or a YAML file (default: synthetic)")
     p.add_argument("--model", action="append", dest="models", metavar="SPEC", default=None,
-                   help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | official:PATH[:teacher] | "
+                   help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | hf:OWNER/NAME[@REV] | "
+                        "official:PATH[:teacher] | "
                         "pixels; repeat for several models (default: random:chada_vit_nano)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="attention heads of official checkpoints (not stored in them; default 12, see docs/models.md)")

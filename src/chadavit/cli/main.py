@@ -24,7 +24,7 @@ from chadavit import __version__
 from chadavit.errors import ChadavitError
 
 SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",
-                      "datasets")
+                      "datasets", "push", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from chadavit.data.formats import (
+    VENDOR_SUFFIXES,
+    Field,
+    format_suffix,
+    list_fields,
+    list_microscope_files,
+    uses_bioio,
+)
 from chadavit.data.readers import (
     IMAGE_SUFFIXES,
     ImageFiles,
@@ -192,22 +200,42 @@ def pattern_source(folder: str | Path, pattern: str, recursive: bool = True) -> 
     return _unique(records, str(folder))
 
 
+def _field_reader(fld: Field) -> Reader:
+    def read(names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+        arr, have = fld.read()
+        return _select(arr, have, names, f"{fld.path} scene {fld.scene_index}")
+
+    return read
+
+
 def files_source(path: str | Path, recursive: bool = True) -> list[ImageRecord]:
-    """Multi-channel image files (channel names from OME-XML, else ``ch0``, ``ch1``, ...)."""
+    """Multi-channel image files (channel names from OME-XML, else ``ch0``, ``ch1``, ...).
+
+    ND2, CZI, LIF (and OME-TIFF with the ``formats`` extra) give one record per scene and timepoint,
+    with channel names from the file's metadata (:mod:`chadavit.data.formats`).
+    """
     p = Path(path)
     if p.is_file():
         files, root = [p], p.parent
     else:
         try:
-            files, root = list_image_files(p, recursive=recursive), p
+            files, root = sorted(set(list_image_files(p, recursive=recursive))
+                                 | set(list_microscope_files(p, recursive=recursive))), p
         except ImageReadError as exc:
             raise SourceError(str(exc)) from exc
     if not files:
-        raise SourceError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise SourceError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES + VENDOR_SUFFIXES)}) found")
     records = []
     for f in files:
-        rel = f.relative_to(root).with_suffix("")
-        image_id = rel.as_posix().removesuffix(".ome")
+        rel = f.relative_to(root)
+        suffix = format_suffix(f)
+        image_id = rel.as_posix()[: -len(suffix)] if suffix else rel.with_suffix("").as_posix()
+        if uses_bioio(f):
+            for fld in list_fields(f):
+                records.append(ImageRecord(image_id=image_id + fld.suffix_id, sources=(str(f),),
+                                           read=_field_reader(fld),
+                                           metadata={**fields_to_metadata({}, f.name), **fld.metadata()}))
+            continue
         records.append(ImageRecord(image_id=image_id, sources=(str(f),), read=_multichannel_reader(f),
                                    metadata=fields_to_metadata({}, f.name)))
     return _unique(records, str(p))
@@ -356,7 +384,7 @@ def detect_format(path: str | Path, pattern: str | None = None) -> str:
     if p.is_file():
         if p.suffix.lower() in (".csv", ".tsv"):
             return "csv"
-        if p.suffix.lower() in IMAGE_SUFFIXES:
+        if p.suffix.lower() in IMAGE_SUFFIXES or format_suffix(p):
             return "files"
         raise SourceError(f"{p}: unsupported input file; give a folder, an image, a CSV, an OME-Zarr or a dataset")
     if (p / "dataset.json").is_file():

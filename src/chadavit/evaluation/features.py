@@ -136,6 +136,8 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
             teacher = rest.endswith(":teacher")
             path = rest.removesuffix(":teacher").removesuffix(":student")
             label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
+        elif spec.startswith("hf:"):
+            label = spec
         elif Path(spec).is_dir():
             label = Path(spec).resolve().name
         else:

@@ -86,7 +86,7 @@ def evaluation_model(run: RunSpec, backbone_dir: Path) -> Any:
 
     from chadavit.evaluation.features import LoadedModel, weights_hash
     from chadavit.models import load_pretrained
-    from chadavit.models.registry import build_model
+    from chadavit.models.catalog import build_model
 
     model = load_pretrained(backbone_dir)
     if run.eval_model:

@@ -58,6 +58,9 @@ class ChadaViTConfig:
     drop_path_rate: float = 0.0
     pooling: Literal["mean", "concat"] = "mean"
     normalization: str = "percentile"
+    # where the weights came from (e.g. "hf:nicoboou/chadavit16-moyen") and the commit they were read at
+    source: str = ""
+    revision: str = ""
 
     def __post_init__(self) -> None:
         check_num_heads(self.embed_dim, self.num_heads)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from chadavit.errors import ChadavitError
+from chadavit.models.catalog import build_model
 from chadavit.models.config import ChadaViTConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -70,8 +71,6 @@ def load_config(path: str | os.PathLike[str]) -> ChadaViTConfig:
 
 def load_pretrained(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from a ``save_pretrained`` folder, loading its weights strictly."""
-    from chadavit.models.registry import build_model
-
     folder = Path(path)
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():

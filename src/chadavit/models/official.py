@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from chadavit.models.catalog import build_model
 from chadavit.models.config import ChadaViTConfig
 from chadavit.models.io import CheckpointError, strict_load
 
@@ -129,8 +130,6 @@ def load_official_checkpoint(path: str | os.PathLike[str], num_heads: int = DEFA
     ``num_heads=12`` and ``final_norm_eps=1e-5`` match the released "Moyen" model and its HF config;
     the training factory used ``1e-6``.
     """
-    from chadavit.models.registry import build_model
-
     state = read_official_state(path, teacher)
     config = official_config(state, num_heads, final_norm_eps, str(path))
     model = build_model(config)

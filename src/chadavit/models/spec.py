@@ -7,6 +7,7 @@
 ``PATH.ckpt`` / ``PATH.safetensors``  the same, student
 ``...,num_heads=N,final_norm_eps=E``  settings of an official checkpoint that its tensors do not record
                                       (e.g. ``official:ChAdaViT.ckpt:teacher,num_heads=2``)
+``hf:OWNER/NAME[@REVISION]``         a model on the Hugging Face Hub (ours or the official release)
 ``random:PRESET[,key=value...]``      a preset at random initialisation (seeded), with config overrides,
                                       e.g. ``random:fixed_channel_vit_tiny,in_chans=3``
 """
@@ -132,6 +133,10 @@ def load_model_from_spec(spec: str, num_heads: int | None = None, seed: int = 0,
     from chadavit.models import create_model, list_models, load_pretrained
 
     spec = spec.strip()
+    if spec.startswith("hf:"):
+        from chadavit.models.hub import load_from_hub
+
+        return load_from_hub(spec)
     if spec.startswith("random:") or (allow_bare_preset and spec.split(",")[0] in list_models()):
         name, *opts = spec.removeprefix("random:").split(",")
         if name not in list_models():

@@ -1,0 +1,91 @@
+"""`chadavit profile` on the output of `chadavit embed`, and per-plate normalisation on known plate effects."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("copairs", reason="needs the profiling extra: pip install 'chadavit[profiling]'")
+pytest.importorskip("pycytominer", reason="needs the profiling extra: pip install 'chadavit[profiling]'")
+
+from chadavit.cli.main import main as cli  # noqa: E402
+from chadavit.errors import ChadavitError  # noqa: E402
+from chadavit.profiling import aggregate_profiles, map_scores, normalize_profiles  # noqa: E402
+
+
+def test_profile_runs_on_embed_output(tmp_path, capsys):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    rows = []
+    (tmp_path / "img").mkdir()
+    for plate in ("P1", "P2"):
+        for t, cpd in enumerate(("DMSO", "cpdA", "cpdB")):
+            for r in range(3):
+                well = f"{'ABC'[t]}{r + 1:02d}"
+                name = f"img/{plate}_{well}.tif"
+                img = rng.integers(0, 500, (2, 32, 32)).astype(np.uint16)
+                img[t % 2, 8:24, 8:24] += 3000 * t  # a treatment-specific pattern
+                tifffile.imwrite(tmp_path / name, img)
+                rows.append({"path": name, "Metadata_Plate": plate, "Metadata_Well": well, "Metadata_Compound": cpd,
+                             "Metadata_Concentration": "0" if cpd == "DMSO" else "10"})
+    table = pd.DataFrame(rows)  # images carry plate and well; the plate map brings the treatments
+    table[["path", "Metadata_Plate", "Metadata_Well"]].to_csv(tmp_path / "images.csv", index=False)
+    table.drop(columns="path").rename(columns=lambda c: c.removeprefix("Metadata_")).to_csv(
+        tmp_path / "platemap.csv", index=False)
+    emb = tmp_path / "emb.parquet"
+    assert cli(["embed", str(tmp_path / "images.csv"), "--model", "random:chada_vit_nano", "--crops", "grid",
+                "--crop-size", "16", "--out", str(emb), "--workers", "0", "--no-progress"]) == 0
+    assert len(pd.read_parquet(emb)) == 18 * 4  # four 16 px tiles per image, aggregated back to wells
+    capsys.readouterr()
+    assert cli(["profile", str(emb), "--by", "Compound,Concentration", "--control", "DMSO", "--null-size", "200",
+                "--no-feature-select", "--platemap", str(tmp_path / "platemap.csv")]) == 0
+    out = tmp_path / "emb.profile"
+    assert "replicate retrieval: mAP" in capsys.readouterr().out
+    rep = pd.read_csv(out / "map_replicate.csv")
+    assert sorted(rep["Metadata_Compound"]) == ["cpdA", "cpdB"]
+    assert rep["n_profiles"].tolist() == [6, 6]  # 3 wells x 2 plates each
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_wells"] == 18 and summary["n_control_profiles"] == 6
+    prof = pd.read_parquet(out / "profiles.parquet")
+    ctrl = prof[prof["Metadata_Compound"] == "DMSO"].filter(like="cls_")
+    np.testing.assert_allclose(ctrl.groupby(prof["Metadata_Plate"]).mean().to_numpy(), 0, atol=1e-4)
+
+
+def test_bad_by_column_is_one_clear_error(tmp_path):
+    df = pd.DataFrame({"Metadata_Well": ["A01", "A02"], "cls_0": [0.1, 0.2]})
+    df.to_parquet(tmp_path / "e.parquet")
+    try:
+        rc = cli(["profile", str(tmp_path / "e.parquet"), "--by", "Compound"])
+    except ChadavitError as exc:
+        assert "--by column 'Compound' not found" in str(exc)
+    else:
+        assert rc == 2
+
+
+def test_per_plate_normalisation_removes_plate_effects():
+    """Replicates sit on different plates, each plate shifted and scaled: raw mAP suffers, normalised is 1."""
+    rng = np.random.default_rng(0)
+    dim, rows, feats = 16, [], []
+    centres = rng.normal(size=(6, dim))
+    for p in range(3):
+        shift, scale = 20 * rng.normal(size=dim), rng.uniform(0.5, 2, size=dim)
+        for t in range(6):
+            for w in range(2):
+                rows.append({"Metadata_Plate": f"P{p}", "Metadata_Well": f"{p}{t}{w}", "Metadata_Compound": f"c{t}"})
+                feats.append(shift + scale * (centres[t] + 0.05 * rng.normal(size=dim)))
+        for w in range(6):
+            rows.append({"Metadata_Plate": f"P{p}", "Metadata_Well": f"{p}c{w}", "Metadata_Compound": "DMSO"})
+            feats.append(shift + scale * rng.normal(size=dim))
+    df = pd.concat([pd.DataFrame(rows), pd.DataFrame(feats, columns=[f"cls_{j}" for j in range(dim)])], axis=1)
+    feat_cols = [f"cls_{j}" for j in range(dim)]
+    wells = aggregate_profiles(df, feat_cols)
+    assert len(wells) == len(df)
+    raw = map_scores(wells, ["Metadata_Compound"], features=feat_cols, control="DMSO", null_size=200)
+    normed, kept = normalize_profiles(wells, feat_cols, control_col="Metadata_Compound", control="DMSO",
+                                      feature_select=False)
+    good = map_scores(normed, ["Metadata_Compound"], features=kept, control="DMSO", null_size=200)
+    assert good.summary["replicate_map"] > 0.95 > raw.summary["replicate_map"] + 0.2
