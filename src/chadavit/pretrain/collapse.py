@@ -22,7 +22,7 @@ class CollapseDetector:
     out_dim: int
     patience: int = 5
     loss_tolerance: float = 0.01
-    std_ratio_floor: float = 0.05
+    std_ratio_floor: float = 0.01
     streak: int = 0
     collapsed: bool = False
     reason: str | None = None
