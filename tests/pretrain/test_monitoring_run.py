@@ -24,7 +24,7 @@ from tiny import tiny_config  # noqa: E402
 SIGNALS = ("teacher_entropy", "entropy_ratio", "kl_teacher_student", "emb_mean_cos", "emb_std")
 # teacher and student both at temperature 1 on bounded cosine logits: both are nearly uniform from step 1 on,
 # the loss sits at ln(out_dim) - the "uniform" collapse of a DINO run
-UNIFORM = ["dino.teacher_temp=1.0", "dino.warmup_teacher_temp=1.0", "dino.student_temp=1.0"]
+UNIFORM = ["dino.teacher_temp=1.0", "dino.warmup_teacher_temp=1.0", "dino.student_temp=1.0", "optim.warmup_epochs=0"]
 
 
 def _strict_json(path: Path):

@@ -41,7 +41,7 @@ from chadavit.pretrain.progress import Progress
 from chadavit.pretrain.report import read_summary, write_summary
 from chadavit.pretrain.runtime import amp_context, cpu_threads, step_seed
 from chadavit.pretrain.schedules import make_schedules
-from chadavit.pretrain.signals import StopRequest
+from chadavit.pretrain.signals import StopRequest, children_shielded, shutdown_workers
 
 __all__ = ["CHECKPOINT_NAME", "DinoNet", "build_backbone", "param_groups", "run_learning_check", "train"]
 
@@ -183,7 +183,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     metrics_path = out / "metrics.jsonl"
     mlog = MetricsLog(out, step) if is_main else None
     # collapse is judged over the whole run, the part before a resume included
-    detector = CollapseDetector(d.out_dim, patience=cfg.train.collapse_patience)
+    detector = CollapseDetector(d.out_dim, patience=cfg.train.collapse_patience,
+                                judge_from_step=int(round(cfg.optim.warmup_epochs * spe)))
     last_metrics: dict[str, Any] = {}
     for rec in (read_metrics(metrics_path) if is_main else []):
         msg = detector.update(rec)
@@ -216,8 +217,9 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     with StopRequest() as stop:
         loader_img_s = float("nan")
         if cfg.data.loader_benchmark_steps > 0 and is_main and step < stop_step:
-            loader_img_s = benchmark_loader(loader, sampler, cfg.data.loader_benchmark_steps,
-                                            warmup=max(1, cfg.data.num_workers))
+            with children_shielded():
+                loader_img_s = benchmark_loader(loader, sampler, cfg.data.loader_benchmark_steps,
+                                                warmup=max(1, cfg.data.num_workers))
             log.info("data loading: %.1f images/s with %d workers", loader_img_s, cfg.data.num_workers)
         progress = Progress(stop_step, step, enabled=is_main and cfg.train.progress,
                             every_s=cfg.train.progress_every_s)
@@ -227,7 +229,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                     break
                 sampler.set_epoch(epoch, step - epoch * spe)
                 t_wait = time.perf_counter()
-                batches = iter(loader)
+                with children_shielded():
+                    batches = iter(loader)
                 while True:
                     try:
                         batch: MultiCropBatch = next(batches)
@@ -316,6 +319,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             if not finished_before:
                 checkpoint()
         finally:
+            shutdown_workers(loader)
             progress.close()
             if mlog is not None:
                 mlog.close()
