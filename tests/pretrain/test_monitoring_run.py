@@ -157,3 +157,20 @@ def test_rerun_repairs_a_summary_holding_nan(finished_run, tmp_path):
     assert summary["train_img_s"] is None and s["final_loss"] == summary["final_loss"]
     a, b = s["_teacher"].state_dict(), first["_teacher"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the finished weights, untouched
+
+
+def test_demo_rerun_into_the_same_folder_reports_the_finished_run(tmp_path):
+    from tiny import TINY
+
+    from chadavit.cli.demo import format_summary, run_demo
+
+    over = [x for x in TINY if not x.startswith("train.progress")] + ["train.epochs=1"]
+    first = run_demo(tmp_path / "demo", over, progress=False)
+    again = run_demo(tmp_path / "demo", over, progress=False)
+    assert again["already_finished"] is True and again["final_loss"] == first["final_loss"]
+    for s in (first, again):
+        text = format_summary(s)
+        assert "nan" not in text.lower() and "no collapse detected" in text
+    assert "already holds a finished run" in format_summary(again)
+    assert _strict_json(tmp_path / "demo" / "demo_summary.json")["already_finished"] is True
+    assert _strict_json(tmp_path / "demo" / "pretrain" / "summary.json")["final_loss"] == first["final_loss"]

@@ -28,6 +28,7 @@ class CollapseDetector:
     loss_tolerance: float = 0.01
     std_ratio_floor: float = 0.01
     judge_from_step: int = 0
+    stops: bool = False  # train.stop_on_collapse: the message says the run stops instead of suggesting it
     streak: int = 0
     collapsed: bool = False
     reason: str | None = None
@@ -58,6 +59,7 @@ class CollapseDetector:
             self.collapsed = True
             self.reason = why
             return (f"training looks COLLAPSED since step {self.first_step} ({self.streak} logging intervals): "
-                    f"{why}. The features will not be useful. To fix: {ADVICE}. "
-                    "Set train.stop_on_collapse=true to stop such runs automatically.")
+                    f"{why}. The features will not be useful. To fix: {ADVICE}. " +
+                    ("Stopping now (train.stop_on_collapse=true)." if self.stops else
+                     "Set train.stop_on_collapse=true to stop such runs automatically."))
         return None

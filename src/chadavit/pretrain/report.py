@@ -36,37 +36,48 @@ def read_summary(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _num(v: Any, fmt: str, none: str = "n/a") -> str:
+def num(v: Any, fmt: str, none: str = "n/a") -> str:
     if isinstance(v, (int, float)) and not (isinstance(v, float) and not math.isfinite(v)):
         return fmt.format(v)
     return none
 
 
+def finished_line(s: dict[str, Any]) -> list[str]:
+    """One line when this invocation found the run already finished and only reported it."""
+    if not s.get("already_finished"):
+        return []
+    return [f"nothing to do: {s.get('out_dir')} already holds a finished run; reporting it "
+            "(use a new output folder, or raise train.epochs, to train more)"]
+
+
+def collapse_line(s: dict[str, Any]) -> list[str]:
+    """The collapse verdict, in words (empty for summaries that predate monitoring)."""
+    if s.get("collapsed"):
+        stop = " - stopped early by train.stop_on_collapse" if s.get("stopped") == "collapse" else ""
+        return [f"verdict: COLLAPSED{stop}: {s.get('collapse_reason')}"]
+    if s.get("collapsed") is False:
+        return ["verdict: no collapse detected"]
+    return []
+
+
 def format_run_summary(s: dict[str, Any]) -> str:
     """A few lines a person reads at the end of ``chadavit pretrain``; says plainly whether the run collapsed."""
-    lines = []
-    if s.get("already_finished"):
-        lines.append(f"nothing to do: {s.get('out_dir')} already holds a finished run; reporting it "
-                     "(use a new train.out_dir, or raise train.epochs, to train more)")
+    lines = finished_line(s)
     lines.append(f"pretraining: {s.get('steps')}/{s.get('total_steps')} steps, final DINO loss "
-                 f"{_num(s.get('final_loss'), '{:.4f}')}, {_num(s.get('wall_s'), '{:.0f}')} s")
-    lines.append(f"throughput: training {_num(s.get('train_img_s'), '{:.1f}')} images/s, data loading "
-                 f"{_num(s.get('loader_img_s'), '{:.1f}')} images/s, waiting for data "
-                 f"{_num(s.get('data_wait_s'), '{:.1f}')} s")
+                 f"{num(s.get('final_loss'), '{:.4f}')}, {num(s.get('wall_s'), '{:.0f}')} s")
+    lines.append(f"throughput: training {num(s.get('train_img_s'), '{:.1f}')} images/s, data loading "
+                 f"{num(s.get('loader_img_s'), '{:.1f}')} images/s, waiting for data "
+                 f"{num(s.get('data_wait_s'), '{:.1f}')} s")
     last = s.get("last_metrics") or {}
     if last:
         lines.append("collapse signals (last interval): teacher entropy "
-                     f"{_num(last.get('entropy_ratio'), '{:.3f}')} x ln(out_dim), KL(teacher||student) "
-                     f"{_num(last.get('kl_teacher_student'), '{:.3f}')}, embedding mean cosine "
-                     f"{_num(last.get('emb_mean_cos'), '{:.3f}')}, std {_num(last.get('emb_std'), '{:.4f}')}")
-    if s.get("collapsed"):
-        stop = " - stopped early by train.stop_on_collapse" if s.get("stopped") == "collapse" else ""
-        lines.append(f"verdict: COLLAPSED{stop}: {s.get('collapse_reason')}")
-    elif s.get("collapsed") is False:
-        lines.append("verdict: no collapse detected")
+                     f"{num(last.get('entropy_ratio'), '{:.3f}')} x ln(out_dim), KL(teacher||student) "
+                     f"{num(last.get('kl_teacher_student'), '{:.3f}')}, embedding mean cosine "
+                     f"{num(last.get('emb_mean_cos'), '{:.3f}')}, std {num(last.get('emb_std'), '{:.4f}')}")
+    lines += collapse_line(s)
     if "knn_trained" in s:
-        lines.append(f"learning check (kNN localisation, chance {_num(s.get('chance'), '{:.2f}')}): trained "
-                     f"{_num(s.get('knn_trained'), '{:.3f}')} vs random init {_num(s.get('knn_random'), '{:.3f}')}")
+        lines.append(f"learning check (kNN localisation, chance {num(s.get('chance'), '{:.2f}')}): trained "
+                     f"{num(s.get('knn_trained'), '{:.3f}')} vs random init {num(s.get('knn_random'), '{:.3f}')}")
     if s.get("skipped_images"):
         lines.append(f"skipped unreadable images: {s['skipped_images']}")
     lines.append(f"outputs: backbone {s.get('backbone')}, checkpoint {s.get('checkpoint')}, "

@@ -184,7 +184,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     mlog = MetricsLog(out, step) if is_main else None
     # collapse is judged over the whole run, the part before a resume included
     detector = CollapseDetector(d.out_dim, patience=cfg.train.collapse_patience,
-                                judge_from_step=int(round(cfg.optim.warmup_epochs * spe)))
+                                judge_from_step=int(round(cfg.optim.warmup_epochs * spe)),
+                                stops=cfg.train.stop_on_collapse)
     last_metrics: dict[str, Any] = {}
     for rec in (read_metrics(metrics_path) if is_main else []):
         msg = detector.update(rec)
