@@ -75,10 +75,10 @@ def format_summary(s: dict[str, Any]) -> str:
 
     lines = [
         *finished_line(s),
-        f"pretraining: {s['steps']} steps, final DINO loss {num(s.get('final_loss'), '{:.3f}')}, "
-        f"{s['demo_wall_s']:.0f} s",
-        f"throughput: training {num(s.get('train_img_s'), '{:.1f}')} images/s, data loading "
-        f"{num(s.get('loader_img_s'), '{:.1f}')} images/s",
+        (f"pretraining: {s['steps']} steps, final DINO loss {num(s.get('final_loss'), '{:.3f}')}, "
+         f"{s['demo_wall_s']:.0f} s"),
+        (f"throughput: training {num(s.get('train_img_s'), '{:.1f}')} images/s, data loading "
+         f"{num(s.get('loader_img_s'), '{:.1f}')} images/s"),
         f"outputs: backbone {s.get('backbone')}, checkpoint {s['checkpoint']}, loss curve {s.get('loss_curve')}",
         *collapse_line(s),
     ]

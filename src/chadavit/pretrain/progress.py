@@ -7,6 +7,7 @@ log stays empty for minutes. When stdout is not a terminal, one plain line is pr
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -28,7 +29,7 @@ def describe(values: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, label, fmt in SHOWN:
         v = values.get(key)
-        if isinstance(v, (int, float)) and v == v and abs(v) != float("inf"):
+        if isinstance(v, (int, float)) and math.isfinite(v):
             out[label] = fmt.format(v)
     return out
 

@@ -46,8 +46,8 @@ def finished_line(s: dict[str, Any]) -> list[str]:
     """One line when this invocation found the run already finished and only reported it."""
     if not s.get("already_finished"):
         return []
-    return [f"nothing to do: {s.get('out_dir')} already holds a finished run; reporting it "
-            "(use a new output folder, or raise train.epochs, to train more)"]
+    return [(f"nothing to do: {s.get('out_dir')} already holds a finished run; reporting it "
+             "(use a new output folder, or raise train.epochs, to train more)")]
 
 
 def collapse_line(s: dict[str, Any]) -> list[str]:

@@ -79,7 +79,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return recs
 
 
-def agree_to_stop(signal_seen: bool, collapse_stop: bool, distributed: bool, device: torch.device) -> tuple[bool, bool]:
+def agree_to_stop(signal_seen: bool, collapse_stop: bool, distributed: bool,
+                  device: torch.device) -> tuple[bool, bool]:
     """Whether any process saw a signal / decided collapse (all-reduced under DDP so all stop at one step)."""
     if not distributed:
         return signal_seen, collapse_stop
@@ -212,6 +213,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     compute_time, compute_imgs, wait_time = 0.0, 0, 0.0
     loss_value = float("nan")
     stopped: str | None = None  # "signal" | "collapse"
+    # only a collapse declared in this session stops it: a resume (e.g. with a lower optim.lr) gets its chance
+    collapse_stop = False
     student.train()
     first_epoch = step // spe
     # handlers go in before the loader's workers start, so the workers inherit them and ignore the signal too
@@ -304,14 +307,14 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                         msg = detector.update(rec)
                         if msg:
                             log.warning(msg)
+                            collapse_stop = cfg.train.stop_on_collapse
                     progress.update(step, {"loss": loss_value, **signals})
                     if cfg.train.checkpoint_every > 0 and step % cfg.train.checkpoint_every == 0 \
                             and step < stop_step:
                         checkpoint()
-                    got_signal, collapse_stop = agree_to_stop(
-                        stop.signum is not None, detector.collapsed and cfg.train.stop_on_collapse,
-                        dist_info.distributed, device)
-                    if got_signal or collapse_stop:
+                    got_signal, collapsed_now = agree_to_stop(stop.signum is not None, collapse_stop,
+                                                              dist_info.distributed, device)
+                    if got_signal or collapsed_now:
                         stopped = "signal" if got_signal else "collapse"
                         break
                     if step >= stop_step:
