@@ -36,7 +36,8 @@ def test_spec_options_parse_and_merge() -> None:
     assert split_official_options("official:a.ckpt:teacher,num_heads=2,final_norm_eps=1e-6") == (
         "official:a.ckpt:teacher", {"num_heads": 2, "final_norm_eps": 1e-6})
     assert with_official_options("official:a.ckpt", 2, None) == "official:a.ckpt,num_heads=2"
-    assert with_official_options("official:a.ckpt,num_heads=4", 2, 1e-6) == "official:a.ckpt,num_heads=4,final_norm_eps=1e-06"
+    assert with_official_options("official:a.ckpt,num_heads=4", 2, 1e-6) == \
+        "official:a.ckpt,num_heads=4,final_norm_eps=1e-06"
     assert with_official_options("b.safetensors", None, 1e-6) == "b.safetensors,final_norm_eps=1e-06"
     for spec in ("random:chada_vit_nano,num_heads=4", "runs/x", "pixels"):
         assert with_official_options(spec, 2, 1e-6) == spec
