@@ -126,18 +126,18 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
     else:
-        from chadavit.models.spec import load_model_from_spec
+        from chadavit.models.spec import is_official, load_model_from_spec, split_official_options
 
         model = load_model_from_spec(spec, allow_bare_preset=True)
-        if spec.startswith("official:"):
-            from chadavit.models.spec import split_official_options
-
-            rest = split_official_options(spec)[0][len("official:"):]
+        base, opts = split_official_options(spec)
+        if is_official(base) and not spec.startswith("random:"):
+            rest = base.removeprefix("official:")
             teacher = rest.endswith(":teacher")
             path = rest.removesuffix(":teacher").removesuffix(":student")
             label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
-        elif Path(spec).is_dir():
-            label = Path(spec).resolve().name
+            label += "".join(f",{k}={v}" for k, v in opts.items())  # 2 vs 12 heads are different models
+        elif Path(spec).is_dir() or Path(spec).is_file():
+            label = Path(spec).resolve().name if Path(spec).is_dir() else Path(spec).resolve().parent.name
         else:
             label = spec if spec.startswith("random:") else f"random:{spec}"
     model.eval()
