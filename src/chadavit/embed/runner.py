@@ -348,7 +348,8 @@ class Embedder:
                  seconds, done_before, len(failed), self.out)
         wants_attention = bool(cfg.save_attention or cfg.attention_images)
         attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
-        return EmbedResult(self.out if n_rows else None, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
+        return EmbedResult(self.out if n_rows else None, len(records), done_before, n_computed, len(failed), n_crops,
+                           n_rows, seconds,
                            errors_path, h5ad_path, attention_dir, list(self.errors))
 
 

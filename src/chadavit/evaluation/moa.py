@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from chadavit.evaluation.data import EvalInputError
+
 
 def normalise_per_plate(x: np.ndarray, meta: pd.DataFrame, control: str | None,
                         plate_col: str = "plate") -> np.ndarray:
@@ -114,13 +116,13 @@ def moa_retrieval(features: np.ndarray, meta: pd.DataFrame, seed: int = 0, cell_
     """The full protocol on per-cell features; a seeded ``cell_fraction`` of the cells builds the profiles
     (frozen features make 1-NN deterministic, so the seed's spread is the profiles' sampling uncertainty)."""
     if "moa" not in meta.columns or "compound" not in meta.columns:
-        raise ValueError("MoA retrieval needs 'compound' and 'moa' label columns")
+        raise EvalInputError("MoA retrieval needs 'compound' and 'moa' label columns")
     meta = meta.reset_index(drop=True)
     x = normalise_per_plate(features, meta, control)
     rng = np.random.default_rng(seed)
     keep = np.ones(len(meta), bool) if cell_fraction >= 1 else rng.random(len(meta)) < cell_fraction
     profiles, table = treatment_profiles(x[keep], meta[keep].reset_index(drop=True), treatment_cols, control)
     if len(table) < 2:
-        raise ValueError(f"MoA retrieval needs at least 2 annotated treatments, found {len(table)} "
+        raise EvalInputError(f"MoA retrieval needs at least 2 annotated treatments, found {len(table)} "
                          "(are the MoA labels and treatments in the dataset?)")
     return moa_scores(profiles, table)

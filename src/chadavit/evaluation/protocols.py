@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from chadavit.evaluation.data import EvalInputError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -191,7 +193,7 @@ def linear_regression(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
         reg = RidgeCV(alphas=np.logspace(-2, 5, 15)).fit(xtr.numpy(), np.asarray(y_train, np.float64))
         return regression_metrics(reg.predict(xte.numpy()), y_test)
     if solver != "sgd":
-        raise ValueError(f"unknown regression solver {solver!r}; use 'sgd' or 'ridge'")
+        raise EvalInputError(f"unknown regression solver {solver!r}; use 'sgd' or 'ridge'")
     cfg = cfg or ProbeConfig()
     mu, sd = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
     xtr, xte = _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.data import EvalData, EvalInputError
 from chadavit.evaluation.datasets import bbbc021, bbbc048, bloodmnist, bray, cyclops, generic, nfkb
 from chadavit.evaluation.datasets.bbbc021 import load_bbbc021
 from chadavit.evaluation.datasets.bbbc048 import load_bbbc048
@@ -47,7 +47,7 @@ ADAPTERS: dict[str, Callable[..., EvalData]] = {
 def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
     """Dispatch to an adapter by name (``ADAPTERS``)."""
     if adapter not in ADAPTERS:
-        raise ValueError(f"unknown dataset adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
+        raise EvalInputError(f"unknown dataset adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
     return ADAPTERS[adapter](**kwargs)
 
 

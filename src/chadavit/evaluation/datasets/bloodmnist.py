@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.data import EvalData, EvalInputError
 from chadavit.evaluation.datasets.common import check_split_mode, finish, layout_error, split_note
 
 CLASSES = ("basophil", "eosinophil", "erythroblast", "immature granulocyte", "lymphocyte", "monocyte",
@@ -22,7 +22,7 @@ BloodMNIST (MedMNIST v2, https://zenodo.org/records/10519652, CC BY 4.0; `chadav
 def npz_name(image_size: int) -> str:
     """MedMNIST's file name for one image size (``bloodmnist.npz`` is the 28-px one)."""
     if int(image_size) not in SIZES:
-        raise ValueError(f"bloodmnist: image_size {image_size} is not one of the published sizes {SIZES}")
+        raise EvalInputError(f"bloodmnist: image_size {image_size} is not one of the published sizes {SIZES}")
     return "bloodmnist.npz" if int(image_size) == 28 else f"bloodmnist_{int(image_size)}.npz"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chadavit.evaluation.data import DatasetLayoutError, EvalData, resize_images
+from chadavit.evaluation.data import DatasetLayoutError, EvalData, EvalInputError, resize_images
 
 META_DIR = Path(__file__).resolve().parent / "meta"
 SPLIT_MODES = ("official", "grouped", "random")
@@ -21,7 +21,7 @@ def layout_error(name: str, layout: str, path: Path, detail: str) -> DatasetLayo
 
 def check_split_mode(name: str, split: str, allowed: tuple[str, ...]) -> None:
     if split not in allowed:
-        raise ValueError(f"{name}: unknown split {split!r}; choose one of {', '.join(allowed)}")
+        raise EvalInputError(f"{name}: unknown split {split!r}; choose one of {', '.join(allowed)}")
 
 
 def grouped_split(groups: pd.Series, test_fraction: float = 0.3, salt: str = "chadavit") -> pd.Series:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.data.readers import read_image_file
-from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.data import EvalData, EvalInputError
 from chadavit.evaluation.datasets.common import (
     META_DIR,
     check_split_mode,
@@ -72,7 +72,7 @@ def load_nfkb(path: str | Path, channels: tuple[str, ...] = ("R", "G", "B"), siz
     check_split_mode("nfkb", split, ("official", "grouped", "random"))
     bad = [c for c in channels if c not in CHANNEL_NAMES]
     if bad:
-        raise ValueError(f"nfkb: channels must be RGB letters {list(CHANNEL_NAMES)}, got {bad}")
+        raise EvalInputError(f"nfkb: channels must be RGB letters {list(CHANNEL_NAMES)}, got {bad}")
     table = index_nfkb(path)
     planes = ["RGB".index(c) for c in channels]
     images = []
