@@ -26,6 +26,7 @@ from chadavit.data.normalize import NORMALIZATION_METHODS, SUPPORTED_DTYPES, nor
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.crops import Crop, extract, full_crop, grid_crops, nucleus_crops
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
+from chadavit.embed.shards import SHARD_KEY, parse_shard, select_shard, shard_metadata
 from chadavit.embed.sources import ImageRecord, open_source
 
 log = logging.getLogger("chadavit.embed")
@@ -74,6 +75,7 @@ class EmbedConfig:
     keep_parts: bool = False
     limit: int | None = None
     progress: bool = True
+    shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
 
     def settings(self) -> dict[str, Any]:
         """The options that shape the features: a resumed run must use the same ones."""
@@ -87,6 +89,8 @@ class EmbedConfig:
             out["channels"] = ",".join(out["channels"])
         if isinstance(out["channel_map"], dict):
             out["channel_map"] = ",".join(f"{k}={v}" for k, v in out["channel_map"].items())
+        if parse_shard(self.shard)[1] > 1:
+            out[SHARD_KEY] = "{}/{}".format(*parse_shard(self.shard))
         return out
 
 
@@ -397,6 +401,10 @@ class Embedder:
         if cfg.limit is not None:
             records = records[: cfg.limit]
         self._check_channel_options(records)
+        shard = parse_shard(cfg.shard)
+        all_ids = [r.image_id for r in records]
+        listed = select_shard(list(enumerate(records)), all_ids, shard)
+        records = [r for _, r in listed]
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
         self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
@@ -405,7 +413,7 @@ class Embedder:
 
             shutil.rmtree(self.attention_dir)
         done_before = sum(r.image_id in self.store.done for r in records)
-        todo = [(i, r) for i, r in enumerate(records) if r.image_id not in self.store.done]
+        todo = [(i, r) for i, r in listed if r.image_id not in self.store.done]  # i: position in the whole listing
         if done_before:
             log.info("resuming: %d of %d images already embedded in %s", done_before, len(records), self.store.dir)
         if getattr(getattr(self.model, "config", None), "channel_embedding", None) == "slot":
@@ -514,7 +522,8 @@ class Embedder:
             bar.close()
         failed = [e for e in self.errors if e["level"] == "error"]
         n_rows = self.store.assemble({"model_class": type(self.model).__name__,
-                                      "model_config": _config_dict(self.model)})
+                                      "model_config": _config_dict(self.model),
+                                      **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})})
         errors_path = None
         if self.errors:
             errors_path = self.store.write_errors(self.errors, self.errors_path)
