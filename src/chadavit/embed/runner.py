@@ -3,17 +3,15 @@
 Memory stays bounded whatever the number of images: at most ``workers * 2`` images are being
 read ahead, crops are cut from the normalised field only when their batch is built, and finished
 images leave memory as soon as their part is written. Crops are batched by channel count, so every
-forward pass sees one ``(N * C, S, S)`` stack of planes.
+forward pass sees one ``(N * C, S, S)`` stack of planes. Options live in :mod:`chadavit.embed.config`,
+per-image reading in :mod:`chadavit.embed.prepare`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,166 +20,21 @@ import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
-from chadavit.data.normalize import NORMALIZATION_METHODS, SUPPORTED_DTYPES, normalize_planes
+from chadavit.data.normalize import NORMALIZATION_METHODS
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
-from chadavit.embed.crops import Crop, extract, full_crop, grid_crops, nucleus_crops
+from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult
+from chadavit.embed.crops import extract
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
-from chadavit.embed.shards import SHARD_KEY, parse_shard, select_shard, shard_metadata
+from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
+from chadavit.embed.prefetch import Failed, prefetch
+from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.sources import ImageRecord, open_source
+
+__all__ = ["CROP_MODES", "EmbedConfig", "EmbedResult", "Embedder", "run_embed"]
 
 log = logging.getLogger("chadavit.embed")
 
-CROP_MODES = ("grid", "nuclei", "full")
-# metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
-RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
-                               "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
-                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops"})
 COMMIT_EVERY_S = 120.0  # write a part at least this often: slow runs (many crops per image) lose little
-NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
-
-
-@dataclass
-class EmbedConfig:
-    """Options of ``chadavit embed`` (see ``docs/embed.md``); the CLI maps one flag to each field."""
-
-    input: str
-    out: str
-    model: str  # a checkpoint (see chadavit.embed.model_spec); required: no accidental random weights
-    input_format: str = "auto"
-    pattern: str | None = None
-    recursive: bool = True
-    channels: str | list[str] | None = None
-    channel_map: str | dict[str, str] | None = None
-    strict_channels: bool = False
-    crops: str = "grid"
-    crop_size: int | None = None
-    stride: int | None = None
-    nuclei_channel: str | None = None
-    min_nucleus_area: int = 30
-    max_crops_per_image: int | None = None
-    per_image: bool = False
-    normalize: str | None = None
-    num_heads: int = 12
-    seed: int = 0
-    batch_size: int = 32
-    workers: int = 2
-    device: str = "auto"
-    part_size: int = 64
-    h5ad: str | None = None
-    save_attention: int = 0
-    attention_images: list[str] | None = None
-    attention_crops: int = 4
-    overwrite: bool = False
-    keep_parts: bool = False
-    limit: int | None = None
-    progress: bool = True
-    shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
-
-    def settings(self) -> dict[str, Any]:
-        """The options that shape the features: a resumed run must use the same ones."""
-        keys = ("input", "model", "input_format", "pattern", "recursive", "channels", "channel_map", "crops",
-                "crop_size", "stride", "nuclei_channel", "min_nucleus_area", "max_crops_per_image", "per_image",
-                "normalize", "num_heads", "seed")
-        d = asdict(self)
-        out = {k: d[k] for k in keys}
-        out["input"] = str(Path(self.input).resolve())
-        if isinstance(out["channels"], list):
-            out["channels"] = ",".join(out["channels"])
-        if isinstance(out["channel_map"], dict):
-            out["channel_map"] = ",".join(f"{k}={v}" for k, v in out["channel_map"].items())
-        if parse_shard(self.shard)[1] > 1:
-            out[SHARD_KEY] = "{}/{}".format(*parse_shard(self.shard))
-        return out
-
-
-@dataclass
-class EmbedResult:
-    """What a run did: images and crops computed now, skipped as already done, failed."""
-
-    out: Path | None
-    n_images: int
-    n_done_before: int
-    n_computed: int
-    n_failed: int
-    n_crops: int
-    n_rows: int
-    seconds: float
-    errors_path: Path | None = None
-    h5ad_path: Path | None = None
-    attention_dir: Path | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def images_per_second(self) -> float:
-        return self.n_computed / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Prepared:
-    """An image read, normalised and cut into crop boxes, waiting for its crops to be embedded."""
-
-    index: int
-    record: ImageRecord
-    field: np.ndarray | None  # (C, H, W) float32, normalised; dropped once every crop is embedded
-    names: list[str]
-    source_names: list[str]
-    crops: list[Crop]
-    attention: bool = False
-    cls: list[np.ndarray | None] = field(default_factory=list)
-    meanpatch: list[np.ndarray | None] = field(default_factory=list)
-    remaining: int = 0
-    failed: bool = False
-    shape: tuple[int, int, int] = (0, 0, 0)
-
-    def __post_init__(self) -> None:
-        if self.field is not None:
-            self.shape = tuple(self.field.shape)  # type: ignore[assignment]
-
-
-class _Failed:
-    def __init__(self, stage: str, exc: BaseException) -> None:
-        self.stage, self.exc = stage, exc
-
-
-def _prefetch(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, depth: int) -> Iterator[tuple[Any, Any]]:
-    """``(item, fn(item) or _Failed)`` in input order, at most ``depth`` items ahead, on ``workers`` threads."""
-
-    def safe(item: Any) -> Any:
-        try:
-            return fn(item)
-        except Exception as exc:  # noqa: BLE001 - every bad image is reported and skipped
-            return _Failed("read", exc)
-
-    if workers <= 0:
-        for item in items:
-            yield item, safe(item)
-        return
-    ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-read")
-    try:
-        it = iter(items)
-        queue: deque[tuple[Any, Future[Any]]] = deque()
-        for item in it:
-            queue.append((item, ex.submit(safe, item)))
-            if len(queue) >= depth:
-                break
-        while queue:
-            item, fut = queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, ex.submit(safe, nxt)))
-            yield item, fut.result()
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _check_pixels(arr: np.ndarray, what: str) -> None:
-    if arr.ndim != 3 or arr.shape[0] < 1:
-        raise ValueError(f"{what}: expected (C, H, W) pixels, got shape {arr.shape}")
-    if arr.dtype == np.bool_ or arr.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"{what}: unsupported dtype {arr.dtype}; use uint8, uint16 or float")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.unique(np.nonzero(~np.isfinite(arr))[0]).tolist()
-        raise ValueError(f"{what}: NaN or Inf pixels in channel(s) {bad}")
 
 
 class Embedder:
@@ -220,6 +73,7 @@ class Embedder:
         self.max_channels = (int(getattr(mcfg, "num_slots", 0))
                              if getattr(mcfg, "channel_embedding", "slot") == "slot" else 0)
         self.vocab = VocabularyChecker(mcfg, strict=cfg.strict_channels)
+        self.preparer = ImagePreparer(cfg, self.spec, self.crop_size, self.normalize, self.max_channels)
         out = Path(cfg.out)
         self.out = out if out.suffix.lower() == ".parquet" else out.with_name(out.name + ".parquet")
         self.errors_path = self.out.with_name(self.out.name.removesuffix(".parquet") + ".errors.csv")
@@ -227,69 +81,6 @@ class Embedder:
         self.errors: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------------- per image (threads)
-    def _nucleus_channel(self, names: list[str], source_names: list[str], all_sources: list[str],
-                         image_id: str) -> tuple[int | None, str | None]:
-        """Where the nuclei are: an index into the embedded channels, or a source channel read only for that."""
-        want = self.cfg.nuclei_channel
-        if want is not None:
-            for lst in (names, source_names):
-                if want in lst:
-                    return lst.index(want), None
-            mapped = [self.spec.channel_map.get(n, n) for n in all_sources]
-            for lst in (mapped, all_sources):
-                if want in lst:
-                    return None, all_sources[lst.index(want)]
-            raise ChannelError(f"{image_id}: nuclei channel {want!r} is not among its channels {mapped}")
-        for guess in NUCLEUS_CHANNEL_GUESSES:
-            for k, n in enumerate(names):
-                if n.lower() == guess.lower():
-                    return k, None
-        if len(names) == 1:
-            return 0, None
-        raise ChannelError(f"{image_id}: --crops nuclei needs --nuclei-channel (one of {names})")
-
-    def prepare(self, item: tuple[int, ImageRecord]) -> Prepared:
-        index, rec = item
-        nuclei = self.cfg.crops == "nuclei"
-        nuc_plane = None
-        if rec.channel_names is not None:
-            idx, names = self.spec.select(rec.channel_names, rec.image_id)
-            src = [rec.channel_names[i] for i in idx]
-            k, extra = self._nucleus_channel(names, src, rec.channel_names, rec.image_id) if nuclei else (None, None)
-            arr, _ = rec.read(src + ([extra] if extra is not None else []))
-            if extra is not None:
-                arr, nuc_plane = arr[:-1], arr[-1]
-        else:
-            arr, have = rec.read(None)
-            idx, names = self.spec.select(have, rec.image_id)
-            src = [have[i] for i in idx]
-            k, extra = self._nucleus_channel(names, src, have, rec.image_id) if nuclei else (None, None)
-            if extra is not None:
-                nuc_plane = arr[have.index(extra)]
-            arr = arr[idx]
-        arr = np.asarray(arr)
-        _check_pixels(arr, rec.image_id)
-        if nuclei and nuc_plane is None:
-            nuc_plane = arr[k]
-        if self.max_channels and arr.shape[0] > self.max_channels:
-            raise ChannelError(f"{rec.image_id}: {arr.shape[0]} channels but the model has {self.max_channels} "
-                               "channel slots; choose channels with --channels")
-        c, h, w = arr.shape
-        if self.cfg.crops == "grid":
-            crops = grid_crops(h, w, self.crop_size, self.cfg.stride)
-        elif self.cfg.crops == "full":
-            crops = full_crop(h, w)
-        else:
-            crops = nucleus_crops(np.asarray(nuc_plane), self.crop_size, min_area=self.cfg.min_nucleus_area,
-                                  max_crops=self.cfg.max_crops_per_image)
-        if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
-            keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
-            crops = [crops[i] for i in keep]
-        field_ = normalize_planes(arr, self.normalize).numpy()
-        n = len(crops)
-        att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
-        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n)
-
     # ----------------------------------------------------------------------------------- model
     def _inputs(self, items: list[tuple[Prepared, int]]) -> torch.Tensor:
         """``(N, C, S, S)`` model inputs (crops resized to the model size where needed)."""
@@ -400,11 +191,10 @@ class Embedder:
             raise EmbedError(str(exc)) from exc
         if cfg.limit is not None:
             records = records[: cfg.limit]
-        self._check_channel_options(records)
-        shard = parse_shard(cfg.shard)
+        shard = parse_shard(cfg.shard)  # the whole listing is checked below; only this shard is embedded
         all_ids = [r.image_id for r in records]
         listed = select_shard(list(enumerate(records)), all_ids, shard)
-        records = [r for _, r in listed]
+        self._check_channel_options(records)
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
         self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
@@ -412,6 +202,7 @@ class Embedder:
             import shutil
 
             shutil.rmtree(self.attention_dir)
+        records = [r for _, r in listed]
         done_before = sum(r.image_id in self.store.done for r in records)
         todo = [(i, r) for i, r in listed if r.image_id not in self.store.done]  # i: position in the whole listing
         if done_before:
@@ -465,8 +256,8 @@ class Embedder:
             self.store.write_errors(self.errors)
 
         try:
-            for (index, rec), prep in _prefetch(self.prepare, todo, cfg.workers, max(2, 2 * cfg.workers)):
-                if isinstance(prep, _Failed):
+            for (index, rec), prep in prefetch(self.preparer.prepare, todo, cfg.workers, max(2, 2 * cfg.workers)):
+                if isinstance(prep, Failed):
                     self._fail(rec, "read", prep.exc, index)
                     bar.update(1)
                     continue

@@ -1,0 +1,119 @@
+"""Per image, on a reader thread: read the pixels, pick channels, check them, normalise and cut crop boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes
+from chadavit.embed.channels import ChannelError, ChannelSpec
+from chadavit.embed.config import EmbedConfig
+from chadavit.embed.crops import Crop, full_crop, grid_crops, nucleus_crops
+from chadavit.embed.sources import ImageRecord
+
+NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
+
+
+@dataclass
+class Prepared:
+    """An image read, normalised and cut into crop boxes, waiting for its crops to be embedded."""
+
+    index: int
+    record: ImageRecord
+    field: np.ndarray | None  # (C, H, W) float32, normalised; dropped once every crop is embedded
+    names: list[str]
+    source_names: list[str]
+    crops: list[Crop]
+    attention: bool = False
+    cls: list[np.ndarray | None] = field(default_factory=list)
+    meanpatch: list[np.ndarray | None] = field(default_factory=list)
+    remaining: int = 0
+    failed: bool = False
+    shape: tuple[int, int, int] = (0, 0, 0)
+
+    def __post_init__(self) -> None:
+        if self.field is not None:
+            self.shape = tuple(self.field.shape)  # type: ignore[assignment]
+
+
+def check_pixels(arr: np.ndarray, what: str) -> None:
+    if arr.ndim != 3 or arr.shape[0] < 1:
+        raise ValueError(f"{what}: expected (C, H, W) pixels, got shape {arr.shape}")
+    if arr.dtype == np.bool_ or arr.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"{what}: unsupported dtype {arr.dtype}; use uint8, uint16 or float")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = np.unique(np.nonzero(~np.isfinite(arr))[0]).tolist()
+        raise ValueError(f"{what}: NaN or Inf pixels in channel(s) {bad}")
+
+
+
+class ImagePreparer:
+    """Turns an :class:`ImageRecord` into a :class:`Prepared` image; thread-safe (no shared mutable state)."""
+
+    def __init__(self, cfg: EmbedConfig, spec: ChannelSpec, crop_size: int, normalize: str, max_channels: int) -> None:
+        self.cfg, self.spec = cfg, spec
+        self.crop_size, self.normalize, self.max_channels = crop_size, normalize, max_channels
+
+    def _nucleus_channel(self, names: list[str], source_names: list[str], all_sources: list[str],
+                         image_id: str) -> tuple[int | None, str | None]:
+        """Where the nuclei are: an index into the embedded channels, or a source channel read only for that."""
+        want = self.cfg.nuclei_channel
+        if want is not None:
+            for lst in (names, source_names):
+                if want in lst:
+                    return lst.index(want), None
+            mapped = [self.spec.channel_map.get(n, n) for n in all_sources]
+            for lst in (mapped, all_sources):
+                if want in lst:
+                    return None, all_sources[lst.index(want)]
+            raise ChannelError(f"{image_id}: nuclei channel {want!r} is not among its channels {mapped}")
+        for guess in NUCLEUS_CHANNEL_GUESSES:
+            for k, n in enumerate(names):
+                if n.lower() == guess.lower():
+                    return k, None
+        if len(names) == 1:
+            return 0, None
+        raise ChannelError(f"{image_id}: --crops nuclei needs --nuclei-channel (one of {names})")
+
+    def prepare(self, item: tuple[int, ImageRecord]) -> Prepared:
+        index, rec = item
+        nuclei = self.cfg.crops == "nuclei"
+        nuc_plane = None
+        if rec.channel_names is not None:
+            idx, names = self.spec.select(rec.channel_names, rec.image_id)
+            src = [rec.channel_names[i] for i in idx]
+            k, extra = self._nucleus_channel(names, src, rec.channel_names, rec.image_id) if nuclei else (None, None)
+            arr, _ = rec.read(src + ([extra] if extra is not None else []))
+            if extra is not None:
+                arr, nuc_plane = arr[:-1], arr[-1]
+        else:
+            arr, have = rec.read(None)
+            idx, names = self.spec.select(have, rec.image_id)
+            src = [have[i] for i in idx]
+            k, extra = self._nucleus_channel(names, src, have, rec.image_id) if nuclei else (None, None)
+            if extra is not None:
+                nuc_plane = arr[have.index(extra)]
+            arr = arr[idx]
+        arr = np.asarray(arr)
+        check_pixels(arr, rec.image_id)
+        if nuclei and nuc_plane is None:
+            nuc_plane = arr[k]
+        if self.max_channels and arr.shape[0] > self.max_channels:
+            raise ChannelError(f"{rec.image_id}: {arr.shape[0]} channels but the model has {self.max_channels} "
+                               "channel slots; choose channels with --channels")
+        c, h, w = arr.shape
+        if self.cfg.crops == "grid":
+            crops = grid_crops(h, w, self.crop_size, self.cfg.stride)
+        elif self.cfg.crops == "full":
+            crops = full_crop(h, w)
+        else:
+            crops = nucleus_crops(np.asarray(nuc_plane), self.crop_size, min_area=self.cfg.min_nucleus_area,
+                                  max_crops=self.cfg.max_crops_per_image)
+        if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
+            keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
+            crops = [crops[i] for i in keep]
+        field_ = normalize_planes(arr, self.normalize).numpy()
+        n = len(crops)
+        att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
+        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n)
