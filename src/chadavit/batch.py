@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from chadavit.data.normalize import SUPPORTED_DTYPES, NormalizationMethod, check_method, normalize_planes
+from chadavit.errors import ChadavitError
 
 
-class InvalidImageError(ValueError):
+class InvalidImageError(ChadavitError, ValueError):
     """An input image cannot be embedded; the message names the image and the problem."""
 
 

@@ -15,7 +15,7 @@ from chadavit.data.readers import read_image_file
 def test_import_pattern_real_multichannel(shared_dir, tmp_path, capsys):
     src = shared_dir / "data" / "cellprofiler_examples" / "ExampleVitraImages"
     out = tmp_path / "vitra"
-    rc = main(["data", "import", str(src), "--out", str(out), "--pattern", "Channel {channel}-{well}-00.tif",
+    rc = main(["data", "import", str(src), "--out", str(out), "--pattern", r"Channel {channel:\d}-{well}-00.tif",
                "--channel-map", "2=DNA,1=protein", "--source", "vitra"])
     assert rc == 0
     ds = open_dataset(out)
@@ -27,7 +27,7 @@ def test_import_pattern_real_multichannel(shared_dir, tmp_path, capsys):
     assert set(ds.manifest.source) == {"vitra"}
     assert ds.verify() == []
     # importing again adds nothing (ids already present)
-    assert main(["data", "import", str(src), "--out", str(out), "--pattern", "Channel {channel}-{well}-00.tif",
+    assert main(["data", "import", str(src), "--out", str(out), "--pattern", r"Channel {channel:\d}-{well}-00.tif",
                  "--channel-map", "2=DNA,1=protein", "--source", "vitra"]) == 0
     assert len(open_dataset(out)) == 2
     capsys.readouterr()

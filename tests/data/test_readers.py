@@ -8,7 +8,7 @@ from chadavit.data.readers import ImageReadError, group_channel_files, read_imag
 
 def test_real_cellprofiler_images(shared_dir):
     root = shared_dir / "data" / "cellprofiler_examples"
-    human = group_channel_files(root / "ExampleHuman", "{plate}_{well}f{site}d{channel}.tif")
+    human = group_channel_files(root / "ExampleHuman", r"{plate}_{well:[A-P]\d\d}f{site}d{channel}.tif")
     assert len(human) == 1 and sorted(human[0].channels) == ["0", "1", "2"]
     img, names = human[0].read()
     assert img.shape == (3, 512, 512) and img.dtype == np.uint8 and names == ["0", "1", "2"]

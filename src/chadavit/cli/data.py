@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--pattern", help='filename pattern with a {channel} field, e.g. "{well}_{site}_{channel}.tif"')
     mode.add_argument("--multichannel", action="store_true", help="one file per image holding all channels")
     imp.add_argument("--channel-map", default="",
-                     help="rename channels: a=DNA,b=Actin (file keys in --pattern mode, 0-based indices or "
-                          "ch0.. in --multichannel mode); mapped channels come first, in map order")
+                     help="rename channels: a=DNA,b=Actin (file keys in --pattern mode; OME-XML channel names, "
+                          "0-based indices or ch0.. in --multichannel mode); mapped channels come first, in map order")
     imp.add_argument("--source", default="", help="value of the manifest's source column (default: the folder name)")
     imp.add_argument("--imaging-method", default="", help="value of the imaging_method column")
     imp.set_defaults(func=run_import)
@@ -45,19 +45,21 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                   channel_map: dict[str, str] | None = None, source: str = "",
                   imaging_method: str = "") -> tuple[int, list[str]]:
     """Import ``src`` into the dataset ``out``; returns (images added, error messages of skipped files)."""
-    from chadavit.data.dataset import DatasetWriter
-    from chadavit.data.readers import ImageReadError, group_channel_files, list_image_files, read_image_file
+    from chadavit.data.dataset import DatasetError, DatasetWriter
+    from chadavit.data.readers import ImageReadError, group_pattern_files, list_image_files, read_image_with_names
 
     channel_map = channel_map or {}
     source = source or src.name
     if not src.is_dir():
-        raise FileNotFoundError(f"{src}: source folder not found")
+        raise DatasetError(f"{src}: source folder not found")
     added, errors = 0, []
     with DatasetWriter(out, attrs={"imported_from": str(src)}) as writer:
         if pattern is not None:
-            groups = group_channel_files(src, pattern)
+            grouping = group_pattern_files(src, pattern)
+            groups = grouping.images
             if not groups:
-                raise ValueError(f"{src}: no file name matches the pattern {pattern!r}")
+                raise DatasetError(f"{src}: no file name matches the pattern {pattern!r} ({grouping.summary(src)})")
+            print(f"--pattern {pattern}: {grouping.summary(src)}", file=sys.stderr)
             for g in groups:
                 image_id = f"{source}/{g.image_id}"
                 if image_id in writer:
@@ -75,14 +77,15 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
         else:
             files = list_image_files(src)
             if not files:
-                raise ValueError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
+                raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
             for f in files:
                 image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
                 if image_id in writer:
                     continue
                 try:
-                    arr = read_image_file(f)
-                    names = [channel_map.get(str(k), channel_map.get(f"ch{k}", f"ch{k}")) for k in range(arr.shape[0])]
+                    arr, found = read_image_with_names(f)  # OME-XML channel names, as embed reads them
+                    names = [channel_map.get(n, channel_map.get(str(k), channel_map.get(f"ch{k}", n)))
+                             for k, n in enumerate(found)]
                     writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
                                files=[str(f.relative_to(src))])
                     added += 1
@@ -92,15 +95,11 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
 
 
 def run_import(args: argparse.Namespace) -> int:
-    try:
-        from chadavit.embed.channels import parse_channel_map
+    from chadavit.embed.channels import parse_channel_map
 
-        cmap = parse_channel_map(args.channel_map)
-        added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
-                                      args.imaging_method)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cmap = parse_channel_map(args.channel_map)
+    added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
+                                  args.imaging_method)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
     from chadavit.data.dataset import open_dataset
@@ -139,11 +138,5 @@ def dataset_summary(path: Path, verify: bool = False) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from chadavit.data.dataset import DatasetError
-
-    try:
-        print(dataset_summary(args.path, args.verify))
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    print(dataset_summary(args.path, args.verify))
     return 0

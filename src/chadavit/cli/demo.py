@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -85,14 +84,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chadavit.data.dataset import DatasetError
-    from chadavit.pretrain.config import ConfigError
-
-    try:
-        summary = run_demo(args.out, args.overrides)
-    except (ConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = run_demo(args.out, args.overrides)
     print(format_summary(summary))
     if args.no_eval:
         return 0

@@ -86,8 +86,7 @@ def _main_thread() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chadavit.embed import EmbedConfig, EmbedError, run_embed
-    from chadavit.embed.channels import ChannelError
+    from chadavit.embed import EmbedConfig, run_embed
     from chadavit.errors import ChadavitError
 
     if args.input[0] == "merge" and len(args.input) > 1:
@@ -96,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
         return run_merge(args)
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
-                         "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
+                            "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
     if not args.model:
         raise ChadavitError("chadavit embed: --model is required (a checkpoint DIR, official:PATH, PATH.ckpt or "
-                         "random:PRESET)")
+                            "random:PRESET)")
     from chadavit.sharding import parse_shard
 
     try:
@@ -138,16 +137,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"chadavit embed: interrupted; finished images are saved in {parts}.parts/ "
               "(rerun the same command to resume)", file=sys.stderr)
         return 130
-    except (EmbedError, ChannelError) as exc:
-        print(f"chadavit embed: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from chadavit.models import CheckpointError
-
-        if isinstance(exc, CheckpointError):
-            print(f"chadavit embed: error: {exc}", file=sys.stderr)
-            return 2
-        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

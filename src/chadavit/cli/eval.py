@@ -9,7 +9,6 @@ writes ``results.md`` (paper-style table: rows models, columns tasks, mean ± st
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chadavit.evaluation.adapters import ADAPTERS
-    from chadavit.evaluation.data import DatasetLayoutError
     from chadavit.evaluation.suite import SuiteError, list_suites, load_suite, run_suite
     from chadavit.evaluation.tables import to_markdown, wide_table
 
@@ -48,19 +46,17 @@ def run(args: argparse.Namespace) -> int:
     variables = {}
     for item in args.set:
         if "=" not in item:
-            print(f"error: --set expects VAR=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise SuiteError(f"--set expects VAR=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         variables[k.strip()] = v
+    suite = load_suite(args.suite, variables)
     try:
-        suite = load_suite(args.suite, variables)
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-        summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
-                            figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
-                            skip_missing=args.skip_missing, device=args.device)
-    except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError:
+        raise SuiteError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
+                        figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
+                        skip_missing=args.skip_missing, device=args.device)
     print()
     print(to_markdown(wide_table(summary, summary.attrs.get("primary"))))
     return 0

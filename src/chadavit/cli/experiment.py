@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,20 +40,10 @@ def _load(path: str):  # noqa: ANN202
 
 
 def _run(args: argparse.Namespace) -> int:
-    from chadavit.data.dataset import DatasetError
-    from chadavit.evaluation.data import DatasetLayoutError
-    from chadavit.evaluation.suite import SuiteError
     from chadavit.experiments.runner import run_experiment
-    from chadavit.experiments.spec import ExperimentError
-    from chadavit.pretrain.checkpoint import ResumeError
-    from chadavit.pretrain.config import ConfigError
 
-    try:
-        exp = _load(args.file)
-        run_experiment(exp, index=args.index, out=args.out, force=args.force, progress=not args.no_progress)
-    except (ExperimentError, ConfigError, DatasetError, ResumeError, SuiteError, DatasetLayoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    exp = _load(args.file)
+    run_experiment(exp, index=args.index, out=args.out, force=args.force, progress=not args.no_progress)
     return 0
 
 
@@ -62,13 +51,8 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chadavit.experiments.report import make_report
-    from chadavit.experiments.spec import ExperimentError
 
-    try:
-        exp = _load(args.file)
-    except ExperimentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    exp = _load(args.file)
     results = args.results or exp.out
     path = make_report(exp, args.out or Path(results) / "report", results)
     print(path.read_text())
@@ -77,13 +61,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from chadavit.experiments.runner import is_finished
-    from chadavit.experiments.spec import ExperimentError
 
-    try:
-        exp = _load(args.file)
-    except ExperimentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    exp = _load(args.file)
     for r in exp.runs:
         state = "finished" if is_finished(exp, r, args.results) else "todo"
         print(f"{r.index:3d}  {r.name:32s} {r.model:26s} {state}")

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--released-by", default=None, metavar="RELEASE",
                     help="offline only: keep containers introduced up to this IDR release (e.g. prod119)")
     pl.add_argument("--json", action="store_true", help="print totals as JSON")
-    pl.set_defaults(func=_guard(run_plan))
+    pl.set_defaults(func=run_plan)
 
     b = isub.add_parser("build", help="download the planned images into a chadavit dataset (resumable)")
     _client_args(b)
@@ -67,37 +67,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--shard", default=None, help="i/n: build only shard i of n (0-based), for array jobs")
     b.add_argument("--flush-every", type=int, default=64, help="publish stored images every K images")
     b.add_argument("--no-progress", action="store_true")
-    b.set_defaults(func=_guard(run_build), workers=2)
+    b.set_defaults(func=run_build, workers=2)
 
     m = isub.add_parser("merge", help="join shard directories into one dataset")
     m.add_argument("inputs", nargs="+")
     m.add_argument("--out", required=True)
-    m.set_defaults(func=_guard(run_merge))
+    m.set_defaults(func=run_merge)
 
     s = isub.add_parser("stats", help="print counts and draw the imaging-method and channel-count figures")
     s.add_argument("dataset")
     s.add_argument("--figures", default=None, metavar="FIGDIR")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=_guard(run_stats))
-
-
-def _guard(func):  # noqa: ANN001, ANN202
-    """Turn expected errors (missing files, bad arguments, an unreachable server) into one line and an exit code."""
-
-    def run(args: argparse.Namespace) -> int:
-        from chadavit.data.dataset import DatasetError
-        from chadavit.idr.client import IDRError
-
-        try:
-            return func(args)
-        except IDRError as exc:
-            print(f"error: IDR request failed: {exc}", file=sys.stderr)
-            return 1
-        except (FileNotFoundError, DatasetError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
+    s.set_defaults(func=run_stats)
 
 
 def make_client(args: argparse.Namespace):  # noqa: ANN201
@@ -168,23 +149,17 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from chadavit.idr.builder import build, parse_shard
+    from chadavit.idr.builder import BuildError, build, parse_shard
     from chadavit.idr.plan import make_plan, read_table, write_table
 
-    try:
-        shard = parse_shard(args.shard)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    shard = parse_shard(args.shard)
     client = make_client(args)
     out = Path(args.out)
     meta = out / "dataset.json"
     if meta.is_file():
         stored_size = json.loads(meta.read_text()).get("attrs", {}).get("size")
         if stored_size is not None and int(stored_size) != args.size:
-            print(f"error: {out} holds images stored at --size {stored_size}, not {args.size}; "
-                  "use another --out", file=sys.stderr)
-            return 2
+            raise BuildError(f"{out} holds images stored at --size {stored_size}, not {args.size}; use another --out")
     if args.plan:
         images = read_table(args.plan)
     else:
@@ -197,10 +172,9 @@ def run_build(args: argparse.Namespace) -> int:
             before = json.loads(ppath.read_text()) if ppath.is_file() else params
             changed = {k: (before.get(k), v) for k, v in params.items() if k != "server" and before.get(k) != v}
             if changed:
-                print(f"error: {out} was planned with different settings "
-                      + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
-                      + "; use another --out, or pass --plan", file=sys.stderr)
-                return 2
+                raise BuildError(f"{out} was planned with different settings "
+                                 + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
+                                 + "; use another --out, or pass --plan")
             images = read_table(saved)
             print(f"resuming with the plan saved in {saved}", file=sys.stderr)
         else:

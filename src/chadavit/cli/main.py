@@ -3,6 +3,11 @@
 Each subcommand lives in its own module of this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func`` to the function that runs it. Heavy imports happen inside
 those functions so that ``chadavit --help`` stays fast.
+
+Errors are handled here, once, for every command: a :class:`chadavit.errors.ChadavitError` (bad
+input, settings or environment) prints ``error: <message>`` on one line and exits with status 2;
+a closed output pipe (``chadavit ... | head``) ends the command quietly. Command modules do not
+catch these themselves.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from chadavit import __version__
+from chadavit.errors import ChadavitError
 
 SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment")
 
@@ -40,9 +47,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except ChadavitError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # what shell tools report when the reader of their output went away (128 + SIGPIPE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on a single line (a multi-line message would read as a traceback)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced (tests) or already closed: nothing to flush
+        pass
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,18 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from chadavit.data.dataset import DatasetError
-    from chadavit.pretrain.checkpoint import ResumeError
-    from chadavit.pretrain.config import ConfigError, list_presets, load_config
+    from chadavit.pretrain.config import list_presets, load_config
 
     if args.list:
         print("\n".join(list_presets()))
         return 0
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
@@ -47,9 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = train(cfg)
-    except (ConfigError, DatasetError, ResumeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         cleanup()
     if summary.get("world_size", 1) == 1 or "backbone" in summary:

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.errors import ChadavitError
+
 FORMAT_NAME = "chadavit-dataset"
 FORMAT_VERSION = 1
 SHARD_PLANES = 64
@@ -46,7 +48,7 @@ REQUIRED_COLUMNS = (
 STORE_DTYPES = ("uint8", "uint16", "float32")
 
 
-class DatasetError(ValueError):
+class DatasetError(ChadavitError, ValueError):
     """A dataset directory is missing, incomplete or inconsistent; the message names the path."""
 
 

@@ -7,6 +7,7 @@ every field except ``channel`` identifies the image, ``channel`` names the plane
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from chadavit.errors import ChadavitError
+
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(ChadavitError, ValueError):
     """An image file cannot be read or has an unusable layout; the message names the file."""
 
 
@@ -84,6 +89,43 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return arr
 
 
+def ome_tiff_channel_names(path: Path, count: int) -> list[str] | None:
+    """Channel names from the OME-XML of an OME-TIFF (``None`` when absent or inconsistent)."""
+    import xml.etree.ElementTree as ET
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.ome_metadata if tif.is_ome else None
+    except Exception:  # noqa: BLE001 - unreadable files fail later, with the reader's message
+        return None
+    if not xml:
+        return None
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+    if pixels is None:
+        return None
+    names = [c.get("Name") or c.get("ID") or "" for c in pixels if c.tag.endswith("Channel")]
+    if len(names) != count or not all(names):
+        return None
+    return names
+
+
+def read_image_with_names(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """Read a multi-channel file with its channel names: from the OME-XML of an OME-TIFF, else ``ch0, ch1, ...``.
+
+    The one place channel names of multi-channel files come from, so ``embed`` and ``data import`` agree.
+    """
+    p = Path(path)
+    arr = read_image_file(p)
+    names = ome_tiff_channel_names(p, arr.shape[0]) if p.suffix.lower() in (".tif", ".tiff") else None
+    return arr, names or [f"ch{i}" for i in range(arr.shape[0])]
+
+
 @dataclass
 class ImageFiles:
     """The channel files of one image, found by a filename pattern."""
@@ -117,47 +159,145 @@ class ImageFiles:
 
 
 _FIELD = re.compile(r"\{(\w+)(?::((?:[^{}]|\{\d*,?\d*\})+))?\}")
+SHOW_NAMES = 5  # file names quoted in a message before "..."
 
 
-def pattern_to_regex(pattern: str) -> re.Pattern[str]:
+class PatternError(ChadavitError, ValueError):
+    """A ``--pattern`` that is invalid, or files it cannot account for unambiguously; the message names them."""
+
+
+def pattern_to_regex(pattern: str, greedy: bool | set[str] = False) -> re.Pattern[str]:
     """``"{well}_{site}_{channel}.tif"`` -> a regex with one named group per field.
 
-    Untyped fields match as little as possible; a typed field such as ``{well:[A-P]\\d\\d}`` pins
-    down names whose parts contain the separator (``{plate}_{well:[A-P]\\d\\d}f{site}d{channel}.tif``
-    on ``AS_0912_0501_D03f00d1.tif``).
+    Untyped fields match as little as possible (``greedy`` names the fields, or all with ``True``,
+    that match as much as possible instead: used to detect ambiguous splits); a typed field such
+    as ``{well:[A-P]\\d\\d}`` pins down names whose parts contain the separator
+    (``{plate}_{well:[A-P]\\d\\d}f{site}d{channel}.tif`` on ``AS_0912_0501_D03f00d1.tif``).
     """
     out, pos = "", 0
     for m in _FIELD.finditer(pattern):
-        out += re.escape(pattern[pos : m.start()]) + f"(?P<{m.group(1)}>{m.group(2) or '.+?'})"
+        name = m.group(1)
+        untyped = ".+" if greedy is True or (greedy and name in greedy) else ".+?"
+        out += re.escape(pattern[pos : m.start()]) + f"(?P<{name}>{m.group(2) or untyped})"
         pos = m.end()
     out += re.escape(pattern[pos:])
-    return re.compile(f"^{out}$", re.IGNORECASE)
+    try:
+        return re.compile(f"^{out}$", re.IGNORECASE)
+    except re.error as exc:
+        raise PatternError(f"pattern {pattern!r} is not valid: {exc}") from None
 
 
-def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
-    """Group the files of ``folder`` whose names match ``pattern`` into images, sorted by key.
+def _names(paths: Sequence[Path | str], root: Path | None = None) -> str:
+    shown = [str(Path(p).relative_to(root)) if root is not None else str(p) for p in list(paths)[:SHOW_NAMES]]
+    return ", ".join(shown) + (f", ... ({len(paths)} in all)" if len(paths) > SHOW_NAMES else "")
 
-    ``pattern`` must contain ``{channel}``; files that do not match are ignored. Fields whose name
-    starts with ``_`` (``{_uuid}``) must match but do not identify the image (e.g. a per-file id
-    that differs between the channels of one image).
+
+@dataclass
+class PatternGrouping:
+    """Where every file of a folder went: into an image, or unused because its name does not match."""
+
+    images: list[ImageFiles]
+    unmatched: list[Path]
+    n_files: int
+
+    @property
+    def n_used(self) -> int:
+        return sum(len(g.channels) for g in self.images)
+
+    def summary(self, root: Path | str | None = None) -> str:
+        """The one-line account: N files, M images, K unused (with the first unused names)."""
+        line = f"{self.n_files} file(s), {len(self.images)} image(s), {len(self.unmatched)} file(s) unused"
+        if self.unmatched:
+            line += f" (not matching the pattern: {_names(self.unmatched, Path(root) if root else None)})"
+        return line
+
+
+def _split(fields: dict[str, str], rel_dir: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """(image key, channel) of one file's pattern fields; ``_``-fields do not identify the image."""
+    key = {k: v for k, v in fields.items() if not k.startswith("_") and k != "channel"}
+    return tuple((({"folder": rel_dir} if rel_dir != "." else {}) | key).items()), fields["channel"]
+
+
+def _partition(splits: dict[Path, tuple[tuple[tuple[str, str], ...], str]]) -> set[frozenset[tuple[Path, str]]]:
+    groups: dict[tuple[tuple[str, str], ...], set[tuple[Path, str]]] = {}
+    for f, (key, channel) in splits.items():
+        groups.setdefault(key, set()).add((f, channel))
+    return {frozenset(g) for g in groups.values()}
+
+
+def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True) -> PatternGrouping:
+    """Group the files of ``folder`` into images by ``pattern``, accounting for every file.
+
+    ``pattern`` must contain ``{channel}``; every other field identifies the image, except fields
+    whose name starts with ``_`` (``{_uuid}``), which must match but do not (a per-file id that
+    differs between the channels of one image). Image files whose names do not match are listed
+    as unused. Raises :class:`PatternError`, naming the files, when names can be split in more than
+    one way that changes which files form an image or what their channels are (type the fields,
+    e.g. ``{well:[A-P]\\d\\d}``), or when two files claim the same image and channel. A split that
+    only changes metadata values (e.g. plate vs well) is a warning.
     """
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"{root}: folder not found")
     if not re.search(r"\{channel(:|\})", pattern):
-        raise ValueError(f"pattern {pattern!r} must contain a {{channel}} field")
+        raise PatternError(f"pattern {pattern!r} must contain a {{channel}} field")
     rx = pattern_to_regex(pattern)
-    images: dict[tuple[tuple[str, str], ...], ImageFiles] = {}
+    untyped = [m.group(1) for m in _FIELD.finditer(pattern) if not m.group(2)]
+    variants = [pattern_to_regex(pattern, True)] + [pattern_to_regex(pattern, {f}) for f in untyped]
+    splits: dict[Path, tuple[tuple[tuple[str, str], ...], str]] = {}
+    other: list[dict[Path, tuple[tuple[tuple[str, str], ...], str]]] = [{} for _ in variants]
+    example: dict[Path, tuple[dict[str, str], dict[str, str]]] = {}
+    unmatched: list[Path] = []
+    n_files = 0
     for f in sorted(root.rglob("*") if recursive else root.iterdir()):
-        m = rx.match(f.name) if f.is_file() else None
-        if not m:
+        if not f.is_file():
             continue
-        fields = {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
-        channel = fields.pop("channel")
+        m = rx.match(f.name)
+        if not m:
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                n_files += 1
+                unmatched.append(f)
+            continue
+        n_files += 1
         rel_dir = str(f.parent.relative_to(root))
-        key = ({"folder": rel_dir} if rel_dir != "." else {}) | fields
-        images.setdefault(tuple(key.items()), ImageFiles(key=dict(key))).channels[channel] = f
-    return [images[k] for k in sorted(images)]
+        splits[f] = _split(m.groupdict(), rel_dir)
+        for v, vrx in enumerate(variants):
+            vm = vrx.match(f.name)
+            assert vm is not None  # the same language, only another split
+            other[v][f] = _split(vm.groupdict(), rel_dir)
+            if vm.groupdict() != m.groupdict():
+                example.setdefault(f, (m.groupdict(), vm.groupdict()))
+    if example:
+        base = _partition(splits)
+        files = sorted(example)
+        f = files[0]
+        one, two = example[f]
+        what = (f"{root}: pattern {pattern!r} splits {len(files)} file name(s) in more than one way "
+                f"({_names(files, root)}); e.g. {f.name}: {one} or {two}")
+        if any(_partition(o) != base for o in other):
+            raise PatternError(f"{what}, which groups the files into other images or channels. Pin the fields "
+                               "down with types, e.g. {well:[A-P]\\d\\d} or {channel:w\\d}")
+        log.warning("%s; the images are the same either way, but their metadata is ambiguous (type the fields, "
+                    "e.g. {well:[A-P]\\d\\d}, to choose)", what)
+    images: dict[tuple[tuple[str, str], ...], ImageFiles] = {}
+    duplicates: list[tuple[str, str, Path, Path]] = []
+    for f, (key, channel) in splits.items():
+        group = images.setdefault(key, ImageFiles(key=dict(key)))
+        if channel in group.channels:
+            duplicates.append((group.image_id, channel, group.channels[channel], f))
+            continue
+        group.channels[channel] = f
+    if duplicates:
+        shown = "; ".join(f"{a.relative_to(root)} and {b.relative_to(root)} are both image {i!r} channel {c!r}"
+                          for i, c, a, b in duplicates[:SHOW_NAMES])
+        raise PatternError(f"{root}: pattern {pattern!r} gives {len(duplicates)} file(s) a channel another file "
+                           f"already has: {shown}. Add the field that tells them apart to the pattern")
+    return PatternGrouping([images[k] for k in sorted(images)], unmatched, n_files)
+
+
+def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
+    """The images of :func:`group_pattern_files` (which also lists the files left unused), sorted by key."""
+    return group_pattern_files(folder, pattern, recursive).images
 
 
 def list_image_files(folder: str | Path, recursive: bool = True) -> list[Path]:

@@ -13,10 +13,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from chadavit.errors import ChadavitError
+
 ANONYMOUS = re.compile(r"^ch\d+$")
 
 
-class ChannelError(ValueError):
+class ChannelError(ChadavitError, ValueError):
     """An image lacks a requested channel, or a channel option is malformed."""
 
 

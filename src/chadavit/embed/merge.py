@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 
 from chadavit.embed.output import ERROR_COLUMNS, SETTINGS_KEY, EmbedError
 from chadavit.embed.shards import LISTING_DIGEST_KEY, LISTING_IMAGES_KEY, SHARD_IMAGES_KEY, SHARD_KEY
-from chadavit.errors import ChadavitError
 from chadavit.sharding import parse_shard, shard_of
 
 BATCH_ROWS = 4096  # rows read from each shard at a time
@@ -35,7 +34,7 @@ SORT_KEYS = ("Metadata_ImageIndex", "Metadata_CropIndex")
 PER_SHARD_KEYS = frozenset({SHARD_KEY, SHARD_IMAGES_KEY})
 
 
-class MergeError(ChadavitError, EmbedError):
+class MergeError(EmbedError):
     """The shards cannot be merged (missing, duplicated, different settings); the message names the shard."""
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chadavit.errors import ChadavitError
+
 DONE_KEY = b"chadavit.embed.done"
 SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when assembled
 SETTINGS_KEY = b"chadavit.embed"
@@ -33,7 +35,7 @@ TAIL_COLUMNS = ("Channels", "SourceChannels", "Source", "ImageHeight", "ImageWid
 ERROR_COLUMNS = ("image_id", "image_index", "level", "stage", "error", "message", "sources")
 
 
-class EmbedError(RuntimeError):
+class EmbedError(ChadavitError, RuntimeError):
     """The run cannot start or continue (bad option, conflicting previous run); the message says why."""
 
 

@@ -15,6 +15,7 @@ Input kinds (``--input-format``, detected automatically by default):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -28,17 +29,21 @@ from chadavit.data.readers import (
     IMAGE_SUFFIXES,
     ImageFiles,
     ImageReadError,
-    group_channel_files,
+    group_pattern_files,
     list_image_files,
-    read_image_file,
+    ome_tiff_channel_names,  # noqa: F401 - re-exported: callers import it from here
+    read_image_with_names,
 )
+from chadavit.errors import ChadavitError
+
+log = logging.getLogger("chadavit.embed")
 
 INPUT_FORMATS = ("auto", "pattern", "files", "csv", "ome-zarr", "dataset")
 
 Reader = Callable[[Sequence[str] | None], tuple[np.ndarray, list[str]]]
 
 
-class SourceError(ValueError):
+class SourceError(ChadavitError, ValueError):
     """The input as a whole cannot be listed (missing folder, bad CSV, no images found)."""
 
 
@@ -143,39 +148,9 @@ def _select(arr: np.ndarray, have: list[str], names: Sequence[str] | None, what:
     return arr[[have.index(n) for n in names]], list(names)
 
 
-def ome_tiff_channel_names(path: Path, count: int) -> list[str] | None:
-    """Channel names from the OME-XML of an OME-TIFF (``None`` when absent or inconsistent)."""
-    import xml.etree.ElementTree as ET
-
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            xml = tif.ome_metadata if tif.is_ome else None
-    except Exception:  # noqa: BLE001 - unreadable files fail later, with the reader's message
-        return None
-    if not xml:
-        return None
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return None
-    pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
-    if pixels is None:
-        return None
-    names = [c.get("Name") or c.get("ID") or "" for c in pixels if c.tag.endswith("Channel")]
-    if len(names) != count or not all(names):
-        return None
-    return names
-
-
 def _multichannel_reader(path: Path) -> Reader:
     def read(names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-        arr = read_image_file(path)
-        have = None
-        if path.suffix.lower() in (".tif", ".tiff"):
-            have = ome_tiff_channel_names(path, arr.shape[0])
-        have = have or [f"ch{i}" for i in range(arr.shape[0])]
+        arr, have = read_image_with_names(path)
         return _select(arr, have, names, str(path))
 
     return read
@@ -195,11 +170,14 @@ def _unique(records: list[ImageRecord], what: str) -> list[ImageRecord]:
 def pattern_source(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageRecord]:
     """One-file-per-channel images grouped by ``pattern``; every image is read with the union of channel names."""
     try:
-        groups = group_channel_files(folder, pattern, recursive=recursive)
-    except (ImageReadError, ValueError) as exc:
+        grouping = group_pattern_files(folder, pattern, recursive=recursive)
+    except ImageReadError as exc:
         raise SourceError(str(exc)) from exc
+    groups = grouping.images
     if not groups:
-        raise SourceError(f"{folder}: no file matches the pattern {pattern!r}")
+        raise SourceError(f"{folder}: no file matches the pattern {pattern!r} ({grouping.summary(folder)})")
+    log.log(logging.WARNING if grouping.unmatched else logging.INFO, "--pattern %s: %s", pattern,
+            grouping.summary(folder))
     channels = sorted({c for g in groups for c in g.channels}, key=natural_key)
     records = []
     for g in groups:

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.errors import ChadavitError
 
-class DatasetLayoutError(FileNotFoundError):
+
+class DatasetLayoutError(ChadavitError, FileNotFoundError):
     """A benchmark dataset is missing or not laid out as its adapter expects; the message shows the layout."""
 
 

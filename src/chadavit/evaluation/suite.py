@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from chadavit.errors import ChadavitError
 from chadavit.evaluation import protocols as P
 from chadavit.evaluation.adapters import load_dataset
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
@@ -43,7 +44,7 @@ PRIMARY = {"linear": ["top1"], "knn": ["top1"], "regression": ["r2"], "reconstru
            "moa": ["nsc", "nscb"], "missing_channels": None}
 
 
-class SuiteError(ValueError):
+class SuiteError(ChadavitError, ValueError):
     """A suite file is malformed; the message names the file and the key."""
 
 
@@ -305,7 +306,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     datasets = load_suite_datasets(suite, say, skip_missing)
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
     if not models:
-        raise ValueError("give at least one model spec")
+        raise SuiteError("give at least one model spec")
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(models) * len(suite.tasks), desc=f"suite {suite.name}", unit="task", disable=not progress)

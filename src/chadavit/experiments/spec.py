@@ -46,13 +46,15 @@ from typing import Any
 
 import yaml
 
+from chadavit.errors import ChadavitError
+
 RUN_KEYS = {"name", "label", "family", "model", "model_overrides", "data", "pretrain", "seed", "eval_model", "sweep",
             "tags", "untrained"}
 TOP_KEYS = {"name", "description", "out", "seed", "pretrain", "evaluation", "runs", "report"}
 REPORT_KEYS = {"table3", "cls_vs_all", "scaling"}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ChadavitError, ValueError):
     """The experiment file is malformed; the message names the file and the key."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.errors import ChadavitError
 from chadavit.idr.client import IDRClient, IDRError
 from chadavit.idr.plan import write_table
 from chadavit.sharding import parse_shard, shard_of  # noqa: F401 - parse_shard: the CLI imports it from here
@@ -29,6 +30,10 @@ from chadavit.sharding import parse_shard, shard_of  # noqa: F401 - parse_shard:
 log = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.csv"
+
+
+class BuildError(ChadavitError, ValueError):
+    """A build cannot start: a bad ``--shard``, or an output folder made with other settings."""
 
 
 def image_key(idr_image_id: int | str) -> str:

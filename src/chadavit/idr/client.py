@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from chadavit import __version__
+from chadavit.errors import ChadavitError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ USER_AGENT = f"chadavit/{__version__} (IDRCell100k builder; +https://github.com/
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class IDRError(RuntimeError):
+class IDRError(ChadavitError, RuntimeError):
     """A request failed for good (after retries, or with a status that retrying cannot fix)."""
 
     def __init__(self, message: str, url: str = "", status: int | None = None, attempts: int = 0) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.errors import ChadavitError
 from chadavit.idr.client import IDRClient
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,15 @@ class Block:
     @property
     def slots(self) -> int:
         return self.rows * self.fields
+
+
+
+class PlanError(ChadavitError, ValueError):
+    """A planning option or table that cannot be used (the message says which)."""
+
+
+class PlanFileNotFoundError(ChadavitError, FileNotFoundError):
+    """A plan or studies table that is not there."""
 
 
 def study_rng(seed: int, study: str) -> np.random.Generator:
@@ -260,7 +270,7 @@ def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str
     counts best, see docs/idr.md); ``unit="study"``: the containers of one ``idrNNNN`` study are pooled.
     """
     if unit not in ("container", "study"):
-        raise ValueError(f"unit must be 'container' or 'study', got {unit!r}")
+        raise PlanError(f"unit must be 'container' or 'study', got {unit!r}")
     from tqdm import tqdm
 
     conts = discover(client, workers)
@@ -318,7 +328,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
 def read_table(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: plan/table file not found")
+        raise PlanFileNotFoundError(f"{p}: plan/table file not found")
     return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
 
 
@@ -339,7 +349,7 @@ def release_rank(name: str) -> int:
     for prefix, base in (("demo", 0), ("prod", 0)):
         if name.startswith(prefix) and name[len(prefix):].isdigit():
             return base + int(name[len(prefix):])
-    raise ValueError(f"unknown IDR release name {name!r} (expected e.g. prod119)")
+    raise PlanError(f"unknown IDR release name {name!r} (expected e.g. prod119)")
 
 
 def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
@@ -354,7 +364,7 @@ def studies_table_summary(path: str | Path | None = None, per_study: int = 1300,
     if not p.is_file():
         hint = (" (the bundled copy is missing from this installation; pass the path of IDR's _data/studies.tsv)"
                 if not path else "")
-        raise FileNotFoundError(f"{p}: studies table not found{hint}")
+        raise PlanFileNotFoundError(f"{p}: studies table not found{hint}")
     df = pd.read_csv(p, sep="\t", dtype=str)
     if released_by:
         limit = release_rank(released_by)

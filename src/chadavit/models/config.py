@@ -7,9 +7,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chadavit.data.normalize import NORMALIZATION_METHODS
+from chadavit.errors import ChadavitError
 
 ChannelEmbedding = Literal["slot", "identity", "none"]
 BlockType = Literal["prenorm", "legacy"]
+
+
+class ModelConfigError(ChadavitError, ValueError):
+    """Architecture settings that cannot build a model (e.g. a head count that does not divide the width)."""
+
+
+def valid_head_counts(embed_dim: int) -> list[int]:
+    """The head counts an ``embed_dim`` allows: its divisors."""
+    return [d for d in range(1, embed_dim + 1) if embed_dim % d == 0]
+
+
+def check_num_heads(embed_dim: int, num_heads: int) -> None:
+    """Refuse a head count that does not divide the width, listing the ones that do."""
+    if num_heads < 1 or embed_dim % num_heads:
+        raise ModelConfigError(f"num_heads {num_heads} does not divide the embedding width {embed_dim}; valid head "
+                               f"counts: {', '.join(map(str, valid_head_counts(embed_dim)))}")
 
 
 @dataclass
@@ -43,16 +60,15 @@ class ChadaViTConfig:
     normalization: str = "percentile"
 
     def __post_init__(self) -> None:
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        check_num_heads(self.embed_dim, self.num_heads)
         if self.channel_embedding not in ("slot", "identity", "none"):
-            raise ValueError(f"channel_embedding must be 'slot', 'identity' or 'none', got {self.channel_embedding!r}")
+            raise ModelConfigError(f"channel_embedding must be 'slot', 'identity' or 'none', got {self.channel_embedding!r}")
         if self.block not in ("prenorm", "legacy"):
-            raise ValueError(f"block must be 'prenorm' or 'legacy', got {self.block!r}")
+            raise ModelConfigError(f"block must be 'prenorm' or 'legacy', got {self.block!r}")
         if self.normalization not in NORMALIZATION_METHODS:
-            raise ValueError(f"normalization must be one of {NORMALIZATION_METHODS}, got {self.normalization!r}")
+            raise ModelConfigError(f"normalization must be one of {NORMALIZATION_METHODS}, got {self.normalization!r}")
         if self.img_size % self.patch_size:
-            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+            raise ModelConfigError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -62,12 +78,12 @@ class ChadaViTConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
+            raise ModelConfigError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
         return cls(**data)
 
     def replace(self, **overrides: Any) -> ChadaViTConfig:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
+            raise ModelConfigError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
         return dataclasses.replace(self, **overrides)

@@ -10,13 +10,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from chadavit.errors import ChadavitError
 from chadavit.models.config import ChadaViTConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ChadavitError, ValueError):
     """A weights file does not fit the model; the message lists the offending keys by name."""
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from chadavit.errors import ChadavitError
+
 OFFICIAL_SUFFIXES = (".ckpt", ".safetensors", ".pth", ".pt")
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(ChadavitError, ValueError):
     """A model spec names nothing loadable; the message says what forms are accepted."""
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 
+from chadavit.errors import ChadavitError
 
-class ResumeError(RuntimeError):
+
+class ResumeError(ChadavitError, RuntimeError):
     """A checkpoint cannot be used to continue this run; the message says why."""
 
 

@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from chadavit.data.augment import AugmentConfig
+from chadavit.errors import ChadavitError
 
 
-class ConfigError(ValueError):
+class ConfigError(ChadavitError, ValueError):
     """A preset, file or override is invalid; the message says which key and what is allowed."""
 
 
