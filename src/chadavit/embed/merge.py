@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chadavit.embed.kway import SortedSource, merge_sorted, rechunk
 from chadavit.embed.output import ERROR_COLUMNS, SETTINGS_KEY, EmbedError
 from chadavit.embed.shards import LISTING_DIGEST_KEY, LISTING_IMAGES_KEY, SHARD_IMAGES_KEY, SHARD_KEY
 from chadavit.sharding import parse_shard, shard_of
 
 BATCH_ROWS = 4096  # rows read from each shard at a time
 ROW_GROUP_ROWS = 65536  # rows per row group of the merged table (as a single run writes)
-SORT_KEYS = ("Metadata_ImageIndex", "Metadata_CropIndex")
 # keys of the output metadata that differ between shards by design
 PER_SHARD_KEYS = frozenset({SHARD_KEY, SHARD_IMAGES_KEY})
 
@@ -50,6 +50,7 @@ class Shard:
     rows: int
     errors: pd.DataFrame
     ids: set[str] = field(default_factory=set)
+    first_index: int = 0  # the smallest Metadata_ImageIndex (set by scan_shard)
 
     @property
     def name(self) -> str:
@@ -169,6 +170,8 @@ def scan_shard(s: Shard) -> None:
         for batch in pq.ParquetFile(s.path).iter_batches(batch_size=65536, columns=cols):
             ids = batch.column(0).to_pylist()
             idx = _key_array(batch, "Metadata_ImageIndex") if len(cols) > 1 else np.zeros(len(ids), np.int64)
+            if len(idx) and last_id is None:
+                s.first_index = int(idx[0])
             if len(idx) and (idx[0] < last_index or (np.diff(idx) < 0).any()):
                 raise MergeError(f"{s.name}: rows are not sorted by Metadata_ImageIndex; it was not written by "
                                  "chadavit embed --shard (rerun that shard)")
@@ -244,42 +247,16 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.Table:
 
 
 def merged_tables(shards: Sequence[Shard], target: pa.Schema, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """Rows of all shards in ``(ImageIndex, CropIndex)`` order, each shard read ``batch_rows`` at a time.
+    """Rows of all shards in ``(ImageIndex, CropIndex)`` order, each shard read ``batch_rows`` at a time."""
+    if not any(s.rows for s in shards):
+        return iter(())
+    if "Metadata_ImageIndex" not in target.names:
+        raise MergeError(f"{shards[0].path}: no Metadata_ImageIndex column; not a chadavit embed output")
 
-    Each step emits every buffered row whose image index is at most the smallest "last index read" of the
-    shards still being read, so a shard is only read ahead by one batch.
-    """
-    keys = [(k, "ascending") for k in SORT_KEYS if k in target.names]
-    readers = [pq.ParquetFile(s.path).iter_batches(batch_size=batch_rows) if s.rows else iter(()) for s in shards]
-    buffers: list[pa.Table | None] = [None] * len(shards)
-    done = [False] * len(shards)
-    while True:
-        for k, reader in enumerate(readers):
-            while not done[k] and (buffers[k] is None or buffers[k].num_rows == 0):
-                nxt = next(reader, None)
-                if nxt is None:
-                    done[k] = True
-                else:
-                    buffers[k] = _conform(nxt, target)
-        live = [k for k, b in enumerate(buffers) if b is not None and b.num_rows]
-        if not live:
-            return
-        if not keys:  # no index column: shards without rows or images; keep their order
-            for k in live:
-                yield buffers[k]
-                buffers[k] = None
-            continue
-        index = {k: np.asarray(buffers[k].column(SORT_KEYS[0]).to_numpy()) for k in live}
-        ends = [index[k][-1] for k in live if not done[k]]
-        bound = min(ends) if ends else np.iinfo(np.int64).max
-        pieces = []
-        for k in live:
-            j = int(np.searchsorted(index[k], bound, side="right"))
-            if j:
-                pieces.append(buffers[k].slice(0, j))
-                buffers[k] = buffers[k].slice(j)
-        table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-        yield table.sort_by(keys) if len(pieces) > 1 else table
+    def batches(s: Shard) -> Callable[[], Iterator[pa.Table]]:
+        return lambda: (_conform(b, target) for b in pq.ParquetFile(s.path).iter_batches(batch_size=batch_rows))
+
+    return merge_sorted([SortedSource(s.first_index, batches(s)) for s in shards if s.rows])
 
 
 def _atomic_replace(tmp: Path, path: Path) -> None:
@@ -297,22 +274,11 @@ def write_merged(shards: Sequence[Shard], out: Path, batch_rows: int = BATCH_ROW
     target = target_schema(shards, {SETTINGS_KEY: json.dumps(meta).encode()})
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     rows = 0
-    pending: list[pa.Table] = []
-    n_pending = 0
     try:
         with pq.ParquetWriter(tmp, target) as writer:
-            for t in merged_tables(shards, target, batch_rows):
-                pending.append(t)
-                n_pending += t.num_rows
-                if n_pending >= row_group_rows:
-                    chunk = pa.concat_tables(pending)
-                    writer.write_table(chunk.slice(0, row_group_rows), row_group_size=row_group_rows)
-                    rest = chunk.slice(row_group_rows)
-                    pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
-                    rows += row_group_rows
-            if pending:
-                writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
-                rows += n_pending
+            for chunk in rechunk(merged_tables(shards, target, batch_rows), row_group_rows):
+                writer.write_table(chunk, row_group_size=row_group_rows)
+                rows += chunk.num_rows
         _atomic_replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
