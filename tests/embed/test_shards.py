@@ -145,18 +145,19 @@ def test_resumed_shard_and_empty_shard(screen: Path, tmp_path: Path, tiny_model)
     n = 12  # more shards than images: some are empty
     paths = []
     for i in range(n):
-        c = cfg(screen, tmp_path / "s" / f"{i}.parquet", shard=f"{i}/{n}", part_size=1)
-        calls = []
+        c = cfg(screen, tmp_path / "s" / f"{i}.parquet", shard=f"{i}/{n}", part_size=1, crops="full")
         if i == 0:  # interrupt shard 0 after one image, then resume it
             def stop(k: int) -> None:
-                calls.append(k)
                 raise KeyboardInterrupt
 
             with pytest.raises(KeyboardInterrupt):
                 run_embed(c, model=tiny_model, progress_callback=stop)
-        paths.append(run_embed(c, model=tiny_model).out)
+        res = run_embed(c, model=tiny_model)
+        if i == 0:
+            assert res.n_done_before == 1 and res.n_computed == res.n_images - 1
+        paths.append(res.out)
     assert any(pq.read_metadata(p).num_rows == 0 for p in paths)
-    single = run_embed(cfg(screen, tmp_path / "single.parquet"), model=tiny_model).out
+    single = run_embed(cfg(screen, tmp_path / "single.parquet", crops="full"), model=tiny_model).out
     res = merge_shards(paths, tmp_path / "m.parquet")
     assert_same_table(pd.read_parquet(res.out), pd.read_parquet(single))
 
