@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import tifffile
 import pytest
 
 from chadavit.cli.main import main
@@ -61,3 +62,21 @@ def test_import_errors(tmp_path, capsys):
     assert main(["data", "info", str(tmp_path / "nope")]) == 2
     with pytest.raises(SystemExit):
         main(["data", "import", str(tmp_path), "--out", str(tmp_path / "o")])  # neither --pattern nor --multichannel
+
+
+def test_import_multichannel_names_channels_like_embed(tmp_path):
+    """One reader for multi-channel files: OME-XML channel names in `data import` as in `embed`."""
+    from chadavit.embed.sources import open_source
+
+    src = tmp_path / "src"
+    src.mkdir()
+    img = np.random.default_rng(0).integers(0, 4000, (2, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(src / "a.ome.tif", img, metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "Actin"]}})
+    tifffile.imwrite(src / "b.tif", img)
+    assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--multichannel",
+                 "--channel-map", "DAPI=DNA,1=Second"]) == 0
+    ds = open_dataset(tmp_path / "ds")
+    names = dict(zip(ds.manifest.image_id, (ds.channel_names(i) for i in range(len(ds)))))
+    assert names == {"src/a.ome": ["DNA", "Actin"], "src/b": ["ch0", "Second"]}
+    embed_names = {r.image_id: r.read(None)[1] for r in open_source(src)}
+    assert embed_names == {"a": ["DAPI", "Actin"], "b": ["ch0", "ch1"]}

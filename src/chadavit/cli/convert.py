@@ -13,21 +13,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="official .ckpt or backbone .safetensors")
     p.add_argument("out_dir", help="output folder")
     p.add_argument("--teacher", action="store_true", help="take the EMA teacher (momentum_backbone) of a .ckpt")
-    p.add_argument("--num-heads", type=int, default=12, help="attention heads (12 for the released Moyen model)")
-    p.add_argument("--final-norm-eps", type=float, default=1e-5, help="eps of the final LayerNorm (1e-5 or 1e-6)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="attention heads: not stored in the file (default 12, the released Moyen model; see "
+                        "docs/models.md to tell)")
+    p.add_argument("--final-norm-eps", type=float, default=None,
+                   help="eps of the final LayerNorm: not stored in the file (default 1e-5; the training code used 1e-6)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chadavit.models import load_official_checkpoint, save_pretrained
+    from chadavit.models import save_pretrained
+    from chadavit.models.spec import load_official
 
-    model = load_official_checkpoint(args.checkpoint, num_heads=args.num_heads, final_norm_eps=args.final_norm_eps,
-                                     teacher=args.teacher)
+    opts = {k: v for k, v in (("num_heads", args.num_heads), ("final_norm_eps", args.final_norm_eps)) if v is not None}
+    model = load_official(args.checkpoint, opts, teacher=args.teacher)
     n_tensors = len(model.state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     save_pretrained(model, args.out_dir, extra={"converted_from": str(args.checkpoint),
                                                 "backbone": "teacher" if args.teacher else "student"})
     cfg = model.config
     print(f"converted {args.checkpoint} ({'teacher' if args.teacher else 'student'}): depth {cfg.depth}, "
-          f"dim {cfg.embed_dim}, heads {cfg.num_heads}, {n_tensors} tensors, {n_params:,} parameters -> {args.out_dir}")
+          f"dim {cfg.embed_dim}, heads {cfg.num_heads}, final-norm eps {cfg.final_norm_eps:g}, {n_tensors} tensors, {n_params:,} parameters -> {args.out_dir}")
     return 0

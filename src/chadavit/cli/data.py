@@ -53,13 +53,19 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
     if not src.is_dir():
         raise DatasetError(f"{src}: source folder not found")
     added, errors = 0, []
+    groups, files = [], []  # listed and checked before the dataset is created: a conflict writes nothing
+    if pattern is not None:
+        grouping = group_pattern_files(src, pattern)
+        groups = grouping.images
+        if not groups:
+            raise DatasetError(f"{src}: no file name matches the pattern {pattern!r} ({grouping.summary(src)})")
+        print(f"--pattern {pattern}: {grouping.summary(src)}", file=sys.stderr)
+    else:
+        files = list_image_files(src)
+        if not files:
+            raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
     with DatasetWriter(out, attrs={"imported_from": str(src)}) as writer:
         if pattern is not None:
-            grouping = group_pattern_files(src, pattern)
-            groups = grouping.images
-            if not groups:
-                raise DatasetError(f"{src}: no file name matches the pattern {pattern!r} ({grouping.summary(src)})")
-            print(f"--pattern {pattern}: {grouping.summary(src)}", file=sys.stderr)
             for g in groups:
                 image_id = f"{source}/{g.image_id}"
                 if image_id in writer:
@@ -75,16 +81,14 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                 except (ImageReadError, ValueError, OSError) as exc:
                     errors.append(str(exc))
         else:
-            files = list_image_files(src)
-            if not files:
-                raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
             for f in files:
                 image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
                 if image_id in writer:
                     continue
                 try:
                     arr, found = read_image_with_names(f)  # OME-XML channel names, as embed reads them
-                    names = [channel_map.get(n, channel_map.get(str(k), channel_map.get(f"ch{k}", n)))
+                    named = found != [f"ch{k}" for k in range(len(found))]  # OME names: map by name only
+                    names = [channel_map.get(n, n) if named else channel_map.get(str(k), channel_map.get(n, n))
                              for k, n in enumerate(found)]
                     writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
                                files=[str(f.relative_to(src))])

@@ -36,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
     p.add_argument("--model", "-m",
                    help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET (required to embed)")
-    p.add_argument("--num-heads", type=int, default=12, help="attention heads of an official checkpoint (default 12)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
+    p.add_argument("--final-norm-eps", type=float, default=None,
+                   help="final LayerNorm eps of an official checkpoint (not stored in it; default 1e-5)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))
     g.add_argument("--pattern", help='group one-file-per-channel images, e.g. "{well}_{site}_{channel}.tif"; '
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
         max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
-        num_heads=args.num_heads, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+        num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
         device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
@@ -140,16 +143,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous run, "
-          f"{res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
+    if res.out is None:
+        print(f"no rows written ({res.n_images} image(s): {res.n_failed} failed, none embedded); no output file",
+              file=sys.stderr)
+    else:
+        print(f"wrote {res.n_rows} rows ({res.n_computed} images embedded now, {res.n_done_before} from a previous "
+              f"run, {res.n_crops} crops) to {res.out} in {res.seconds:.1f} s ({res.images_per_second:.2f} images/s)")
     if res.h5ad_path:
         print(f"wrote {res.h5ad_path}")
     if res.attention_dir:
         print(f"attention maps in {res.attention_dir}")
     warnings = [e for e in res.errors if e["level"] != "error"]
-    if warnings:
-        print(f"{len(warnings)} image(s) gave no crops (listed in {res.errors_path})")
-    if res.n_failed:
+    no_crops = sum(e["error"] == "NoCrops" for e in warnings)
+    if no_crops:
+        print(f"{no_crops} image(s) gave no crops (listed in {res.errors_path})")
+    if len(warnings) > no_crops:
+        print(f"{len(warnings) - no_crops} image(s) embedded with a warning, e.g. {warnings[-1]['message']} "
+              f"(all listed in {res.errors_path})", file=sys.stderr)
+    if res.n_failed or res.out is None:
         print(f"{res.n_failed} image(s) failed; see {res.errors_path}. Fix them and rerun the same command to embed "
               "only those.", file=sys.stderr)
         return 1

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", dest="models", metavar="SPEC", default=None,
                    help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | official:PATH[:teacher] | "
                         "pixels; repeat for several models (default: random:chada_vit_nano)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="attention heads of official checkpoints (not stored in them; default 12, see docs/models.md)")
+    p.add_argument("--final-norm-eps", type=float, default=None,
+                   help="final LayerNorm eps of official checkpoints (not stored in them; default 1e-5)")
     p.add_argument("--out", default="runs/eval", help="output directory (default: runs/eval)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds overriding the suite's (e.g. 0,1,2,3,4)")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
@@ -54,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
         raise SuiteError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
-    summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
+    from chadavit.models.spec import with_official_options
+
+    models = [with_official_options(m, args.num_heads, args.final_norm_eps)
+              for m in args.models or ["random:chada_vit_nano"]]
+    summary = run_suite(suite, models, args.out, seeds=seeds,
                         figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
                         skip_missing=args.skip_missing, device=args.device)
     print()

@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's final flush
+        return rc
     except ChadavitError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -68,7 +70,7 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout replaced (tests) or already closed: nothing to flush
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or closed: nothing to flush
         pass
 
 

@@ -27,7 +27,10 @@ class ImageReadError(ChadavitError, ValueError):
 
 
 def _to_chw(arr: np.ndarray, path: Path) -> np.ndarray:
-    arr = np.squeeze(arr)
+    squeezed = np.squeeze(arr)
+    if squeezed.ndim < 2 and arr.ndim >= 2 and arr.size == arr.shape[-2] * arr.shape[-1]:
+        squeezed = arr.reshape(arr.shape[-2:])  # a 1-pixel-wide image keeps its two image axes (1x1 stays 1x1)
+    arr = squeezed
     if arr.ndim == 2:
         return arr[None]
     if arr.ndim == 3:

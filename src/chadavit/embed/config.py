@@ -36,7 +36,8 @@ class EmbedConfig:
     max_crops_per_image: int | None = None
     per_image: bool = False
     normalize: str | None = None
-    num_heads: int = 12
+    num_heads: int | None = None  # official checkpoints only (None: the default, said in the log)
+    final_norm_eps: float | None = None
     seed: int = 0
     batch_size: int = 32
     workers: int = 2
@@ -56,7 +57,7 @@ class EmbedConfig:
         """The options that shape the features: a resumed run must use the same ones."""
         keys = ("input", "model", "input_format", "pattern", "recursive", "channels", "channel_map", "crops",
                 "crop_size", "stride", "nuclei_channel", "min_nucleus_area", "max_crops_per_image", "per_image",
-                "normalize", "num_heads", "seed")
+                "normalize", "num_heads", "final_norm_eps", "seed")
         d = asdict(self)
         out = {k: d[k] for k in keys}
         out["input"] = str(Path(self.input).resolve())
@@ -89,3 +90,49 @@ class EmbedResult:
     @property
     def images_per_second(self) -> float:
         return self.n_computed / self.seconds if self.seconds > 0 else 0.0
+
+
+def validate_options(cfg: EmbedConfig) -> None:
+    """Refuse option mistakes before any model is loaded or image touched: one message, nothing written.
+
+    Mistakes found later would fail every image one by one, leave a run whose settings block the
+    corrected re-run, and (before this check) an empty output file.
+    """
+    from chadavit.data.normalize import NORMALIZATION_METHODS
+    from chadavit.embed.output import EmbedError
+
+    problems = []
+    if cfg.crops not in CROP_MODES:
+        problems.append(f"--crops must be one of {', '.join(CROP_MODES)}, got {cfg.crops!r}")
+    if cfg.normalize is not None and cfg.normalize not in NORMALIZATION_METHODS:
+        problems.append(f"--normalize must be one of {', '.join(NORMALIZATION_METHODS)}, got {cfg.normalize!r}")
+    positive = {"--batch-size": cfg.batch_size, "--part-size": cfg.part_size, "--crop-size": cfg.crop_size,
+                "--stride": cfg.stride, "--max-crops-per-image": cfg.max_crops_per_image, "--limit": cfg.limit,
+                "--attention-crops": cfg.attention_crops, "--num-heads": cfg.num_heads}
+    problems += [f"{k} must be a positive integer, got {v}" for k, v in positive.items() if v is not None and v < 1]
+    non_negative = {"--workers": cfg.workers, "--min-nucleus-area": cfg.min_nucleus_area,
+                    "--save-attention": cfg.save_attention}
+    problems += [f"{k} must be 0 or more, got {v}" for k, v in non_negative.items() if v < 0]
+    if cfg.final_norm_eps is not None and not cfg.final_norm_eps > 0:
+        problems.append(f"--final-norm-eps must be positive, got {cfg.final_norm_eps}")
+    if cfg.nuclei_channel is not None and cfg.crops != "nuclei":
+        problems.append(f"--nuclei-channel applies to --crops nuclei, not to --crops {cfg.crops}")
+    if cfg.stride is not None and cfg.crops != "grid":
+        problems.append(f"--stride applies to --crops grid, not to --crops {cfg.crops}")
+    if cfg.pattern is not None and "{channel" not in cfg.pattern:
+        problems.append(f"--pattern {cfg.pattern!r} must contain a {{channel}} field")
+    if not Path(cfg.input).exists():
+        problems.append(f"input {cfg.input} not found")
+    out = Path(cfg.out)
+    if out.is_dir():
+        problems.append(f"--out {cfg.out} is a folder; give a file name such as {out / 'embeddings.parquet'}")
+    elif out.parent != Path() and out.parent.exists() and not out.parent.is_dir():
+        problems.append(f"--out {cfg.out}: {out.parent} is not a folder")
+    if cfg.h5ad:
+        import importlib.util
+
+        if importlib.util.find_spec("anndata") is None:  # say so now, not after hours of embedding
+            problems.append("--h5ad needs the optional dependency anndata: pip install 'chadavit[anndata]' "
+                            "(or pip install anndata)")
+    if problems:
+        raise EmbedError("; ".join(problems))

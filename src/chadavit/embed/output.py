@@ -85,14 +85,17 @@ class RunStore:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         run_json = self.dir / "run.json"
+        finished_any = any(self.dir.glob("part-*.parquet"))
         if run_json.is_file():
             previous = json.loads(run_json.read_text())
             diff = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-            if diff:
+            if diff and not finished_any:  # nothing was finished with the old settings: nothing to protect
+                run_json.unlink()
+            elif diff:
                 detail = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in diff)
                 raise EmbedError(f"{self.dir} holds an unfinished run with different settings ({detail}); "
                                  "rerun with the same options to resume, or pass --overwrite to start again")
-        else:
+        if not run_json.is_file():
             tmp = run_json.with_name(f".run.json.tmp-{os.getpid()}")
             tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
             _atomic_replace(tmp, run_json)
@@ -141,6 +144,8 @@ class RunStore:
         through a k-way merge of the parts (each sorted; a part is read when the merge reaches its first
         image), so memory holds the few parts that overlap, not the output.
         """
+        if not sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts):
+            return 0  # no rows: no output file at all (never a 0-row, 0-column Parquet)
         schemas = [(p, pq.read_schema(p)) for p in self.parts]
         fields: dict[str, pa.DataType] = {}
         for _, s in schemas:

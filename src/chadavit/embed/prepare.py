@@ -11,8 +11,14 @@ from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
 from chadavit.embed.crops import Crop, full_crop, grid_crops, nucleus_crops
 from chadavit.embed.sources import ImageRecord
+from chadavit.errors import ChadavitError
 
 NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
+MIN_COVERAGE = 0.25  # an image filling less of a crop than this is mostly zero padding: refused
+
+
+class ImageTooSmallError(ChadavitError, ValueError):
+    """An image too small for the model to see anything but padding; recorded in OUT.errors.csv."""
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Prepared:
     meanpatch: list[np.ndarray | None] = field(default_factory=list)
     remaining: int = 0
     failed: bool = False
+    warnings: list[str] = field(default_factory=list)  # kept in OUT.errors.csv with level "warning"
     shape: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
@@ -51,9 +58,36 @@ def check_pixels(arr: np.ndarray, what: str) -> None:
 class ImagePreparer:
     """Turns an :class:`ImageRecord` into a :class:`Prepared` image; thread-safe (no shared mutable state)."""
 
-    def __init__(self, cfg: EmbedConfig, spec: ChannelSpec, crop_size: int, normalize: str, max_channels: int) -> None:
+    def __init__(self, cfg: EmbedConfig, spec: ChannelSpec, crop_size: int, normalize: str, max_channels: int,
+                 patch_size: int = 16, model_size: int | None = None) -> None:
         self.cfg, self.spec = cfg, spec
         self.crop_size, self.normalize, self.max_channels = crop_size, normalize, max_channels
+        self.patch_size, self.model_size = patch_size, model_size or crop_size
+
+    def check_size(self, image_id: str, h: int, w: int) -> list[str]:
+        """Refuse images the model would see as padding; return warnings for ones smaller than a crop.
+
+        Below one patch per side nothing can be embedded; in grid/nuclei mode an image covering less
+        than :data:`MIN_COVERAGE` of a crop would be mostly zeros. Smaller-than-crop images that pass
+        are embedded (zero-padded, or upsampled with ``--crops full``) with a warning.
+        """
+        s = self.crop_size
+        hint = f"use --crop-size {max(min(h, w), self.patch_size)} or --crops full" if self.cfg.crops != "full" else ""
+        if min(h, w) < self.patch_size:
+            raise ImageTooSmallError(f"{image_id}: image is {h}x{w} pixels, smaller than one {self.patch_size}x"
+                                     f"{self.patch_size} patch of the model; nothing to embed")
+        if self.cfg.crops == "full":
+            if h < self.model_size or w < self.model_size:
+                return [f"{image_id}: image is {h}x{w} pixels, upsampled to the model input"]
+            return []
+        coverage = min(h, s) * min(w, s) / (s * s)
+        if coverage < MIN_COVERAGE:
+            raise ImageTooSmallError(f"{image_id}: image is {h}x{w} pixels but crops are {s}x{s}: "
+                                     f"{100 * (1 - coverage):.0f}% of each crop would be zero padding; {hint}")
+        if h < s or w < s:
+            return [f"{image_id}: image is {h}x{w} pixels, smaller than the {s}x{s} crop: "
+                    f"{100 * (1 - coverage):.0f}% zero padding ({hint})"]
+        return []
 
     def _nucleus_channel(self, names: list[str], source_names: list[str], all_sources: list[str],
                          image_id: str) -> tuple[int | None, str | None]:
@@ -103,6 +137,7 @@ class ImagePreparer:
             raise ChannelError(f"{rec.image_id}: {arr.shape[0]} channels but the model has {self.max_channels} "
                                "channel slots; choose channels with --channels")
         c, h, w = arr.shape
+        warnings = self.check_size(rec.image_id, h, w)
         if self.cfg.crops == "grid":
             crops = grid_crops(h, w, self.crop_size, self.cfg.stride)
         elif self.cfg.crops == "full":
@@ -116,4 +151,4 @@ class ImagePreparer:
         field_ = normalize_planes(arr, self.normalize).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
-        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n)
+        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n, warnings=warnings)

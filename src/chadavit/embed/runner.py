@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
-from chadavit.data.normalize import NORMALIZATION_METHODS
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
-from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult
+from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
 from chadavit.embed.crops import extract
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
@@ -43,27 +42,17 @@ class Embedder:
     def __init__(self, cfg: EmbedConfig, model: nn.Module | None = None,
                  progress_callback: Callable[[int], None] | None = None) -> None:
         self.cfg = cfg
-        if cfg.crops not in CROP_MODES:
-            raise EmbedError(f"--crops must be one of {', '.join(CROP_MODES)}, got {cfg.crops!r}")
-        if cfg.normalize is not None and cfg.normalize not in NORMALIZATION_METHODS:
-            raise EmbedError(f"--normalize must be one of {', '.join(NORMALIZATION_METHODS)}, got {cfg.normalize!r}")
-        if cfg.batch_size < 1 or cfg.part_size < 1:
-            raise EmbedError("--batch-size and --part-size must be positive")
+        validate_options(cfg)
         try:
             self.spec = ChannelSpec.parse(cfg.channels, cfg.channel_map)
         except ChannelError as exc:
             raise EmbedError(str(exc)) from exc
-        if cfg.h5ad:
-            import importlib.util
-
-            if importlib.util.find_spec("anndata") is None:  # say so now, not after hours of embedding
-                raise EmbedError("--h5ad needs the optional dependency anndata: pip install 'chadavit[anndata]' "
-                                 "(or pip install anndata)")
         self.progress_callback = progress_callback
         from chadavit.embed.model_spec import load_model, pick_device
 
         self.device = pick_device(cfg.device)
-        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed)
+        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
+                                                                       final_norm_eps=cfg.final_norm_eps)
         self.model.eval().to(self.device)
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
@@ -73,7 +62,8 @@ class Embedder:
         self.max_channels = (int(getattr(mcfg, "num_slots", 0))
                              if getattr(mcfg, "channel_embedding", "slot") == "slot" else 0)
         self.vocab = VocabularyChecker(mcfg, strict=cfg.strict_channels)
-        self.preparer = ImagePreparer(cfg, self.spec, self.crop_size, self.normalize, self.max_channels)
+        self.preparer = ImagePreparer(cfg, self.spec, self.crop_size, self.normalize, self.max_channels,
+                                      self.patch_size, self.img_size)
         out = Path(cfg.out)
         self.out = out if out.suffix.lower() == ".parquet" else out.with_name(out.name + ".parquet")
         self.errors_path = self.out.with_name(self.out.name.removesuffix(".parquet") + ".errors.csv")
@@ -145,6 +135,12 @@ class Embedder:
                             "error": type(exc).__name__, "message": msg, "sources": ";".join(rec.sources)})
         log.warning("skipping %s (%s)", rec.image_id, msg)
 
+    def _warn(self, rec: ImageRecord, index: int, stage: str, kind: str, message: str) -> None:
+        """An image embedded (or skipped on purpose) with something the user should know, kept in errors.csv."""
+        self.errors.append({"image_id": rec.image_id, "image_index": index, "level": "warning", "stage": stage,
+                            "error": kind, "message": message, "sources": ";".join(rec.sources)})
+        log.warning(message)
+
     def _rows(self, p: Prepared) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         rec = p.record
         h, w = p.shape[1:]
@@ -180,6 +176,30 @@ class Embedder:
                                  for n in sorted(source))
                 raise EmbedError(f"--channels asks for {missing}, which no image has; channels found: {have}. "
                                  "Rename file channel names with --channel-map SOURCE=NAME")
+        if self.cfg.crops == "nuclei":
+            self._check_nuclei_option(source, records)
+
+    def _check_nuclei_option(self, source: set[str], records: list[ImageRecord]) -> None:
+        """``--crops nuclei`` must know where the nuclei are before every image fails on it."""
+        from chadavit.embed.prepare import NUCLEUS_CHANNEL_GUESSES
+
+        mapped = {self.spec.channel_map.get(n, n) for n in source}
+        want = self.cfg.nuclei_channel
+        if want is not None:
+            if want not in mapped | source:
+                raise EmbedError(f"--nuclei-channel {want!r} is not a channel of any image; channels found: "
+                                 f"{', '.join(sorted(mapped))}")
+            return
+        guesses = {g.lower() for g in NUCLEUS_CHANNEL_GUESSES}
+
+        def found(r: ImageRecord) -> bool:
+            names = list(self.spec.wanted) if self.spec.wanted else \
+                [self.spec.channel_map.get(n, n) for n in r.channel_names or ()]
+            return len(names) <= 1 or any(n.lower() in guesses for n in names)
+
+        if not any(found(r) for r in records):
+            raise EmbedError(f"--crops nuclei needs --nuclei-channel: none of the channels {sorted(mapped)} is a "
+                             f"known DNA stain ({', '.join(NUCLEUS_CHANNEL_GUESSES)})")
 
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> EmbedResult:
@@ -191,6 +211,8 @@ class Embedder:
             raise EmbedError(str(exc)) from exc
         if cfg.limit is not None:
             records = records[: cfg.limit]
+        if not records:
+            raise EmbedError(f"{cfg.input}: no images found")
         shard = parse_shard(cfg.shard)  # the whole listing is checked below; only this shard is embedded
         all_ids = [r.image_id for r in records]
         listed = select_shard(list(enumerate(records)), all_ids, shard)
@@ -198,6 +220,8 @@ class Embedder:
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
         self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
+        if cfg.overwrite:
+            self.out.unlink(missing_ok=True)  # discarded: a run that ends with no rows must not leave it behind
         if cfg.overwrite and self.attention_dir.is_dir():
             import shutil
 
@@ -269,6 +293,8 @@ class Embedder:
                     continue
                 if new_unknown:
                     log.warning(self.vocab.message(new_unknown))
+                for message in prep.warnings:
+                    self._warn(rec, index, "size", "SmallImage", message)
                 order = orders.setdefault(frozenset(prep.names), tuple(prep.names))
                 if order != tuple(prep.names) and not order_warned and self.max_channels:
                     order_warned = True
@@ -278,10 +304,7 @@ class Embedder:
                                 list(order))
                 if not prep.crops:
                     empty.append(rec.image_id)
-                    self.errors.append({"image_id": rec.image_id, "image_index": index, "level": "warning",
-                                        "stage": "crop", "error": "NoCrops",
-                                        "message": f"{rec.image_id}: no nucleus found; no rows written",
-                                        "sources": ";".join(rec.sources)})
+                    self._warn(rec, index, "crop", "NoCrops", f"{rec.image_id}: no nucleus found; no rows written")
                     bar.update(1)
                     continue
                 pending[id(prep)] = prep
@@ -320,7 +343,10 @@ class Embedder:
             errors_path = self.store.write_errors(self.errors, self.errors_path)
         elif self.errors_path.exists():
             self.errors_path.unlink()
-        h5ad_path = Path(write_h5ad(self.out, cfg.h5ad)) if cfg.h5ad else None
+        if not n_rows:
+            log.warning("no rows to write (%d images failed, %d gave no crops): %s not written", len(failed),
+                        sum(e["error"] == "NoCrops" for e in self.errors), self.out)
+        h5ad_path = Path(write_h5ad(self.out, cfg.h5ad)) if cfg.h5ad and n_rows else None
         if not failed and not cfg.keep_parts:
             self.store.remove()
         seconds = time.perf_counter() - t0
@@ -328,7 +354,7 @@ class Embedder:
                  seconds, done_before, len(failed), self.out)
         wants_attention = bool(cfg.save_attention or cfg.attention_images)
         attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
-        return EmbedResult(self.out, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
+        return EmbedResult(self.out if n_rows else None, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
                            errors_path, h5ad_path, attention_dir, list(self.errors))
 
 

@@ -293,6 +293,10 @@ def csv_source(path: str | Path) -> list[ImageRecord]:
     if not id_col and len({r.image_id for r in records}) != len(records):
         for i, r in enumerate(records):
             r.image_id = f"row{i:06d}"
+    listed = [s for r in records for s in r.sources]
+    if listed and not any(Path(s).is_file() for s in listed):
+        raise SourceError(f"{p}: none of the {len(listed)} file(s) it lists exists (first: {listed[0]}); "
+                          "paths are relative to the CSV's folder unless absolute")
     return _unique(records, str(p))
 
 

@@ -130,7 +130,9 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
 
         model = load_model_from_spec(spec, allow_bare_preset=True)
         if spec.startswith("official:"):
-            rest = spec[len("official:"):]
+            from chadavit.models.spec import split_official_options
+
+            rest = split_official_options(spec)[0][len("official:"):]
             teacher = rest.endswith(":teacher")
             path = rest.removesuffix(":teacher").removesuffix(":student")
             label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")

@@ -3,7 +3,10 @@
 Each planned image is fetched (OME-Zarr raw plane where published, else one 8-bit render per
 channel), every channel is resized to ``size x size`` and the image is stored with its provenance.
 Downloads run in ``workers`` threads; all writes go through the calling thread, which owns the
-:class:`~chadavit.data.dataset.DatasetWriter`. Images already in the output are skipped, so a re-run
+:class:`~chadavit.data.dataset.DatasetWriter`. Stored images are published (made readable and
+skipped by a re-run) every ``flush_every`` images and at least every ``flush_seconds``, and on
+exit, including Ctrl-C and SIGTERM (the CLI turns SIGTERM into an interrupt), so a SIGKILL loses at
+most the last ``flush_seconds`` of downloads. Images already in the output are skipped, so a re-run
 after a crash or after failures only fetches what is missing. Failures that exhausted their retries
 are written to ``DIR/failures.csv`` (atomically) and make :func:`build` report them.
 """
@@ -30,6 +33,7 @@ from chadavit.sharding import parse_shard, shard_of  # noqa: F401 - parse_shard:
 log = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.csv"
+FLUSH_SECONDS = 30.0  # publish stored images at least this often: a kill loses at most this much work
 
 
 class BuildError(ChadavitError, ValueError):
@@ -134,7 +138,7 @@ def read_failures(out: str | Path) -> pd.DataFrame:
 
 def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int = 224, workers: int = 2,
           shard: tuple[int, int] = (0, 1), progress: bool = True, flush_every: int = 64,
-          on_image: Callable[[int], None] | None = None) -> BuildResult:
+          on_image: Callable[[int], None] | None = None, flush_seconds: float = FLUSH_SECONDS) -> BuildResult:
     """Fetch every planned image of this shard that ``out`` does not hold yet; see the module docstring.
 
     ``on_image(k)`` is called after the k-th image of this run was queued for writing (tests use it to
@@ -170,10 +174,13 @@ def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int =
                 pending[ex.submit(fetch_image, client, r, size)] = r
 
         interrupted = False
+        last_flush, unflushed = time.monotonic(), 0
         try:
             refill()
             while pending:
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                due = last_flush + flush_seconds - time.monotonic()
+                finished, _ = wait(list(pending), timeout=max(due, 0.01) if unflushed else None,
+                                   return_when=FIRST_COMPLETED)
                 for fut in finished:
                     r = pending.pop(fut)
                     try:
@@ -188,10 +195,17 @@ def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int =
                         writer.add(f.image, image_key(r["image_id"]), f.channel_names, source=f.extra["study"],
                                    imaging_method=str(r.get("imaging_method", "") or ""), **f.extra)
                         written += 1
+                        unflushed += 1
+                        if unflushed >= flush_every:  # the writer has just published them itself
+                            unflushed, last_flush = 0, time.monotonic()
                         if on_image is not None:
                             on_image(written)
                     bar.update(1)
                     bar.set_postfix(failed=len(failures), refresh=False)
+                if unflushed and time.monotonic() - last_flush >= flush_seconds:
+                    writer.flush()
+                    log.debug("published %d image(s) after %.0f s", unflushed, time.monotonic() - last_flush)
+                    unflushed, last_flush = 0, time.monotonic()
                 refill()
         except BaseException:
             # Stop handing out work and do not wait for queued downloads; the writer flushes complete images.

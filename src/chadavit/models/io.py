@@ -50,6 +50,7 @@ def save_pretrained(model: nn.Module, out_dir: str | os.PathLike[str], extra: di
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = out / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
     save_file(state, str(tmp), metadata={"format": "pt", "architecture": config.architecture})
+    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; weights are shared like every other output
     os.replace(tmp, out / WEIGHTS_NAME)
     meta = {"chadavit_version": __version__, "config": config.to_dict(), **(extra or {})}
     tmp = out / f".{CONFIG_NAME}.tmp-{os.getpid()}"

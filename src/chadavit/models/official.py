@@ -21,6 +21,8 @@ from torch import nn
 from chadavit.models.config import ChadaViTConfig
 from chadavit.models.io import CheckpointError, strict_load
 
+DEFAULT_NUM_HEADS = 12  # the released "Moyen" model; the official code also trained with 2
+DEFAULT_FINAL_NORM_EPS = 1e-5  # the HF config of the released model; the training factory used 1e-6
 STUDENT_PREFIX = "backbone."
 TEACHER_PREFIX = "momentum_backbone."
 # parts of a Lightning DINO checkpoint that are not the backbone being loaded
@@ -119,7 +121,8 @@ def convert_official_state(state: dict[str, torch.Tensor], source: str) -> dict[
     return out
 
 
-def load_official_checkpoint(path: str | os.PathLike[str], num_heads: int = 12, final_norm_eps: float = 1e-5,
+def load_official_checkpoint(path: str | os.PathLike[str], num_heads: int = DEFAULT_NUM_HEADS,
+                             final_norm_eps: float = DEFAULT_FINAL_NORM_EPS,
                              teacher: bool = False) -> nn.Module:
     """Load an official ChAda-ViT checkpoint (student by default, ``teacher=True`` for the EMA teacher).
 
