@@ -137,7 +137,8 @@ class RunStore:
         _atomic_replace(tmp, path)
         return path
 
-    def assemble(self, extra_metadata: dict[str, Any] | None = None, sort_limit_bytes: int = SORT_LIMIT_BYTES) -> int:
+    def assemble(self, extra_metadata: dict[str, Any] | None = None, sort_limit_bytes: int = SORT_LIMIT_BYTES,
+                 keep_empty: bool = False) -> int:
         """Join the parts into ``OUT``, rows sorted by image then crop; returns the row count.
 
         Outputs up to ``sort_limit_bytes`` (in memory) are sorted as a whole; larger ones are streamed
@@ -145,6 +146,12 @@ class RunStore:
         image), so memory holds the few parts that overlap, not the output.
         """
         if not sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts):
+            if keep_empty:  # a shard without rows still proves to `embed merge` that it ran (its settings, listing)
+                meta = {SETTINGS_KEY: json.dumps({**self.settings, **(extra_metadata or {})}).encode()}
+                empty = pa.table({"Metadata_ImageId": pa.array([], pa.string())}).replace_schema_metadata(meta)
+                tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
+                pq.write_table(empty, tmp)
+                _atomic_replace(tmp, self.out)
             return 0  # no rows: no output file at all (never a 0-row, 0-column Parquet)
         schemas = [(p, pq.read_schema(p)) for p in self.parts]
         fields: dict[str, pa.DataType] = {}

@@ -337,13 +337,14 @@ class Embedder:
         failed = [e for e in self.errors if e["level"] == "error"]
         n_rows = self.store.assemble({"model_class": type(self.model).__name__,
                                       "model_config": _config_dict(self.model),
-                                      **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})})
+                                      **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})},
+                                     keep_empty=shard[1] > 1)
         errors_path = None
         if self.errors:
             errors_path = self.store.write_errors(self.errors, self.errors_path)
         elif self.errors_path.exists():
             self.errors_path.unlink()
-        if not n_rows:
+        if not n_rows and shard[1] == 1:
             log.warning("no rows to write (%d images failed, %d gave no crops): %s not written", len(failed),
                         sum(e["error"] == "NoCrops" for e in self.errors), self.out)
         h5ad_path = Path(write_h5ad(self.out, cfg.h5ad)) if cfg.h5ad and n_rows else None
@@ -354,7 +355,7 @@ class Embedder:
                  seconds, done_before, len(failed), self.out)
         wants_attention = bool(cfg.save_attention or cfg.attention_images)
         attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
-        return EmbedResult(self.out if n_rows else None, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
+        return EmbedResult(self.out if n_rows or shard[1] > 1 else None, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
                            errors_path, h5ad_path, attention_dir, list(self.errors))
 
 
