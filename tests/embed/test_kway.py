@@ -31,4 +31,4 @@ def test_merge_of_interleaved_and_neighbouring_sources_is_the_full_sort() -> Non
     assert out.num_rows == expected.num_rows
     assert out.column("Metadata_ImageIndex").to_pylist() == expected.column("Metadata_ImageIndex").to_pylist()
     assert out.column("Metadata_CropIndex").to_pylist() == expected.column("Metadata_CropIndex").to_pylist()
-    assert list(rechunk(iter([out]), 64))[0].num_rows == 64
+    assert next(rechunk(iter([out]), 64)).num_rows == 64

@@ -98,7 +98,7 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
         raise MergeError(f"{p}: no such file")
     try:
         pf = pq.ParquetFile(p)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear message
         raise MergeError(f"{p}: not a Parquet file ({exc})") from exc
     raw = (pf.schema_arrow.metadata or {}).get(SETTINGS_KEY)
     if raw is None:
@@ -195,7 +195,7 @@ def check_complete(s: Shard) -> None:
     err_ids = set(s.errors["image_id"])
     both = s.ids & set(s.errors.loc[s.errors["level"] == "error", "image_id"])
     if both:
-        raise MergeError(f"{s.name}: image {sorted(both)[0]!r} is both in the table and in its errors file "
+        raise MergeError(f"{s.name}: image {min(both)!r} is both in the table and in its errors file "
                          f"{s.errors_path}")
     expected = s.settings.get(SHARD_IMAGES_KEY)
     accounted = len(s.ids | err_ids)

@@ -24,9 +24,9 @@ from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
 from chadavit.embed.crops import extract
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
-from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
+from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
 from chadavit.embed.sources import ImageRecord, open_source
 
 __all__ = ["CROP_MODES", "EmbedConfig", "EmbedResult", "Embedder", "run_embed"]
@@ -355,7 +355,8 @@ class Embedder:
                  seconds, done_before, len(failed), self.out)
         wants_attention = bool(cfg.save_attention or cfg.attention_images)
         attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
-        return EmbedResult(self.out if n_rows or shard[1] > 1 else None, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
+        out = self.out if n_rows or shard[1] > 1 else None  # a shard's output exists even without rows
+        return EmbedResult(out, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
                            errors_path, h5ad_path, attention_dir, list(self.errors))
 
 
