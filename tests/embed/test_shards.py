@@ -95,7 +95,11 @@ def test_cli_shard_runs_merge_and_refuse_a_missing_shard(screen: Path, tmp_path:
             assert msg in capsys.readouterr().err
         except ChadavitError as exc:
             assert msg in str(exc)
-    assert main(["embed", "merge", *shards, "--out", str(tmp_path / "screen.parquet")]) == 0
+    assert main(["embed", "merge", *shards, "--out", str(tmp_path / "screen.parquet"), "--h5ad",
+                 str(tmp_path / "screen.h5ad")]) == 0
+    import anndata
+
+    assert anndata.read_h5ad(tmp_path / "screen.h5ad").n_obs == len(WELLS)
     assert main([*base, "--out", str(tmp_path / "single.parquet")]) == 0
     assert_same_table(pd.read_parquet(tmp_path / "screen.parquet"), pd.read_parquet(tmp_path / "single.parquet"))
     # a folder literally named "merge" is still an input

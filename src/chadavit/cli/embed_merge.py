@@ -13,7 +13,7 @@ from chadavit.embed.distributed import ProcessGroup
 from chadavit.embed.runner import EmbedConfig
 
 # options of ``embed`` that mean nothing to ``merge``: given anyway, they are refused rather than ignored
-EMBED_ONLY = ("model", "shard", "h5ad", "pattern", "channels", "channel_map", "limit")
+EMBED_ONLY = ("model", "shard", "pattern", "channels", "channel_map", "limit")
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -22,10 +22,14 @@ def run_merge(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k in EMBED_ONLY if getattr(args, k, None)]
     if given:
         raise MergeError(f"chadavit embed merge: {', '.join(given)} do(es) not apply to merge (the shards record "
-                         "their settings); give only shard files, --out and --overwrite")
+                         "their settings); give only shard files, --out, --overwrite and --h5ad")
     res = merge_shards(args.input[1:], args.out, overwrite=args.overwrite)
     print(f"merged {res.n_shards} shards: {res.n_rows} rows of {res.n_images} images into {res.out} "
           f"in {res.seconds:.1f} s")
+    if args.h5ad:
+        from chadavit.embed.output import write_h5ad
+
+        print(f"wrote {write_h5ad(res.out, args.h5ad)}")
     if res.errors_path is not None:
         print(f"{res.n_failed} failed image(s) and {res.n_warnings} warning(s) of the shards in {res.errors_path}")
     return 1 if res.n_failed else 0
