@@ -195,3 +195,17 @@ def test_torchrun_two_gloo_processes_match_a_single_process_run(tmp_path: Path) 
         ["0-of-2.parquet", "1-of-2.parquet"]
     assert main(["embed", *args, "--out", str(tmp_path / "single.parquet")]) == 0
     assert_same_table(pd.read_parquet(tmp_path / "multi.parquet"), pd.read_parquet(tmp_path / "single.parquet"))
+
+
+def test_devices_option_is_checked_before_any_process_starts(screen: Path, tmp_path: Path, capsys) -> None:
+    from chadavit.embed.distributed import parse_devices
+
+    assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
+    base = ["embed", str(screen), "--model", "random:chada_vit_nano", "--out", str(tmp_path / "x.parquet")]
+    for extra, msg in ((["--devices", "cuda:7"], "cuda:7 is not available"), (["--devices", "gpu0"], "not a device"),
+                       (["--devices", "cpu,cpu", "--shard", "0/2"], "drop --shard")):
+        try:
+            assert main([*base, *extra]) == 2  # the shared CLI handler prints the error
+            assert msg in capsys.readouterr().err
+        except ChadavitError as exc:
+            assert msg in str(exc)

@@ -75,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     g.add_argument("--workers", type=int, default=2, help="reader threads (default 2; 0 reads in the main thread)")
     g.add_argument("--part-size", type=int, default=64, help="images per resumable part file (default 64)")
+    g.add_argument("--devices", help="one process per device, e.g. cuda:0,cuda:1 (as torchrun "
+                   "--nproc-per-node 2): shards embedded side by side, then merged into --out")
     g.add_argument("--shard", metavar="I/N", help="embed only shard I of N (0-based; images by a hash of their id, "
                    "as idr build): for job arrays; join the outputs with: chadavit embed merge")
     g.add_argument("--seed", type=int, default=0, help="seed for random:PRESET models")
@@ -123,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from chadavit.embed.distributed import torchrun_group
 
     group = torchrun_group()
+    if args.devices and group is None:
+        from chadavit.cli.embed_merge import run_devices
+
+        return run_devices(cfg, args.devices)
     if group is not None:
         from chadavit.cli.embed_merge import run_torchrun
 

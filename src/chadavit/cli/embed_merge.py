@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from chadavit.embed.distributed import ProcessGroup
+from chadavit.embed.output import EmbedError
 from chadavit.embed.runner import EmbedConfig
 
 # options of ``embed`` that mean nothing to ``merge``: given anyway, they are refused rather than ignored
@@ -33,6 +34,20 @@ def run_merge(args: argparse.Namespace) -> int:
     if res.errors_path is not None:
         print(f"{res.n_failed} failed image(s) and {res.n_warnings} warning(s) of the shards in {res.errors_path}")
     return 1 if res.n_failed else 0
+
+
+def run_devices(cfg: EmbedConfig, spec: str) -> int:
+    from chadavit.embed.distributed import parse_devices, run_on_devices
+
+    if cfg.shard:
+        raise EmbedError("--devices runs one shard per device; drop --shard")
+    devices = parse_devices(spec)
+    failed = run_on_devices(cfg, devices)
+    print(f"embedded on {len(devices)} processes ({', '.join(devices)}) and merged into {cfg.out}")
+    if failed:
+        print(f"{failed} image(s) failed; see the errors file next to {cfg.out}. Fix them and rerun the same command.",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_torchrun(cfg: EmbedConfig, group: ProcessGroup) -> int:

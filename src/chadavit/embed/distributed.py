@@ -118,3 +118,61 @@ def run_distributed(cfg: EmbedConfig, group: ProcessGroup) -> DistributedResult:
         return DistributedResult(res, merged, group.rank, group.world_size)
     finally:
         dist.destroy_process_group()
+
+
+def parse_devices(spec: str) -> list[str]:
+    """``"cuda:0,cuda:1"`` -> one device per process; every entry must name a device torch knows."""
+    import torch
+
+    devices = [d.strip() for d in spec.split(",") if d.strip()]
+    if len(devices) < 1:
+        raise EmbedError(f"--devices {spec!r}: expected a comma-separated list such as cuda:0,cuda:1")
+    for d in devices:
+        try:
+            dev = torch.device(d)
+        except (RuntimeError, ValueError) as exc:
+            raise EmbedError(f"--devices {spec!r}: {d!r} is not a device ({exc})") from None
+        if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+            raise EmbedError(f"--devices {spec!r}: {d} is not available on this machine "
+                             f"({torch.cuda.device_count()} CUDA device(s))")
+    return devices
+
+
+def _device_worker(cfg: EmbedConfig, devices: list[str]) -> tuple[str, str, int]:
+    """One process of :func:`run_on_devices` (the launcher has set RANK, WORLD_SIZE, LOCAL_RANK)."""
+    from chadavit.errors import ChadavitError
+
+    group = torchrun_group()
+    assert group is not None
+    if devices[group.local_rank] == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        import torch  # CPU processes share the cores instead of each taking all of them
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(devices)))
+    try:
+        res = run_distributed(replace(cfg, device=devices[group.local_rank]), group)
+    except ChadavitError as exc:
+        return ("error", str(exc), 0)
+    failed = res.merged.n_failed if res.merged is not None else (res.shard.n_failed if res.shard else 0)
+    return ("ok", "", failed)
+
+
+def run_on_devices(cfg: EmbedConfig, devices: list[str]) -> int:
+    """``--devices a,b,...``: what ``torchrun --nproc-per-node len(devices)`` does, one device per process.
+
+    Returns the number of failed images of the merged table.
+    """
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=len(devices), run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
+    try:
+        results = elastic_launch(launch, _device_worker)(cfg, devices)
+    except ChildFailedError as exc:
+        raise EmbedError(f"--devices: a process failed: {exc}") from exc
+    errors = [msg for kind, msg, _ in results.values() if kind == "error"]
+    if errors:
+        raise EmbedError(errors[0])
+    return results[0][2]
