@@ -40,12 +40,21 @@ def test_user_mistakes_are_one_line(argv: list[str], expected: str, tmp_path: Pa
     assert expected in line
 
 
+def test_eval_suite_with_an_unknown_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\nseeds: [0]\ndatasets:\n  d:\n    adapter: nope\n"
+                     "tasks:\n  - {name: t, dataset: d, protocol: knn, label: y}\n")
+    line = _one_line_error(["eval", "--suite", str(suite), "--out", str(tmp_path / "e"), "--no-figures",
+                            "--no-progress"], capsys)
+    assert "unknown dataset adapter 'nope'" in line
+
+
 def test_every_user_error_class_derives_from_the_base() -> None:
     from chadavit.batch import InvalidImageError
     from chadavit.data.dataset import DatasetError
     from chadavit.data.readers import ImageReadError, PatternError
     from chadavit.embed import ChannelError, EmbedError, SourceError
-    from chadavit.evaluation.data import DatasetLayoutError
+    from chadavit.evaluation.data import DatasetLayoutError, EvalInputError
     from chadavit.evaluation.suite import SuiteError
     from chadavit.experiments.spec import ExperimentError
     from chadavit.idr.builder import BuildError
@@ -59,7 +68,8 @@ def test_every_user_error_class_derives_from_the_base() -> None:
 
     classes = [InvalidImageError, DatasetError, ImageReadError, PatternError, ChannelError, EmbedError, SourceError,
                DatasetLayoutError, SuiteError, ExperimentError, BuildError, IDRError, PlanError,
-               PlanFileNotFoundError, ModelConfigError, CheckpointError, ModelSpecError, ResumeError, ConfigError]
+               PlanFileNotFoundError, ModelConfigError, CheckpointError, ModelSpecError, ResumeError, ConfigError,
+               EvalInputError]
     assert all(issubclass(c, ChadavitError) for c in classes)
     # their former bases still hold, so `except ValueError` in callers keeps working
     assert issubclass(DatasetLayoutError, FileNotFoundError) and issubclass(IDRError, RuntimeError)

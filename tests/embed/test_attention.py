@@ -19,7 +19,7 @@ def _dim_plane() -> np.ndarray:
 
 def test_dim_input_is_stretched_for_display() -> None:
     shown, lo, hi = display_stretch(_dim_plane())
-    assert hi < 0.04 and shown.min() == 0 and shown.max() == 1 and shown.std() > 0.2
+    assert hi < 0.04 and shown.min() == 0 and shown.max() == 1 and shown.std() > 0.2 and lo < hi
 
 
 def test_figure_titles_and_colour_bar() -> None:

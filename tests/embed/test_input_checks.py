@@ -19,7 +19,7 @@ from .conftest import blobs
 PATTERN = "{well}_s{site}_{channel}.tif"
 
 
-def cfg(inp: Path, out: Path, **kw) -> EmbedConfig:  # noqa: ANN003
+def cfg(inp: Path, out: Path, **kw) -> EmbedConfig:
     kw.setdefault("progress", False)
     kw.setdefault("model", "random:chada_vit_nano")
     kw.setdefault("workers", 0)
@@ -48,7 +48,8 @@ def _outputs(folder: Path) -> list[str]:
     ({"crops": "nuclei", "nuclei_channel": "DAPX", "pattern": PATTERN}, "--nuclei-channel 'DAPX' is not a channel"),
     ({"crops": "nuclei", "pattern": PATTERN}, "--crops nuclei needs --nuclei-channel"),
 ])
-def test_option_mistakes_fail_before_any_image(plate_folder: Path, tmp_path: Path, tiny_model, options, message) -> None:  # noqa: ANN001
+def test_option_mistakes_fail_before_any_image(plate_folder: Path, tmp_path: Path, tiny_model,
+                                               options, message) -> None:
     read = []
     with pytest.raises(EmbedError, match=message.replace("(", r"\(")):
         run_embed(cfg(plate_folder, tmp_path / "e.parquet", **options), model=tiny_model,
@@ -78,7 +79,7 @@ def test_cli_option_mistake_is_one_line(plate_folder: Path, tmp_path: Path, caps
         assert rc == 2 and err[-1] == f"error: input {tmp_path / 'nope'} not found"
 
 
-def test_tiny_images_refused_or_warned_in_errors_csv(tmp_path: Path, tiny_model) -> None:  # noqa: ANN001
+def test_tiny_images_refused_or_warned_in_errors_csv(tmp_path: Path, tiny_model) -> None:
     src = _sized(tmp_path / "src", {"a_ok": (64, 80), "b_small": (40, 48), "c_8x8": (8, 8), "d_15x40": (15, 40),
                                     "e_24": (24, 24), "f_1x1": (1, 1)})
     res = run_embed(cfg(src, tmp_path / "out.parquet"), model=tiny_model)  # tiny_model: 64 px input, 16 px patches
@@ -102,7 +103,7 @@ def test_one_pixel_images_read_as_one_pixel(tmp_path: Path) -> None:
     assert read_image_file(tmp_path / "line.tif").shape == (1, 5, 1)
 
 
-def test_all_failed_writes_no_output_and_the_fixed_rerun_is_accepted(tmp_path: Path, tiny_model) -> None:  # noqa: ANN001
+def test_all_failed_writes_no_output_and_the_fixed_rerun_is_accepted(tmp_path: Path, tiny_model) -> None:
     src = _sized(tmp_path / "src", {"x": (24, 24), "y": (24, 30)})
     out = tmp_path / "e.parquet"
     res = run_embed(cfg(src, out), model=tiny_model)
@@ -122,7 +123,7 @@ def test_cli_all_failed_exits_1_without_output(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "e.parquet").exists()
 
 
-def test_csv_with_every_file_missing_is_an_error(tmp_path: Path, tiny_model) -> None:  # noqa: ANN001
+def test_csv_with_every_file_missing_is_an_error(tmp_path: Path, tiny_model) -> None:
     (tmp_path / "list.csv").write_text("FileName_DNA,FileName_Actin\nmissing1.tif,missing2.tif\nm3.tif,m4.tif\n")
     with pytest.raises(ChadavitError, match=r"none of the 4 file\(s\) it lists exists \(first: .*missing1.tif\)"):
         run_embed(cfg(tmp_path / "list.csv", tmp_path / "e.parquet"), model=tiny_model)

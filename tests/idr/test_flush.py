@@ -39,7 +39,7 @@ def _fetched(emu: IDREmulator) -> list[int]:
                 and o == "ok"]
 
 
-def _wait(condition, seconds: float = 60) -> None:  # noqa: ANN001
+def _wait(condition, seconds: float = 60) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline and not condition():
         time.sleep(0.05)

@@ -36,7 +36,8 @@ def test_spec_options_parse_and_merge() -> None:
     assert split_official_options("official:a.ckpt:teacher,num_heads=2,final_norm_eps=1e-6") == (
         "official:a.ckpt:teacher", {"num_heads": 2, "final_norm_eps": 1e-6})
     assert with_official_options("official:a.ckpt", 2, None) == "official:a.ckpt,num_heads=2"
-    assert with_official_options("official:a.ckpt,num_heads=4", 2, 1e-6) == "official:a.ckpt,num_heads=4,final_norm_eps=1e-06"
+    assert with_official_options("official:a.ckpt,num_heads=4", 2, 1e-6) == \
+        "official:a.ckpt,num_heads=4,final_norm_eps=1e-06"
     assert with_official_options("b.safetensors", None, 1e-6) == "b.safetensors,final_norm_eps=1e-06"
     for spec in ("random:chada_vit_nano,num_heads=4", "runs/x", "pixels"):
         assert with_official_options(spec, 2, 1e-6) == spec
@@ -61,6 +62,11 @@ def test_official_settings_in_the_spec(backbone: Path, caplog: pytest.LogCapture
     assert (default.config.num_heads, two.config.num_heads, two.config.final_norm_eps) == (12, 2, 1e-6)
     ref = load_official_checkpoint(backbone, num_heads=2, final_norm_eps=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), two.state_dict().values()))
+    from chadavit.evaluation.features import load_model_spec
+
+    assert load_model_spec(f"official:{backbone},num_heads=2").label == \
+        "official:official_backbone,num_heads=2"  # eval tables tell 2 from 12 heads
+    assert load_model_spec(str(backbone)).label == "official:official_backbone"
     # keyword arguments (the CLI flags) apply, options in the spec win
     assert load_model_from_spec(f"official:{backbone},num_heads=4", num_heads=2).config.num_heads == 4
 

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="attention heads: not stored in the file (default 12, the released Moyen model; see "
                         "docs/models.md to tell)")
     p.add_argument("--final-norm-eps", type=float, default=None,
-                   help="eps of the final LayerNorm: not stored in the file (default 1e-5; the training code used 1e-6)")
+                   help="eps of the final LayerNorm: not stored in the file (default 1e-5; the training code "
+                        "used 1e-6)")
     p.set_defaults(func=run)
 
 
@@ -33,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
                                                 "backbone": "teacher" if args.teacher else "student"})
     cfg = model.config
     print(f"converted {args.checkpoint} ({'teacher' if args.teacher else 'student'}): depth {cfg.depth}, "
-          f"dim {cfg.embed_dim}, heads {cfg.num_heads}, final-norm eps {cfg.final_norm_eps:g}, {n_tensors} tensors, {n_params:,} parameters -> {args.out_dir}")
+          f"dim {cfg.embed_dim}, heads {cfg.num_heads}, final-norm eps {cfg.final_norm_eps:g}, {n_tensors} tensors, "
+          f"{n_params:,} parameters -> {args.out_dir}")
     return 0

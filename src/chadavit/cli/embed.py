@@ -18,7 +18,8 @@ examples:
 
 A folder literally named "merge" is embedded by writing it as ./merge.
 
---model: DIR (our checkpoint) | official:PATH[:teacher] | PATH.ckpt|.safetensors (official, see --num-heads)
+--model: DIR (our checkpoint) | RUN_DIR or RUN_DIR/checkpoint.pt (a chadavit pretrain run)
+         | official:PATH[:teacher][,num_heads=N,final_norm_eps=E] | PATH.ckpt|.safetensors (official)
          | random:PRESET (random initialisation, a baseline only)
 An interrupted run resumes where it stopped when rerun with the same options (state in OUT.parts/).
 Exit status: 0 all images embedded, 1 some images failed (see OUT.errors.csv), 2 bad options or input.
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    "or: merge SHARD.parquet ... (join the outputs of --shard runs)")
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
     p.add_argument("--model", "-m",
-                   help="checkpoint DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET (required to embed)")
+                   help="checkpoint DIR, pretraining run DIR, official:PATH[:teacher], PATH.ckpt, or random:PRESET "
+                   "(required to embed)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
     p.add_argument("--final-norm-eps", type=float, default=None,
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
         max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
-        num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+        num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size,
+        workers=args.workers,
         device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,

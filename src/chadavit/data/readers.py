@@ -248,7 +248,7 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
     untyped = [m.group(1) for m in _FIELD.finditer(pattern) if not m.group(2)]
     variants = [pattern_to_regex(pattern, True)] + [pattern_to_regex(pattern, {f}) for f in untyped]
     splits: dict[Path, tuple[tuple[tuple[str, str], ...], str]] = {}
-    other: list[dict[Path, tuple[tuple[tuple[str, str], ...], str]]] = [{} for _ in variants]
+    other: list[dict[Path, tuple[tuple[tuple[str, str], ...], str]]] = [{} for _ in variants]  # where they differ
     example: dict[Path, tuple[dict[str, str], dict[str, str]]] = {}
     unmatched: list[Path] = []
     n_files = 0
@@ -267,8 +267,8 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
         for v, vrx in enumerate(variants):
             vm = vrx.match(f.name)
             assert vm is not None  # the same language, only another split
-            other[v][f] = _split(vm.groupdict(), rel_dir)
             if vm.groupdict() != m.groupdict():
+                other[v][f] = _split(vm.groupdict(), rel_dir)
                 example.setdefault(f, (m.groupdict(), vm.groupdict()))
     if example:
         base = _partition(splits)
@@ -277,7 +277,7 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
         one, two = example[f]
         what = (f"{root}: pattern {pattern!r} splits {len(files)} file name(s) in more than one way "
                 f"({_names(files, root)}); e.g. {f.name}: {one} or {two}")
-        if any(_partition(o) != base for o in other):
+        if any(o and _partition(splits | o) != base for o in other):
             raise PatternError(f"{what}, which groups the files into other images or channels. Pin the fields "
                                "down with types, e.g. {well:[A-P]\\d\\d} or {channel:w\\d}")
         log.warning("%s; the images are the same either way, but their metadata is ambiguous (type the fields, "

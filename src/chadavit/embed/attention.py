@@ -38,7 +38,7 @@ def attention_maps(planes: torch.Tensor, attention: torch.Tensor) -> np.ndarray:
 
 
 def attention_figure(image_id: str, crop_index: int, channel_names: list[str], k: int, plane: np.ndarray,
-                     att: np.ndarray, vmax: float):  # noqa: ANN201 - a matplotlib Figure (imported lazily)
+                     att: np.ndarray, vmax: float):
     """The figure of channel ``k``: titled input panel and attention panel with a stated colour scale."""
     from matplotlib.figure import Figure
 

@@ -85,8 +85,8 @@ class ImagePreparer:
             raise ImageTooSmallError(f"{image_id}: image is {h}x{w} pixels but crops are {s}x{s}: "
                                      f"{100 * (1 - coverage):.0f}% of each crop would be zero padding; {hint}")
         if h < s or w < s:
-            return [f"{image_id}: image is {h}x{w} pixels, smaller than the {s}x{s} crop: "
-                    f"{100 * (1 - coverage):.0f}% zero padding ({hint})"]
+            return [(f"{image_id}: image is {h}x{w} pixels, smaller than the {s}x{s} crop: "
+                     f"{100 * (1 - coverage):.0f}% zero padding ({hint})")]
         return []
 
     def _nucleus_channel(self, names: list[str], source_names: list[str], all_sources: list[str],

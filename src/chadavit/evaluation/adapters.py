@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.data.readers import read_image_file
-from chadavit.evaluation.data import DatasetLayoutError, EvalData, resize_images
+from chadavit.evaluation.data import DatasetLayoutError, EvalData, EvalInputError, resize_images
 
 PACKAGED_DIR = Path(__file__).resolve().parent / "data"
 
@@ -341,5 +341,5 @@ ADAPTERS: dict[str, Callable[..., EvalData]] = {
 def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
     """Dispatch to an adapter by name (``ADAPTERS``)."""
     if adapter not in ADAPTERS:
-        raise ValueError(f"unknown dataset adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
+        raise EvalInputError(f"unknown dataset adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
     return ADAPTERS[adapter](**kwargs)

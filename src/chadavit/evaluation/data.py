@@ -17,6 +17,10 @@ import pandas as pd
 from chadavit.errors import ChadavitError
 
 
+class EvalInputError(ChadavitError, ValueError):
+    """A suite setting or dataset the evaluation cannot use (unknown adapter, feature kind, mismatched labels)."""
+
+
 class DatasetLayoutError(ChadavitError, FileNotFoundError):
     """A benchmark dataset is missing or not laid out as its adapter expects; the message shows the layout."""
 
@@ -42,14 +46,14 @@ class EvalData:
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.channel_names) or len(self.images) != len(self.labels):
-            raise ValueError(
+            raise EvalInputError(
                 f"dataset {self.name}: {len(self.images)} images, {len(self.channel_names)} channel-name entries, "
                 f"{len(self.labels)} label rows; they must match"
             )
         self.channel_names = [tuple(str(c) for c in n) for n in self.channel_names]
         for i, (img, names) in enumerate(zip(self.images, self.channel_names)):
             if img.ndim != 3 or img.shape[0] != len(names):
-                raise ValueError(f"dataset {self.name}: image {i} has shape {img.shape} but {len(names)} channel names")
+                raise EvalInputError(f"dataset {self.name}: image {i} has shape {img.shape} but {len(names)} channel names")
         self.labels = self.labels.reset_index(drop=True)
 
     def __len__(self) -> int:

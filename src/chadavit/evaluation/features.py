@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
-from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.data import EvalData, EvalInputError
 
 log = logging.getLogger(__name__)
 FEATURE_KINDS = ("cls", "patch_mean", "all_tokens")
@@ -126,18 +126,18 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
     else:
-        from chadavit.models.spec import load_model_from_spec
+        from chadavit.models.spec import is_official, load_model_from_spec, split_official_options
 
         model = load_model_from_spec(spec, allow_bare_preset=True)
-        if spec.startswith("official:"):
-            from chadavit.models.spec import split_official_options
-
-            rest = split_official_options(spec)[0][len("official:"):]
+        base, opts = split_official_options(spec)
+        if is_official(base) and not spec.startswith("random:"):
+            rest = base.removeprefix("official:")
             teacher = rest.endswith(":teacher")
             path = rest.removesuffix(":teacher").removesuffix(":student")
             label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
-        elif Path(spec).is_dir():
-            label = Path(spec).resolve().name
+            label += "".join(f",{k}={v}" for k, v in opts.items())  # 2 vs 12 heads are different models
+        elif Path(spec).is_dir() or Path(spec).is_file():
+            label = Path(spec).resolve().name if Path(spec).is_dir() else Path(spec).resolve().parent.name
         else:
             label = spec if spec.startswith("random:") else f"random:{spec}"
     model.eval()
@@ -205,7 +205,7 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     zero_fill = lm.position_dependent if zero_fill is None else zero_fill
     bad = [k for k in kinds if k not in FEATURE_KINDS]
     if bad:
-        raise ValueError(f"unknown feature kind(s) {bad}; choose from {FEATURE_KINDS}")
+        raise EvalInputError(f"unknown feature kind(s) {bad}; choose from {FEATURE_KINDS}")
     tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
     paths = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in kinds} if cache_dir else {}
     out: dict[str, np.ndarray] = {}
@@ -217,7 +217,7 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
         return out
     images, names = select_channels(data, channels, zero_fill)
     if "all_tokens" in todo and len({im.shape for im in images}) > 1:
-        raise ValueError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
+        raise EvalInputError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
     acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}
     from tqdm.auto import tqdm
 

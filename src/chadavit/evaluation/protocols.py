@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from chadavit.evaluation.data import EvalInputError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -189,7 +191,7 @@ def linear_regression(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
         reg = RidgeCV(alphas=np.logspace(-2, 5, 15)).fit(xtr.numpy(), np.asarray(y_train, np.float64))
         return regression_metrics(reg.predict(xte.numpy()), y_test)
     if solver != "sgd":
-        raise ValueError(f"unknown regression solver {solver!r}; use 'sgd' or 'ridge'")
+        raise EvalInputError(f"unknown regression solver {solver!r}; use 'sgd' or 'ridge'")
     cfg = cfg or ProbeConfig()
     mu, sd = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
     xtr, xte = _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
@@ -269,7 +271,7 @@ def moa_retrieval(features: np.ndarray, meta: pd.DataFrame, seed: int = 0, cell_
     rng = np.random.default_rng(seed)
     keep = np.ones(len(meta), bool) if cell_fraction >= 1 else rng.random(len(meta)) < cell_fraction
     if "moa" not in meta.columns:
-        raise ValueError("MoA retrieval needs a 'moa' label column")
+        raise EvalInputError("MoA retrieval needs a 'moa' label column")
     keep &= meta["moa"].notna().to_numpy() | (meta["compound"] == control).to_numpy()  # unannotated cells out
     profiles, table = aggregate_profiles(features[keep], meta[keep].reset_index(drop=True), treatment_cols,
                                          control=control)

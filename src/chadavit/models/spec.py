@@ -57,10 +57,17 @@ def split_official_options(spec: str) -> tuple[str, dict[str, Any]]:
     return spec, opts
 
 
+def is_official(spec: str) -> bool:
+    """Whether a spec (without options) names an official checkpoint, the only kind without stored settings."""
+    path = Path(spec)
+    training = path.name == TRAINING_CHECKPOINT and (path.parent / "config.yaml").is_file()
+    return spec.startswith("official:") or (path.suffix.lower() in OFFICIAL_SUFFIXES and not training)
+
+
 def with_official_options(spec: str, num_heads: int | None = None, final_norm_eps: float | None = None) -> str:
     """Add command-line ``--num-heads`` / ``--final-norm-eps`` to a spec that does not set them itself."""
     base, have = split_official_options(spec.strip())
-    if not (base.startswith("official:") or Path(base).suffix.lower() in OFFICIAL_SUFFIXES):
+    if not is_official(base):
         return spec  # our checkpoints and presets record their settings
     for key, value in (("num_heads", num_heads), ("final_norm_eps", final_norm_eps)):
         if value is not None and key not in have:
@@ -70,9 +77,8 @@ def with_official_options(spec: str, num_heads: int | None = None, final_norm_ep
 
 def load_official(path: str | Path, opts: dict[str, Any], teacher: bool = False) -> nn.Module:
     """An official checkpoint, saying every time which head count and final-norm eps are assumed."""
-    from chadavit.models.official import DEFAULT_FINAL_NORM_EPS, DEFAULT_NUM_HEADS, load_official_checkpoint
-
     from chadavit.models.io import CheckpointError
+    from chadavit.models.official import DEFAULT_FINAL_NORM_EPS, DEFAULT_NUM_HEADS, load_official_checkpoint
 
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -94,7 +100,7 @@ def _load_training_checkpoint(path: Path) -> nn.Module:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one message
+    except Exception as exc:
         raise CheckpointError(f"{path}: cannot read the training checkpoint ({type(exc).__name__}: {exc})") from exc
     cfg = state.get("config", {}) if isinstance(state, dict) else {}
     if "teacher" not in state or "model" not in cfg:
@@ -144,7 +150,12 @@ def load_model_from_spec(spec: str, num_heads: int | None = None, seed: int = 0,
             overrides[key.strip()] = _parse_value(value.strip())
         torch.manual_seed(seed)
         return create_model(name, **overrides).eval()
-    spec, opts = split_official_options(with_official_options(spec, num_heads, final_norm_eps))
+    merged = with_official_options(spec, num_heads, final_norm_eps)
+    if not spec.startswith("random:") and not is_official(split_official_options(spec)[0]) and (
+            num_heads is not None or final_norm_eps is not None):
+        log.warning("--num-heads / --final-norm-eps apply to official checkpoints only; %s records its own "
+                    "settings, so they are ignored", spec)
+    spec, opts = split_official_options(merged)
     if spec.startswith("official:"):
         rest, teacher = spec[len("official:"):], False
         for role in ("teacher", "student"):
