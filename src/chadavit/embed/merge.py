@@ -152,10 +152,10 @@ def check_headers(shards: Sequence[Shard]) -> list[Shard]:
     return ordered
 
 
-def _key_array(batch: pa.RecordBatch | pa.Table, name: str) -> np.ndarray:
+def _key_array(batch: pa.RecordBatch | pa.Table, name: str, where: str) -> np.ndarray:
     col = batch.column(name)
     if col.null_count:
-        raise MergeError(f"{name} has null values")
+        raise MergeError(f"{where}: {name} has null values; not a chadavit embed output")
     return np.asarray(col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array) else col.to_numpy())
 
 
@@ -169,7 +169,7 @@ def scan_shard(s: Shard) -> None:
     if s.rows:
         for batch in pq.ParquetFile(s.path).iter_batches(batch_size=65536, columns=cols):
             ids = batch.column(0).to_pylist()
-            idx = _key_array(batch, "Metadata_ImageIndex") if len(cols) > 1 else np.zeros(len(ids), np.int64)
+            idx = _key_array(batch, "Metadata_ImageIndex", s.name) if len(cols) > 1 else np.zeros(len(ids), np.int64)
             if len(idx) and last_id is None:
                 s.first_index = int(idx[0])
             if len(idx) and (idx[0] < last_index or (np.diff(idx) < 0).any()):
