@@ -51,9 +51,20 @@ def run_devices(cfg: EmbedConfig, spec: str) -> int:
 
 
 def run_torchrun(cfg: EmbedConfig, group: ProcessGroup) -> int:
+    import signal
+
     from chadavit.embed.distributed import run_distributed
 
-    res = run_distributed(cfg, group)
+    def _terminate(signum: int, frame: object) -> None:  # torchrun forwards SIGTERM: save finished images first
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        res = run_distributed(cfg, group)
+    except KeyboardInterrupt:
+        print(f"chadavit embed: rank {group.rank} interrupted; finished images are saved (rerun the same command "
+              "to resume)", file=sys.stderr)
+        return 130
     if res.shard is not None:
         s = res.shard
         print(f"rank {res.rank}/{res.world_size}: embedded {s.n_computed} images ({s.n_done_before} from a "

@@ -89,7 +89,9 @@ def run_distributed(cfg: EmbedConfig, group: ProcessGroup) -> DistributedResult:
                 res = run_embed(scfg)
                 if res.n_failed:
                     status = ("failed-images", str(res.n_failed))
-        except BaseException as exc:
+        except KeyboardInterrupt:
+            raise  # interrupted (Ctrl-C, SIGTERM): finished images are saved; torchrun stops the other processes
+        except Exception as exc:
             status = ("error", f"{type(exc).__name__}: {exc}")
             dist.all_gather_object([None] * group.world_size, status)
             raise
