@@ -12,6 +12,11 @@ examples:
   chadavit embed images.csv --channels DNA,Actin,Tubulin --crops nuclei --nuclei-channel DNA --crop-size 96 \
       --model official:ChAdaViT.ckpt --out cells.parquet --h5ad cells.h5ad
   chadavit embed plate.ome.zarr --model random:chada_vit_moyen --crops full --out baseline.parquet
+  chadavit embed screen.csv --model checkpoints/chada_vit --shard 3/16 --out shards/3.parquet   # job array
+  chadavit embed merge shards/*.parquet --out screen.parquet      # check every shard, write one table
+  torchrun --nproc-per-node 4 -m chadavit embed screen.csv --model checkpoints/chada_vit --out screen.parquet
+
+A folder literally named "merge" is embedded by writing it as ./merge.
 
 --model: DIR (our checkpoint) | RUN_DIR or RUN_DIR/checkpoint.pt (a chadavit pretrain run)
          | hf:OWNER/NAME[@REVISION] (Hugging Face Hub, e.g. hf:nicoboou/chadavit16-moyen)
@@ -28,11 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
         "embed", help="embed your own images (folders, CSV, OME-Zarr, datasets) into Parquet/AnnData",
         description="Embed microscopy images with any channel set: one feature row per crop (or per image).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset")
+    p.add_argument("input", nargs="+", metavar="INPUT",
+                   help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset; "
+                   "or: merge SHARD.parquet ... (join the outputs of --shard runs)")
     p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
-    p.add_argument("--model", "-m", required=True,
+    p.add_argument("--model", "-m",
                    help="checkpoint DIR, pretraining run DIR, hf:OWNER/NAME[@REV], official:PATH[:teacher], "
-                        "PATH.ckpt, or random:PRESET")
+                        "PATH.ckpt, or random:PRESET (required to embed)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
     p.add_argument("--final-norm-eps", type=float, default=None,
@@ -72,6 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     g.add_argument("--workers", type=int, default=2, help="reader threads (default 2; 0 reads in the main thread)")
     g.add_argument("--part-size", type=int, default=64, help="images per resumable part file (default 64)")
+    g.add_argument("--devices", help="one process per device, e.g. cuda:0,cuda:1 (as torchrun "
+                   "--nproc-per-node 2): shards embedded side by side, then merged into --out")
+    g.add_argument("--shard", metavar="I/N", help="embed only shard I of N (0-based; images by a hash of their id, "
+                   "as idr build): for job arrays; join the outputs with: chadavit embed merge")
     g.add_argument("--seed", type=int, default=0, help="seed for random:PRESET models")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -85,9 +96,26 @@ def _main_thread() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, run_embed
+    from chadavit.errors import ChadavitError
 
+    if args.input[0] == "merge" and len(args.input) > 1:
+        from chadavit.cli.embed_merge import run_merge
+
+        return run_merge(args)
+    if len(args.input) > 1:
+        raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
+                            "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
+    if not args.model:
+        raise ChadavitError("chadavit embed: --model is required (a checkpoint DIR, official:PATH, PATH.ckpt or "
+                            "random:PRESET)")
+    from chadavit.sharding import parse_shard
+
+    try:
+        parse_shard(args.shard)
+    except ValueError as exc:
+        raise ChadavitError(str(exc)) from exc
     cfg = EmbedConfig(
-        input=args.input, out=args.out, model=args.model, input_format=args.input_format, pattern=args.pattern,
+        input=args.input[0], out=args.out, model=args.model, input_format=args.input_format, pattern=args.pattern,
         recursive=args.recursive, channels=args.channels, channel_map=args.channel_map,
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
@@ -97,8 +125,19 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
-        limit=args.limit, progress=args.progress,
+        limit=args.limit, progress=args.progress, shard=args.shard,
     )
+    from chadavit.embed.distributed import torchrun_group
+
+    group = torchrun_group()
+    if args.devices and group is None:
+        from chadavit.cli.embed_merge import run_devices
+
+        return run_devices(cfg, args.devices)
+    if group is not None:
+        from chadavit.cli.embed_merge import run_torchrun
+
+        return run_torchrun(cfg, group)
     import signal
 
     def _terminate(signum: int, frame: object) -> None:  # batch schedulers send SIGTERM before killing a job

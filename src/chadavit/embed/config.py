@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chadavit.sharding import parse_shard
+
 CROP_MODES = ("grid", "nuclei", "full")
 # metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
 RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
@@ -49,6 +51,7 @@ class EmbedConfig:
     keep_parts: bool = False
     limit: int | None = None
     progress: bool = True
+    shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
 
     def settings(self) -> dict[str, Any]:
         """The options that shape the features: a resumed run must use the same ones."""
@@ -62,6 +65,8 @@ class EmbedConfig:
             out["channels"] = ",".join(out["channels"])
         if isinstance(out["channel_map"], dict):
             out["channel_map"] = ",".join(f"{k}={v}" for k, v in out["channel_map"].items())
+        if parse_shard(self.shard)[1] > 1:  # each shard resumes only itself
+            out["shard"] = "{}/{}".format(*parse_shard(self.shard))
         return out
 
 

@@ -26,6 +26,7 @@ from chadavit.embed.crops import extract
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
+from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
 from chadavit.embed.sources import ImageRecord, open_source
 
 __all__ = ["CROP_MODES", "EmbedConfig", "EmbedResult", "Embedder", "run_embed"]
@@ -212,6 +213,9 @@ class Embedder:
             records = records[: cfg.limit]
         if not records:
             raise EmbedError(f"{cfg.input}: no images found")
+        shard = parse_shard(cfg.shard)  # the whole listing is checked below; only this shard is embedded
+        all_ids = [r.image_id for r in records]
+        listed = select_shard(list(enumerate(records)), all_ids, shard)
         self._check_channel_options(records)
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
@@ -222,8 +226,9 @@ class Embedder:
             import shutil
 
             shutil.rmtree(self.attention_dir)
+        records = [r for _, r in listed]
         done_before = sum(r.image_id in self.store.done for r in records)
-        todo = [(i, r) for i, r in enumerate(records) if r.image_id not in self.store.done]
+        todo = [(i, r) for i, r in listed if r.image_id not in self.store.done]  # i: position in the whole listing
         if done_before:
             log.info("resuming: %d of %d images already embedded in %s", done_before, len(records), self.store.dir)
         if getattr(getattr(self.model, "config", None), "channel_embedding", None) == "slot":
@@ -331,13 +336,15 @@ class Embedder:
             bar.close()
         failed = [e for e in self.errors if e["level"] == "error"]
         n_rows = self.store.assemble({"model_class": type(self.model).__name__,
-                                      "model_config": _config_dict(self.model)})
+                                      "model_config": _config_dict(self.model),
+                                      **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})},
+                                     keep_empty=shard[1] > 1)
         errors_path = None
         if self.errors:
             errors_path = self.store.write_errors(self.errors, self.errors_path)
         elif self.errors_path.exists():
             self.errors_path.unlink()
-        if not n_rows:
+        if not n_rows and shard[1] == 1:
             log.warning("no rows to write (%d images failed, %d gave no crops): %s not written", len(failed),
                         sum(e["error"] == "NoCrops" for e in self.errors), self.out)
         h5ad_path = Path(write_h5ad(self.out, cfg.h5ad)) if cfg.h5ad and n_rows else None
@@ -348,8 +355,8 @@ class Embedder:
                  seconds, done_before, len(failed), self.out)
         wants_attention = bool(cfg.save_attention or cfg.attention_images)
         attention_dir = self.attention_dir if wants_attention and self.attention_dir.exists() else None
-        return EmbedResult(self.out if n_rows else None, len(records), done_before, n_computed, len(failed), n_crops,
-                           n_rows, seconds,
+        out = self.out if n_rows or shard[1] > 1 else None  # a shard's output exists even without rows
+        return EmbedResult(out, len(records), done_before, n_computed, len(failed), n_crops, n_rows, seconds,
                            errors_path, h5ad_path, attention_dir, list(self.errors))
 
 

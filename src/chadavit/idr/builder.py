@@ -13,7 +13,6 @@ are written to ``DIR/failures.csv`` (atomically) and make :func:`build` report t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -29,6 +28,7 @@ import pandas as pd
 from chadavit.errors import ChadavitError
 from chadavit.idr.client import IDRClient, IDRError
 from chadavit.idr.plan import write_table
+from chadavit.sharding import parse_shard, shard_of  # noqa: F401 - parse_shard: the CLI imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +65,13 @@ def resize_plane(plane: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    """``"i/n"`` (0-based i) -> (i, n); ``None`` -> (0, 1)."""
-    if not spec:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise BuildError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise BuildError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4")
-    return i, n
-
-
 def shard_plan(plan: pd.DataFrame, shard: tuple[int, int]) -> pd.DataFrame:
     """The rows of shard ``i`` of ``n``: chosen by a hash of the image id, so every machine computes the same split
     from the same plan and each image belongs to exactly one shard."""
     i, n = shard
     if n == 1:
         return plan.reset_index(drop=True)
-    h = plan["image_id"].map(lambda x: int(hashlib.sha256(str(int(x)).encode()).hexdigest()[:12], 16) % n)
+    h = plan["image_id"].map(lambda x: shard_of(str(int(x)), n))
     return plan[h == i].reset_index(drop=True)
 
 
