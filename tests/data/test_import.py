@@ -77,6 +77,6 @@ def test_import_multichannel_names_channels_like_embed(tmp_path):
                  "--channel-map", "DAPI=DNA,1=Second"]) == 0
     ds = open_dataset(tmp_path / "ds")
     names = dict(zip(ds.manifest.image_id, (ds.channel_names(i) for i in range(len(ds)))))
-    assert names == {"src/a.ome": ["DNA", "Actin"], "src/b": ["ch0", "Second"]}
+    assert names == {"src/a": ["DNA", "Actin"], "src/b": ["ch0", "Second"]}
     embed_names = {r.image_id: r.read(None)[1] for r in open_source(src)}
     assert embed_names == {"a": ["DAPI", "Actin"], "b": ["ch0", "ch1"]}

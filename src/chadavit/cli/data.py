@@ -87,14 +87,13 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
             if not files:
                 raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg, .nd2, .czi, .lif)")
             for f in files:
+                rel = f.relative_to(src).as_posix()
+                image_id = f"{source}/{rel[: -len(format_suffix(f) or f.suffix)]}"  # a.ome.tif -> a, extra or not
                 if uses_bioio(f):  # ND2, CZI, LIF, OME-TIFF: one image per scene, names from metadata
-                    rel = f.relative_to(src).as_posix()
-                    n, errs = import_microscope_file(writer, f, f"{source}/{rel[: -len(format_suffix(f) or '')]}",
-                                                     channel_map, source=source, imaging_method=imaging_method,
-                                                     files=[rel])
+                    n, errs = import_microscope_file(writer, f, image_id, channel_map, source=source,
+                                                     imaging_method=imaging_method, files=[rel])
                     added, errors = added + n, errors + errs
                     continue
-                image_id = f"{source}/{f.relative_to(src).with_suffix('')}"
                 if image_id in writer:
                     continue
                 try:
