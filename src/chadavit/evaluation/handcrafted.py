@@ -26,25 +26,20 @@ def _unit(img: np.ndarray) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def cell_mask(planes: np.ndarray) -> np.ndarray:
-    """The object under the crop centre: Otsu on the sum of per-channel-stretched planes, the component
-    nearest the centre (the whole crop when nothing is found)."""
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
+def central_object(plane: np.ndarray) -> np.ndarray:
+    """The object under the crop centre in one channel: smoothed Otsu threshold and a distance-transform
+    watershed that splits touching objects (:func:`chadavit.embed.crops.find_nuclei`), then the object nearest
+    the centre (the whole crop when nothing is found)."""
+    from chadavit.embed.crops import find_nuclei
 
-    s = np.zeros(planes.shape[1:], np.float64)
-    for p in planes:
-        lo, hi = np.percentile(p, (1, 99.5))
-        s += np.clip((p - lo) / (hi - lo), 0, 1) if hi > lo else 0
-    if s.max() <= s.min():
-        return np.ones(s.shape, bool)
-    comp, n = ndi.label(ndi.binary_fill_holes(s > threshold_otsu(s)))
-    if n == 0:
-        return np.ones(s.shape, bool)
-    cy, cx = (np.array(s.shape) - 1) / 2
-    ys, xs = np.nonzero(comp)
-    k = comp[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)]
-    return comp == k
+    if plane.max() <= plane.min():
+        return np.ones(plane.shape, bool)
+    _, labels = find_nuclei(plane, min_area=5)
+    if labels.max() == 0:
+        return np.ones(plane.shape, bool)
+    cy, cx = (np.array(plane.shape) - 1) / 2
+    ys, xs = np.nonzero(labels)
+    return labels == labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)]
 
 
 def shape_features(mask: np.ndarray) -> list[float]:
@@ -93,12 +88,13 @@ def moment_features(plane: np.ndarray) -> list[float]:
 
 
 def handcrafted_vector(img: np.ndarray) -> np.ndarray:
-    """One crop ``(C, H, W)`` -> shape + per-channel intensity, texture and moment features."""
+    """One crop ``(C, H, W)`` -> per channel: the central object's shape, intensity inside and around it,
+    texture and moments (37 numbers per channel)."""
     planes = _unit(img)
-    mask = cell_mask(planes)
-    feats = shape_features(mask)
+    feats: list[float] = []
     for p in planes:
-        feats += intensity_features(p, mask) + texture_features(p) + moment_features(p)
+        mask = central_object(p)
+        feats += shape_features(mask) + intensity_features(p, mask) + texture_features(p) + moment_features(p)
     return np.nan_to_num(np.asarray(feats, np.float64), posinf=0.0, neginf=0.0)
 
 
@@ -132,7 +128,7 @@ class _NumpyEncoder(nn.Module):
 
 
 class HandcraftedEncoder(_NumpyEncoder):
-    """CellProfiler-style per-cell features (shape; per channel intensity, GLCM texture, Hu moments)."""
+    """CellProfiler-style per-cell features (per channel: object shape, intensity, GLCM texture, Hu moments)."""
 
     kind = "handcrafted"
 
