@@ -53,10 +53,12 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
     plt = _plt()
     cmax = max(im.shape[0] for im in imgs)
     fig, axes = plt.subplots(len(imgs), 2 * cmax, figsize=(2 * 2 * cmax + 0.8, 2 * len(imgs) + 0.5), squeeze=False)
+    # % of each image's CLS attention per patch, one colour scale for the whole figure (uniform = 100 / patches)
+    maps = [att.float().mean(0).cpu().numpy() for att in out.attentions]  # (C', h, w); fixed-channel baselines
+    maps = [a / max(float(a.sum()), 1e-12) * 100.0 for a in maps]         # may carry padded channels
+    lo, hi = min(float(a.min()) for a in maps), max(float(a.max()) for a in maps)
     mappable = None
-    for r, (img, nm, att) in enumerate(zip(imgs, names, out.attentions)):
-        a = att.float().mean(0).cpu().numpy()  # (C', h, w); fixed-channel baselines may carry padded channels
-        a = a / max(float(a.sum()), 1e-12) * 100.0  # % of the CLS token's attention to this image's patches
+    for r, (img, nm, a) in enumerate(zip(imgs, names, maps)):
         for c in range(cmax):
             ax_img, ax_att = axes[r, 2 * c], axes[r, 2 * c + 1]
             for ax in (ax_img, ax_att):
@@ -66,13 +68,14 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
             ax_img.imshow(_show(img[c]), cmap="gray")
             ax_img.set_title(f"{nm[c]} (input)", fontsize=8)
             if c < a.shape[0]:
-                mappable = ax_att.imshow(a[c], cmap="inferno", vmin=0.0, vmax=float(a.max()))
+                mappable = ax_att.imshow(a[c], cmap="inferno", vmin=lo, vmax=hi)
                 ax_att.set_title(f"{nm[c]}: CLS attention", fontsize=8)
-    fig.suptitle(f"{lm.label}: last-block CLS attention over each channel ({data.name}); head mean, "
-                 "% of the image's total per patch", fontsize=9)
+    uniform = 100.0 / maps[0].size
+    fig.suptitle(f"{lm.label}: last-block CLS attention over each channel ({data.name}), mean over heads", fontsize=9)
     fig.tight_layout()
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label="% of CLS attention (per row scale)")
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8,
+                     label=f"% of the image's CLS attention per patch (uniform: {uniform:.2g} %)")
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -165,13 +168,15 @@ def cls_vs_all_figure(pairs: list[tuple[str, dict[str, str]]], summary: pd.DataF
     for ax, (title, by_kind) in zip(axes[0], pairs):
         kinds = [k for k in ("cls", "patch_mean", "all_tokens") if k in by_kind]
         w = 0.8 / len(kinds)
+        prim = summary.attrs.get("primary") or {}
+        metric = (prim.get(by_kind["cls"]) or ["top1"])[0]  # e.g. macro F1 for an imbalanced task
         for j, kind in enumerate(kinds):
             t = by_kind[kind]
-            s = summary[(summary["task"] == t) & (summary["metric"] == "top1")].set_index("model").reindex(models)
+            s = summary[(summary["task"] == t) & (summary["metric"] == metric)].set_index("model").reindex(models)
             ax.bar(np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * w, s["mean"], w,
                    yerr=s["std"].where(s["n_seeds"] > 1), label=names[kind], capsize=2)
         ax.set_xticks(np.arange(len(models)), [_wrap(m) for m in models], rotation=35, ha="right", fontsize=7)
-        ax.set_ylabel("linear probe top-1 %")
+        ax.set_ylabel({"macro_f1": "linear probe macro F1 %"}.get(metric, "linear probe top-1 %"))
         ax.set_title(title, fontsize=8)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.08))

@@ -26,20 +26,38 @@ def _unit(img: np.ndarray) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def central_object(plane: np.ndarray) -> np.ndarray:
-    """The object under the crop centre in one channel: smoothed Otsu threshold and a distance-transform
-    watershed that splits touching objects (:func:`chadavit.embed.crops.find_nuclei`), then the object nearest
-    the centre (the whole crop when nothing is found)."""
-    from chadavit.embed.crops import find_nuclei
-
-    if plane.max() <= plane.min():
-        return np.ones(plane.shape, bool)
-    _, labels = find_nuclei(plane, min_area=5)
-    if labels.max() == 0:
-        return np.ones(plane.shape, bool)
-    cy, cx = (np.array(plane.shape) - 1) / 2
+def _nearest_label(labels: np.ndarray) -> int:
+    cy, cx = (np.array(labels.shape) - 1) / 2
     ys, xs = np.nonzero(labels)
-    return labels == labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)]
+    return int(labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)])
+
+
+def central_object(plane: np.ndarray) -> np.ndarray:
+    """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
+    nearest the centre, split from touching neighbours by a distance-transform watershed (as
+    :func:`chadavit.embed.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.filters import threshold_otsu
+    from skimage.segmentation import watershed
+
+    sm = ndi.gaussian_filter(np.asarray(plane, np.float64), 1.0)
+    if sm.max() <= sm.min():
+        return np.ones(plane.shape, bool)
+    comp, n = ndi.label(ndi.binary_fill_holes(sm > threshold_otsu(sm)))
+    if n == 0:
+        return np.ones(plane.shape, bool)
+    obj = comp == _nearest_label(comp)
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(obj), 1.0)
+    radius = float(np.sqrt(obj.sum() / np.pi))
+    peaks = peak_local_max(dist, min_distance=max(3, int(round(radius * 0.5))), threshold_abs=2.0,
+                           exclude_border=False)
+    if len(peaks) < 2:
+        return obj
+    markers = np.zeros(obj.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    split = watershed(-dist, markers, mask=obj)
+    return split == _nearest_label(split)
 
 
 def shape_features(mask: np.ndarray) -> list[float]:
@@ -87,14 +105,29 @@ def moment_features(plane: np.ndarray) -> list[float]:
     return [float(-np.sign(h) * np.log10(abs(h) + 1e-12)) for h in hu]
 
 
-def handcrafted_vector(img: np.ndarray) -> np.ndarray:
-    """One crop ``(C, H, W)`` -> per channel: the central object's shape, intensity inside and around it,
-    texture and moments (37 numbers per channel)."""
-    planes = _unit(img)
+def channel_features(plane: np.ndarray) -> list[float]:
+    """One channel on 0-1: the central object's shape, intensity inside and around it, texture and moments."""
+    mask = central_object(plane)
+    return shape_features(mask) + intensity_features(plane, mask) + texture_features(plane) + moment_features(plane)
+
+
+def handcrafted_vector(img: np.ndarray, memo: dict[bytes, list[float]] | None = None) -> np.ndarray:
+    """One crop ``(C, H, W)`` -> per channel :func:`channel_features` (37 numbers per channel).
+
+    ``memo`` (plane digest -> features) lets channel subsets of the same crops, and zero planes, reuse work.
+    """
+    import hashlib
+
     feats: list[float] = []
-    for p in planes:
-        mask = central_object(p)
-        feats += shape_features(mask) + intensity_features(p, mask) + texture_features(p) + moment_features(p)
+    for raw in img:
+        key = hashlib.sha1(np.ascontiguousarray(raw).tobytes() + raw.dtype.str.encode()).digest()
+        if memo is not None and key in memo:
+            feats += memo[key]
+            continue
+        f = channel_features(_unit(raw[None])[0])
+        if memo is not None:
+            memo[key] = f
+        feats += f
     return np.nan_to_num(np.asarray(feats, np.float64), posinf=0.0, neginf=0.0)
 
 
@@ -132,8 +165,14 @@ class HandcraftedEncoder(_NumpyEncoder):
 
     kind = "handcrafted"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[bytes, list[float]] = {}  # per-plane features: channel subsets reuse them
+
     def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
-        return np.stack([handcrafted_vector(im) for im in images]).astype(np.float32)
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        return np.stack([handcrafted_vector(im, self._memo) for im in images]).astype(np.float32)
 
 
 class RawPixelEncoder(_NumpyEncoder):
