@@ -143,3 +143,39 @@ def test_rebuild_from_shared_matches_the_bundled_copy(shared_dir: Path, monkeypa
     assert np.array_equal(built.crops, bundled.crops)
     assert np.array_equal(built.targets["mitotic"], bundled.targets["mitotic"])
     assert 0.01 < built.targets["mitotic"].mean() < 0.2  # mitotic cells are a small minority
+
+
+def test_real_suite_end_to_end_with_baselines_and_a_clear_skip(tmp_path: Path, monkeypatch, capsys):
+    """A cut-down `real` suite on the bundled crops; a task whose data is nowhere is skipped visibly."""
+    import pandas as pd
+
+    from chadavit.evaluation import real as real_pkg  # noqa: F401
+    from chadavit.evaluation.real import store
+    from chadavit.evaluation.suite import run_suite
+
+    monkeypatch.setenv("CHADAVIT_CACHE", str(tmp_path / "cache"))
+    suite = tmp_path / "real_small.yaml"
+    suite.write_text(f"""
+name: real-small
+seeds: [0]
+datasets:
+  human: {{adapter: real, task: human_mitosis, max_images: 150, shared: {tmp_path / 'absent'}}}
+  dsb48: {{adapter: real, task: dsb_nuclei, size: 48, shared: {tmp_path / 'absent'}, optional: true}}
+tasks:
+  - {{name: mitotic, dataset: human, protocol: linear, label: mitotic, primary: [macro_f1], epochs: 10}}
+  - {{name: area, dataset: human, protocol: regression, label: nucleus_area, solver: ridge}}
+  - {{name: dsb area, dataset: dsb48, protocol: regression, label: nucleus_area, solver: ridge}}
+""")
+    summary = run_suite(suite, ["pixels"], tmp_path / "out", progress=False, figures=False)
+    said = capsys.readouterr().out
+    assert "SKIPPED dataset dsb48" in said and "raw images are absent" in said and "SKIPPED task dsb area" in said
+    assert {"pixels", "raw_pixels", "handcrafted"} == set(summary.model)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "Skipped (dataset unavailable): dsb area" in md and "±" not in md
+    assert "## Against the best baseline" in md
+    per_seed = pd.read_csv(tmp_path / "out" / "results_per_seed.csv")
+    assert set(per_seed.task) == {"mitotic", "area"}
+    # the hand-crafted shape features measure the nucleus: they must predict its area far above chance
+    area = summary[(summary.task == "area") & (summary.metric == "r2")].set_index("model")["mean"]
+    assert area["handcrafted"] > 0.3
+    assert store.BUNDLED.is_file()
