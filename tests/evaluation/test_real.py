@@ -94,7 +94,7 @@ def _fake_human(root: Path) -> tuple[list[tuple[int, int]], list[bool]]:
 def test_mitosis_targets_on_a_field_with_known_answer(tmp_path: Path):
     centres, mitotic = _fake_human(tmp_path)
     s = human_mitosis(tmp_path, size=32)
-    assert s.channels == ("DNA", "cell body")  # PH3, the measured channel, is not shown
+    assert s.channels == ("DNA", "CellBody")  # PH3, the measured channel, is not shown
     assert s.crops.shape == (12, 2, 32, 32) and s.crops.dtype == np.uint8
     assert int(s.targets["mitotic"].sum()) == 3
     assert np.allclose(s.targets["nucleus_area"], _disk((160, 160), 80, 80, 7).sum(), rtol=0.1)
@@ -149,7 +149,6 @@ def test_real_suite_end_to_end_with_baselines_and_a_clear_skip(tmp_path: Path, m
     """A cut-down `real` suite on the bundled crops; a task whose data is nowhere is skipped visibly."""
     import pandas as pd
 
-    from chadavit.evaluation import real as real_pkg  # noqa: F401
     from chadavit.evaluation.real import store
     from chadavit.evaluation.suite import run_suite
 
