@@ -64,8 +64,9 @@ def run_demo_evaluation(summary: dict[str, Any], out_dir: str | Path, progress: 
 
     backbone = Path(summary["backbone"])
     random_dir = Path(out_dir) / "random_init"
-    torch.manual_seed(0)
-    save_pretrained(build_model(load_pretrained(backbone).config), random_dir)
+    config = load_pretrained(backbone).config
+    torch.manual_seed(0)  # as evaluation.baselines.random_twin builds it, so the suite counts it as that baseline
+    save_pretrained(build_model(config), random_dir)
     specs = [f"ChAda-ViT nano pretrained={backbone}", f"ChAda-ViT nano random init={random_dir}",
              f"One-Channel ViT nano random init={ONE_CHANNEL_NANO}"]
     return run_suite(suite, specs, Path(out_dir) / ("eval" if suite == "synthetic" else f"eval_{suite}"),

@@ -155,7 +155,7 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
     n_seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary and len(summary) else 1
     base = set(baselines or [])
     names = [("* " if m in base else "") + str(m) for m in table.index]
-    name_w = min(30, max(len(n) for n in names))
+    name_w = min(40, max(len(n) for n in names))
     cells = {c: [("n/a" if pd.isna(v) else f"{float(v):.{_digits(metrics.get(c, ''))}f}") for v in table[c]]
              for c in table.columns}
     keys = {c: f"T{i + 1}" for i, c in enumerate(table.columns)}
