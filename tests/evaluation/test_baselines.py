@@ -125,3 +125,13 @@ def test_a_random_init_saved_as_the_demo_does_is_recognised_as_the_twin(tmp_path
                                   load_model_spec(f"demo random={tmp_path / 'rand'}")])
     assert [m.label for m in models] == ["trained", "demo random", "raw_pixels", "handcrafted"]
     assert "demo random" in base and "trained" not in base
+
+
+def test_mean_over_tasks_puts_percentages_and_r2_on_one_scale():
+    from chadavit.evaluation.baselines import mean_scores
+
+    m = mean_scores(SUMMARY, PRIMARY)
+    assert m["mine"] == pytest.approx((0.80 + 0.30 - 0.02) / 3)
+    assert m["raw_pixels"] == pytest.approx((0.70 + 0.50 - 0.01) / 3)
+    text = terminal_summary(SUMMARY, PRIMARY, ["raw_pixels", "handcrafted"])
+    assert "mean over tasks" in text and "mine 0.360" in text
