@@ -1,0 +1,196 @@
+"""Hand-crafted per-cell features as CellProfiler measures them, and per-crop standardised raw pixels.
+
+Both are untrained reference encoders for :mod:`chadavit.evaluation.baselines`. They expose
+``numpy_features(images, names) -> (N, D)``, which :func:`chadavit.evaluation.features.extract_features`
+calls instead of a forward pass; ``config.pooling = "concat"`` marks them position-dependent, so a left-out
+channel becomes a zero plane in place and the feature size stays fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+GLCM_PROPS = ("contrast", "correlation", "energy", "homogeneity")
+
+
+def _unit(img: np.ndarray) -> np.ndarray:
+    """Intensities on 0-1 by the dtype's range (integers) as CellProfiler loads them; floats unchanged."""
+    a = np.asarray(img)
+    if a.dtype.kind in "ui":
+        return a.astype(np.float64) / float(np.iinfo(a.dtype).max)
+    return a.astype(np.float64)
+
+
+def _nearest_label(labels: np.ndarray) -> int:
+    cy, cx = (np.array(labels.shape) - 1) / 2
+    ys, xs = np.nonzero(labels)
+    return int(labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)])
+
+
+def central_object(plane: np.ndarray) -> np.ndarray:
+    """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
+    nearest the centre, split from touching neighbours by a distance-transform watershed (as
+    :func:`chadavit.embed.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+    from skimage.segmentation import watershed
+
+    sm = ndi.gaussian_filter(np.asarray(plane, np.float64), 1.0)
+    if sm.max() <= sm.min():
+        return np.ones(plane.shape, bool)
+    comp, n = ndi.label(ndi.binary_fill_holes(sm > threshold_otsu(sm)))
+    if n == 0:
+        return np.ones(plane.shape, bool)
+    obj = comp == _nearest_label(comp)
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(obj), 1.0)
+    radius = float(np.sqrt(obj.sum() / np.pi))
+    md = max(3, int(round(radius * 0.5)))
+    # seeds: plateaus of local maxima of the smoothed distance map (peak_local_max without its slow spacing pass)
+    seeds, n_seeds = ndi.label((dist == ndi.maximum_filter(dist, size=2 * md + 1)) & (dist > 2.0))
+    if n_seeds < 2:
+        return obj
+    split = watershed(-dist, seeds, mask=obj)
+    return split == _nearest_label(split)
+
+
+def _convex_area(mask: np.ndarray) -> float:
+    """Area of the convex hull of the mask's pixel squares (qhull; far faster than a rasterised hull)."""
+    from scipy import ndimage as ndi
+    from scipy.spatial import ConvexHull, QhullError
+
+    ys, xs = np.nonzero(mask & ~ndi.binary_erosion(mask))  # the hull of the boundary pixels is the same hull
+    corners = np.concatenate([np.stack([ys + dy, xs + dx], 1) for dy in (0, 1) for dx in (0, 1)]).astype(float)
+    try:
+        return float(ConvexHull(corners).volume)
+    except (QhullError, ValueError):
+        return float(mask.sum())
+
+
+def shape_features(mask: np.ndarray) -> list[float]:
+    """MeasureObjectSizeShape: area, perimeter, form factor, eccentricity, solidity, extent, axes, diameter."""
+    from skimage.measure import regionprops
+
+    props = regionprops(mask.astype(np.uint8))
+    if not props:
+        return [0.0] * 9
+    p = props[0]
+    per = float(p.perimeter) or 1.0
+    area = float(p.area)
+    return [area, per, 4 * np.pi * area / per**2, float(p.eccentricity), area / max(_convex_area(mask), 1.0),
+            float(p.extent), float(p.axis_major_length), float(p.axis_minor_length), float(p.equivalent_diameter_area)]
+
+
+def intensity_features(plane: np.ndarray, mask: np.ndarray) -> list[float]:
+    """MeasureObjectIntensity (+ the crop's): integrated, mean, std, min, max, quartiles; mean outside the mask."""
+    inside = plane[mask] if mask.any() else plane.ravel()
+    outside = plane[~mask] if (~mask).any() else np.zeros(1)
+    q = np.percentile(inside, (10, 25, 50, 75, 90))
+    return [float(inside.sum()), float(inside.mean()), float(inside.std()), float(inside.min()), float(inside.max()),
+            *map(float, q), float(outside.mean()), float(plane.mean()), float(plane.std())]
+
+
+def texture_features(plane: np.ndarray, levels: int = 16) -> list[float]:
+    """MeasureTexture (Haralick): GLCM contrast, correlation, energy, homogeneity at distances 1 and 3,
+    averaged over 4 angles, on the crop rescaled to ``levels`` grey levels."""
+    from skimage.feature import graycomatrix, graycoprops
+
+    lo, hi = float(plane.min()), float(plane.max())
+    q = np.zeros(plane.shape, np.uint8) if hi <= lo else \
+        np.minimum((plane - lo) / (hi - lo) * levels, levels - 1).astype(np.uint8)
+    glcm = graycomatrix(q, [1, 3], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=levels, symmetric=True,
+                        normed=True)
+    return [float(np.nan_to_num(graycoprops(glcm, prop)[i].mean())) for prop in GLCM_PROPS for i in range(2)]
+
+
+def moment_features(plane: np.ndarray) -> list[float]:
+    """The 7 Hu moments of the intensity image (log-scaled), CellProfiler's Zernike/moment stand-in."""
+    from skimage.measure import moments_central, moments_hu, moments_normalized
+
+    if plane.max() <= 0:
+        return [0.0] * 7
+    hu = moments_hu(moments_normalized(moments_central(plane, order=3), order=3))
+    return [float(-np.sign(h) * np.log10(abs(h) + 1e-12)) for h in hu]
+
+
+def channel_features(plane: np.ndarray) -> list[float]:
+    """One channel on 0-1: the central object's shape, intensity inside and around it, texture and moments."""
+    mask = central_object(plane)
+    return shape_features(mask) + intensity_features(plane, mask) + texture_features(plane) + moment_features(plane)
+
+
+def handcrafted_vector(img: np.ndarray, memo: dict[bytes, list[float]] | None = None) -> np.ndarray:
+    """One crop ``(C, H, W)`` -> per channel :func:`channel_features` (37 numbers per channel).
+
+    ``memo`` (plane digest -> features) lets channel subsets of the same crops, and zero planes, reuse work.
+    """
+    import hashlib
+
+    feats: list[float] = []
+    for raw in img:
+        key = hashlib.sha1(np.ascontiguousarray(raw).tobytes() + raw.dtype.str.encode()).digest()
+        if memo is not None and key in memo:
+            feats += memo[key]
+            continue
+        f = channel_features(_unit(raw[None])[0])
+        if memo is not None:
+            memo[key] = f
+        feats += f
+    return np.nan_to_num(np.asarray(feats, np.float64), posinf=0.0, neginf=0.0)
+
+
+def raw_pixel_vector(img: np.ndarray, size: int = 32) -> np.ndarray:
+    """Per-crop, per-channel standardised pixels, area-averaged to at most ``size x size``."""
+    a = np.asarray(img, np.float64)
+    c, h, w = a.shape
+    f = max(1, max(h, w) // size)
+    if f > 1:
+        a = a[:, : h // f * f, : w // f * f].reshape(c, h // f, f, w // f, f).mean((2, 4))
+    mu = a.mean((1, 2), keepdims=True)
+    sd = a.std((1, 2), keepdims=True)
+    return ((a - mu) / np.where(sd > 1e-12, sd, 1.0)).ravel()
+
+
+class _NumpyEncoder(nn.Module):
+    """Shared shape of the untrained reference encoders (a buffer so device and hashing work)."""
+
+    kind = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(normalization="none", architecture=self.kind, pooling="concat")
+        self.register_buffer("version", torch.tensor([1.0]))
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, *_: object, **__: object) -> None:
+        raise TypeError(f"{type(self).__name__} computes numpy_features; it has no forward pass")
+
+
+class HandcraftedEncoder(_NumpyEncoder):
+    """CellProfiler-style per-cell features (per channel: object shape, intensity, GLCM texture, Hu moments)."""
+
+    kind = "handcrafted"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[bytes, list[float]] = {}  # per-plane features: channel subsets reuse them
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        return np.stack([handcrafted_vector(im, self._memo) for im in images]).astype(np.float32)
+
+
+class RawPixelEncoder(_NumpyEncoder):
+    """Per-crop standardised raw pixels (at most 32 x 32 per channel), read out by ridge / linear probe."""
+
+    kind = "raw_pixels"
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        return np.stack([raw_pixel_vector(im) for im in images]).astype(np.float32)
