@@ -28,7 +28,7 @@ def test_paper_suite_end_to_end_on_standins(tmp_path: Path, shared_dir: Path, ca
     rc = main(["eval", "--suite", "paper", "--set", f"data_root={root}", "--set", "image_size=32", "--set", "crop=32",
                "--set", "cells_per_field=2", "--set", "epochs=5", "--set", "decoder_epochs=2", "--model", "pixels",
                "--seeds", "0",
-               "--out", str(out), "--no-progress", "--no-figures"])
+               "--out", str(out), "--no-progress", "--no-figures", "--no-baselines"])
     assert rc == 0
     suite = load_suite("paper", {"data_root": str(root)})
     table = pd.read_csv(out / "table.csv", index_col=0)

@@ -34,7 +34,7 @@ def suite_file(tmp_path: Path) -> Path:
 
 def test_failing_task_is_reported_and_others_run(suite_file: Path, tmp_path: Path):
     said: list[str] = []
-    summary = run_suite(suite_file, ["pixels"], tmp_path / "out", figures=False, progress=False, say=said.append)
+    summary = run_suite(suite_file, ["pixels"], tmp_path / "out", figures=False, progress=False, baselines=False, say=said.append)
     assert set(summary["task"]) == {"first", "third"}
     md = (tmp_path / "out" / "results.md").read_text()
     assert "## Failures" in md and "| pixels | broken | SuiteError: task 'broken'" in md
@@ -50,12 +50,12 @@ def test_killed_run_keeps_finished_tasks_and_rerun_resumes(suite_file: Path, tmp
             raise KeyboardInterrupt  # the run is killed right after the first task finished
 
     with pytest.raises(KeyboardInterrupt):
-        run_suite(suite_file, ["pixels"], out, figures=False, progress=False, say=kill_after_first)
+        run_suite(suite_file, ["pixels"], out, figures=False, progress=False, baselines=False, say=kill_after_first)
     assert len(list((out / "tasks").glob("*.csv"))) == 1
     first = pd.read_csv(out / "results_per_seed.csv")
     assert set(first["task"]) == {"first"}  # written as it finished
     said: list[str] = []
-    summary = run_suite(suite_file, ["pixels"], out, figures=False, progress=False, say=said.append)
+    summary = run_suite(suite_file, ["pixels"], out, figures=False, progress=False, baselines=False, say=said.append)
     assert any("first" in s and "resumed" in s for s in said)
     assert not any("third" in s and "resumed" in s for s in said)
     assert set(summary["task"]) == {"first", "third"}

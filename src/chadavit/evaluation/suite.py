@@ -33,7 +33,7 @@ import yaml
 from chadavit.errors import ChadavitError
 from chadavit.evaluation import protocols as P
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
-from chadavit.evaluation.datasets import load_dataset
+from chadavit.evaluation.datasets import ADAPTERS, load_dataset
 from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
 from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
 from chadavit.evaluation.runlog import RESULT_COLUMNS, dataset_notes, save_task_rows, task_key
@@ -112,6 +112,11 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
     for key in ("datasets", "tasks"):
         if key not in raw:
             raise SuiteError(f"{p}: missing top-level key {key!r}")
+    for name, spec in (raw["datasets"] or {}).items():  # settings are checked before any dataset is read
+        if not isinstance(spec, dict) or spec.get("adapter") not in ADAPTERS:
+            adapter = spec.get("adapter") if isinstance(spec, dict) else None
+            raise SuiteError(f"{p}: dataset {name!r} has unknown dataset adapter {adapter!r}; "
+                             f"choose one of {', '.join(ADAPTERS)}")
     tasks = []
     for i, t in enumerate(raw["tasks"]):
         t = dict(t)
