@@ -20,3 +20,18 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DIR} (set CHADAVIT_SHARED); CI always provides it")
     return SHARED_DIR
+
+
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201 - returns the runner below
+    """Run ``chadavit ARGV`` that must fail as a user mistake: exit 2 and one ``error: ...`` line (returned)."""
+    from chadavit.cli.main import main
+
+    def run(argv: list[str]) -> str:
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        err = [line for line in capsys.readouterr().err.splitlines() if "WARNING" not in line]
+        assert rc == 2 and err and err[-1].startswith("error: "), (rc, err)
+        return err[-1]
+
+    return run

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import tifffile
 import pytest
+import tifffile
 
 from chadavit.cli.main import main
 from chadavit.data.dataset import open_dataset

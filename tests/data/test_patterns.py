@@ -12,7 +12,6 @@ import tifffile
 from chadavit.cli.main import main
 from chadavit.data.dataset import open_dataset
 from chadavit.data.readers import PatternError, group_pattern_files
-from chadavit.errors import ChadavitError
 
 MINIMAL = ("P1_A01_w1_a.tif", "P1_A01_w2_b.tif", "P1_A01_w1_c.tif", "P1_A01_w2_d.tif")
 WORMS_AMBIGUOUS = "{plate}_{well}_{channel}_{_uuid}.tif"
@@ -24,16 +23,6 @@ def _write(folder: Path, names: tuple[str, ...] | list[str], size: int = 8) -> N
     for k, n in enumerate(names):
         tifffile.imwrite(folder / n, np.full((size, size), k + 1, np.uint16))
 
-
-def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run a CLI command that must fail with a one-line error; returns the message."""
-    try:
-        rc = main(argv)
-    except ChadavitError as exc:  # before the shared handler exists on a branch
-        return str(exc)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err and err[-1].startswith("error: "), err
-    return err[-1]
 
 
 def test_minimal_duplicate_channels_is_an_error_naming_the_files(tmp_path: Path) -> None:
@@ -95,15 +84,14 @@ def test_pattern_without_channel_or_invalid_regex(tmp_path: Path) -> None:
         group_pattern_files(tmp_path, "{well:[A-}_{channel}.tif")
 
 
-def test_cli_import_and_embed_refuse_duplicate_channels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_import_and_embed_refuse_duplicate_channels(tmp_path: Path, cli_error) -> None:
     _write(tmp_path / "src", MINIMAL)
     pattern = "{plate}_{well}_{channel}_{_uuid}.tif"
-    msg = _cli_error(["data", "import", str(tmp_path / "src"), "--out", str(tmp_path / "ds"), "--pattern", pattern],
-                     capsys)
+    msg = cli_error(["data", "import", str(tmp_path / "src"), "--out", str(tmp_path / "ds"), "--pattern", pattern])
     assert "P1_A01_w1_a.tif and P1_A01_w1_c.tif" in msg
     assert not (tmp_path / "ds" / "dataset.json").exists()
-    msg = _cli_error(["embed", str(tmp_path / "src"), "--pattern", pattern, "--model", "random:chada_vit_nano",
-                      "--out", str(tmp_path / "e.parquet"), "--no-progress"], capsys)
+    msg = cli_error(["embed", tmp_path / "src", "--pattern", pattern, "--model", "random:chada_vit_nano",
+                     "--out", tmp_path / "e.parquet", "--no-progress"])
     assert "P1_A01_w2_b.tif and P1_A01_w2_d.tif" in msg
     assert not list(tmp_path.glob("e.*"))
 
@@ -117,10 +105,10 @@ def test_cli_import_reports_unused_files(tmp_path: Path, capsys: pytest.CaptureF
     assert len(open_dataset(tmp_path / "ds")) == 1
 
 
-def test_untangle_worms_real_files(shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_untangle_worms_real_files(shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   cli_error) -> None:
     src = shared_dir / "data" / "cellprofiler_examples" / "ExampleUntangleWorms"
-    msg = _cli_error(["data", "import", str(src), "--out", str(tmp_path / "bad"), "--pattern", WORMS_AMBIGUOUS],
-                     capsys)
+    msg = cli_error(["data", "import", str(src), "--out", str(tmp_path / "bad"), "--pattern", WORMS_AMBIGUOUS])
     assert "splits 4 file name(s) in more than one way" in msg and "C01_w1" in msg
     assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--pattern", WORMS_TYPED]) == 0
     assert "4 file(s), 2 image(s), 0 file(s) unused" in capsys.readouterr().err

@@ -57,26 +57,13 @@ def test_option_mistakes_fail_before_any_image(plate_folder: Path, tmp_path: Pat
     assert read == [] and _outputs(tmp_path) == []  # nothing read, nothing written: no .parts, no Parquet
 
 
-def test_cli_option_mistake_is_one_line(plate_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_option_mistake_is_one_line(plate_folder: Path, tmp_path: Path, cli_error) -> None:
     argv = ["embed", str(plate_folder), "--pattern", PATTERN, "--model", "random:chada_vit_nano",
             "--out", str(tmp_path / "e.parquet"), "--crop-size", "-3", "--no-progress"]
-    try:
-        rc = main(argv)
-    except ChadavitError as exc:
-        assert "--crop-size must be a positive integer, got -3" in str(exc)
-    else:
-        err = capsys.readouterr().err.strip().splitlines()
-        assert rc == 2 and err[-1] == "error: --crop-size must be a positive integer, got -3"
+    assert cli_error(argv) == "error: --crop-size must be a positive integer, got -3"
     assert _outputs(tmp_path) == []
-    capsys.readouterr()
     missing = ["embed", str(tmp_path / "nope"), "--model", "random:chada_vit_nano", "--out", str(tmp_path / "e")]
-    try:
-        rc = main(missing)
-    except ChadavitError as exc:
-        assert "nope not found" in str(exc)
-    else:
-        err = capsys.readouterr().err.strip().splitlines()
-        assert rc == 2 and err[-1] == f"error: input {tmp_path / 'nope'} not found"
+    assert cli_error(missing) == f"error: input {tmp_path / 'nope'} not found"
 
 
 def test_tiny_images_refused_or_warned_in_errors_csv(tmp_path: Path, tiny_model) -> None:

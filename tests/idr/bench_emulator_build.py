@@ -43,9 +43,9 @@ if __name__ == "__main__":
     p = mp.Process(target=serve, args=(q, fault), daemon=True)
     p.start()
     url = q.get(timeout=300)
+    from chadavit.idr.builder import build
     from chadavit.idr.client import IDRClient, RetryPolicy
     from chadavit.idr.plan import make_plan
-    from chadavit.idr.builder import build
     c = IDRClient(url, policy=RetryPolicy(retries=6, backoff=0.05, max_backoff=0.5, timeout=5),
                   zarr_base=url + "/zarr/v0.1", zarr_studies={"idr0903"})
     t = time.perf_counter()

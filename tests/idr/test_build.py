@@ -15,11 +15,11 @@ import pytest
 
 from chadavit.cli.main import main
 from chadavit.data.dataset import open_dataset
-from chadavit.idr.client import RetryPolicy
 from chadavit.idr.builder import FAILURES_FILE, build, image_key, parse_shard, resize_plane, shard_plan
+from chadavit.idr.client import RetryPolicy
 from chadavit.idr.plan import make_plan
 
-from .conftest import N, QUALIFYING, SIZE, make_client
+from .conftest import QUALIFYING, SIZE, N, make_client
 from .emulator import IDREmulator
 
 CLI_FAST = ["--timeout", "0.5", "--backoff", "0.01", "--max-backoff", "0.05", "--no-progress"]

@@ -13,7 +13,7 @@ from chadavit.cli.main import main
 from chadavit.idr import plan as plan_mod
 from chadavit.idr.plan import Container, candidate_slots, make_plan, sample_study, studies_table_summary
 
-from .conftest import N, QUALIFYING, make_client
+from .conftest import QUALIFYING, N, make_client
 from .emulator import IDREmulator
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from chadavit.models import create_model, list_models
 from chadavit import ChannelBatch
+from chadavit.models import create_model, list_models
 from tests.models.helpers import random_batch, random_images, small_model
 
 ALL = list_models()

@@ -22,15 +22,6 @@ def backbone(shared_dir: Path) -> Path:
     return shared_dir / "fixtures" / "official_chadavit" / "official_backbone.safetensors"
 
 
-def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    try:
-        rc = main(argv)
-    except ChadavitError as exc:  # before the shared handler exists on a branch
-        return str(exc)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err and err[-1].startswith("error: "), err
-    return err[-1]
-
 
 def test_spec_options_parse_and_merge() -> None:
     assert split_official_options("official:a.ckpt:teacher,num_heads=2,final_norm_eps=1e-6") == (
@@ -71,11 +62,12 @@ def test_official_settings_in_the_spec(backbone: Path, caplog: pytest.LogCapture
     assert load_model_from_spec(f"official:{backbone},num_heads=4", num_heads=2).config.num_heads == 4
 
 
-def test_cli_num_heads_everywhere(backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_num_heads_everywhere(backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  cli_error) -> None:
     for argv in (["convert-official", str(backbone), str(tmp_path / "c"), "--num-heads", "5"],
                  ["embed", str(tmp_path), "--model", str(backbone), "--num-heads", "5", "--out", str(tmp_path / "e")],
                  ["eval", "--model", f"official:{backbone}", "--num-heads", "5", "--out", str(tmp_path / "v")]):
-        msg = _cli_error(argv, capsys)
+        msg = cli_error(argv)
         assert f"num_heads 5 does not divide the embedding width 192; valid head counts: {DIVISORS_192}" in msg
     assert not (tmp_path / "e.parquet").exists() and not (tmp_path / "c").exists()
     assert main(["convert-official", str(backbone), str(tmp_path / "c2"), "--num-heads", "2",

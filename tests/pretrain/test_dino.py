@@ -68,7 +68,7 @@ def test_param_groups_no_decay_on_bias_norm_1d():
     assert all(p.ndim >= 2 for p in decay["params"])
     nd = {names[id(p)] for p in no_decay["params"]}
     assert any(n.endswith(".bias") for n in nd) and "backbone.cls_token" in nd and "backbone.pos_embed" in nd
-    assert not decay["apply_wd"] is False and no_decay["weight_decay"] == 0.0
+    assert decay["apply_wd"] is not False and no_decay["weight_decay"] == 0.0
 
 
 def test_knn_accuracy_and_learning_check_shapes():

@@ -13,11 +13,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from chadavit import __version__
 from chadavit.errors import ChadavitError
+from chadavit.retry import RetryPolicy
 
 USER_AGENT = f"chadavit/{__version__} (dataset fetch)"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -30,19 +30,6 @@ class DownloadError(ChadavitError):
 
 class ChecksumError(DownloadError):
     """The downloaded bytes are not the published file (wrong size or checksum); nothing is kept."""
-
-
-@dataclass
-class RetryPolicy:
-    """``retries`` extra attempts after the first, waiting ``backoff * 2**k`` seconds (at most ``max_backoff``)."""
-
-    retries: int = 5
-    backoff: float = 2.0
-    max_backoff: float = 60.0
-    timeout: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * (2**attempt))
 
 
 class Progress:
@@ -103,7 +90,7 @@ def download(url: str, dest: str | Path, size: int | None = None, md5: str | Non
              tty: bool | None = None) -> Path:
     """Fetch ``url`` to ``dest`` (skipped when ``dest`` exists and verifies), resuming ``dest.part``."""
     dest = Path(dest)
-    policy = policy or RetryPolicy()
+    policy = policy or RetryPolicy(retries=5, backoff=2.0)
     if dest.is_file():
         verify(dest, size, md5, url)
         return dest

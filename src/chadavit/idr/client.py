@@ -15,7 +15,6 @@ import http.cookiejar
 import io
 import json
 import logging
-import random
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ import numpy as np
 
 from chadavit import __version__
 from chadavit.errors import ChadavitError
+from chadavit.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +56,6 @@ class BadBody(Exception):
     """The body arrived but cannot be used (truncated, undecodable); the request is retried."""
 
 
-@dataclass
-class RetryPolicy:
-    """Retry budget: ``retries`` extra attempts, delays ``backoff * 2**k`` (+ jitter) capped at ``max_backoff``."""
-
-    retries: int = 6
-    backoff: float = 1.0
-    max_backoff: float = 60.0
-    timeout: float = 60.0
-    jitter: float = 0.1
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        base = min(self.max_backoff, self.backoff * (2 ** attempt))
-        base *= 1.0 + self.jitter * random.random()
-        if retry_after is not None:
-            # The server said when to come back: never earlier than that (capped to stay bounded).
-            base = max(base, min(retry_after, max(self.max_backoff, 1.0) * 10))
-        return base
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -12,10 +12,11 @@ from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData, resize_images
 from chadavit.evaluation.datasets.common import (
     META_DIR,
+    apply_split,
     check_split_mode,
     finish,
-    grouped_split,
     layout_error,
+    read_official_split,
     split_note,
 )
 
@@ -56,10 +57,8 @@ def index_bbbc048(path: str | Path, channels: tuple[str, ...] = CHANNELS) -> pd.
 
 
 def official_split() -> pd.DataFrame:
-    """The ChAda-ViT split (``stage,id,split``): train.csv -> train, val.csv (the paper's held-out set) -> test."""
-    df = pd.read_csv(META_DIR / "bbbc048_chadavit_split.csv.gz", dtype={"id": str})
-    df["split"] = df["split"].map({"train": "train", "val": "test"})
-    return df
+    """The ChAda-ViT split (``stage,id,split``)."""
+    return read_official_split(META_DIR / "bbbc048_chadavit_split.csv.gz")
 
 
 def load_bbbc048(path: str | Path, channels: tuple[str, ...] = CHANNELS, size: int | None = 64,
@@ -68,22 +67,10 @@ def load_bbbc048(path: str | Path, channels: tuple[str, ...] = CHANNELS, size: i
     file are left out and counted), ``grouped`` (fixed, by cell id) or ``random`` (per seed)."""
     check_split_mode("bbbc048", split, ("official", "grouped", "random"))
     table = index_bbbc048(path, tuple(channels))
-    how = "random per seed (stratified)"
-    excluded = 0
-    if split == "official":
-        sp = official_split()
-        table = table.merge(sp, on=["stage", "id"], how="left")
-        excluded = int(table["split"].isna().sum())
-        table = table[table["split"].notna()].reset_index(drop=True)
-        if table.empty:
-            raise layout_error("bbbc048", LAYOUT, Path(path), "no cell id matches the official ChAda-ViT split "
-                               "(use split: random for a different cell set)")
-        how = "official ChAda-ViT split (train.csv -> train, val.csv -> test)"
-        if excluded:
-            how += f"; {excluded:,} cells in neither file left out"
-    elif split == "grouped":
-        table["split"] = grouped_split(table["id"])
-        how = "fixed split by cell id (30 % test)"
+    table, how, excluded = apply_split(
+        table, split, official_split, ["stage", "id"],
+        lambda: layout_error("bbbc048", LAYOUT, Path(path), "no cell id matches the official ChAda-ViT split "
+                             "(use split: random for a different cell set)"))
     images = []
     for _, r in table.iterrows():
         planes = [read_image_file(r[c])[0] for c in channels]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,32 @@ def finish(data: EvalData, size: int | None, max_images: int | None, seed: int =
     if size is not None:
         data.images = resize_images(data.images, int(size))
     return data
+
+
+def read_official_split(csv: Path) -> pd.DataFrame:
+    """A ChAda-ViT split file (``...,id,split``): train.csv -> train, val.csv (the paper's held-out set) -> test."""
+    df = pd.read_csv(csv, dtype={"id": str})
+    df["split"] = df["split"].map({"train": "train", "val": "test"})
+    return df
+
+
+def apply_split(table: pd.DataFrame, split: str, official: Callable[[], pd.DataFrame], keys: list[str],
+                on_no_match: Callable[[], DatasetLayoutError]) -> tuple[pd.DataFrame, str, int]:
+    """``table`` with a ``split`` column: the official files (cells in neither are left out and counted), a fixed
+    split by cell id (``grouped``) or none (``random``, drawn per seed). Returns the table, how, and the count left
+    out."""
+    if split == "official":
+        table = table.merge(official(), on=keys, how="left")
+        excluded = int(table["split"].isna().sum())
+        table = table[table["split"].notna()].reset_index(drop=True)
+        if table.empty:
+            raise on_no_match()
+        how = "official ChAda-ViT split (train.csv -> train, val.csv -> test)"
+        return table, how + (f"; {excluded:,} cells in neither file left out" if excluded else ""), excluded
+    if split == "grouped":
+        table["split"] = grouped_split(table["id"])
+        return table, "fixed split by cell id (30 % test)", 0
+    return table, "random per seed (stratified)", 0
 
 
 def split_note(labels: pd.DataFrame, how: str) -> str:

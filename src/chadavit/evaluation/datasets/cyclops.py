@@ -13,10 +13,11 @@ from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
 from chadavit.evaluation.datasets.common import (
     META_DIR,
+    apply_split,
     check_split_mode,
     finish,
-    grouped_split,
     layout_error,
+    read_official_split,
     split_note,
 )
 
@@ -56,10 +57,8 @@ def index_cyclops(path: str | Path) -> pd.DataFrame:
 
 
 def official_split() -> pd.DataFrame:
-    """The ChAda-ViT split (``localisation,id,split``): train.csv -> train, val.csv (held out) -> test."""
-    df = pd.read_csv(META_DIR / "cyclops_chadavit_split.csv.gz", dtype={"id": str})
-    df["split"] = df["split"].map({"train": "train", "val": "test"})
-    return df
+    """The ChAda-ViT split (``localisation,id,split``)."""
+    return read_official_split(META_DIR / "cyclops_chadavit_split.csv.gz")
 
 
 def load_cyclops(path: str | Path, size: int | None = 64, max_images: int | None = None,
@@ -68,20 +67,10 @@ def load_cyclops(path: str | Path, size: int | None = 64, max_images: int | None
     integer id; cells in neither file are left out and counted), ``grouped`` (fixed, by id) or ``random``."""
     check_split_mode("cyclops", split, ("official", "grouped", "random"))
     table = index_cyclops(path)
-    how, excluded = "random per seed (stratified)", 0
-    if split == "official":
-        table = table.merge(official_split(), on=["localisation", "id"], how="left")
-        excluded = int(table["split"].isna().sum())
-        table = table[table["split"].notna()].reset_index(drop=True)
-        if table.empty:
-            raise layout_error("cyclops", LAYOUT, Path(path), "no (class, id) matches the official ChAda-ViT split; "
-                               "file names must be <CLASS>_<id>_gfp.tif with the official integer ids")
-        how = "official ChAda-ViT split (train.csv -> train, val.csv -> test)"
-        if excluded:
-            how += f"; {excluded:,} cells in neither file left out"
-    elif split == "grouped":
-        table["split"] = grouped_split(table["id"])
-        how = "fixed split by cell id (30 % test)"
+    table, how, excluded = apply_split(
+        table, split, official_split, ["localisation", "id"],
+        lambda: layout_error("cyclops", LAYOUT, Path(path), "no (class, id) matches the official ChAda-ViT split; "
+                             "file names must be <CLASS>_<id>_gfp.tif with the official integer ids"))
     images = [np.stack([read_image_file(r[c])[0] for c in CHANNELS]) for _, r in table.iterrows()]
     labels = table.drop(columns=list(CHANNELS)).reset_index(drop=True)
     if size is None and len({im.shape for im in images}) > 1:
