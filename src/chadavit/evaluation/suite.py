@@ -273,7 +273,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
               out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
               say: Any = print, threads: int | None = None, skip_missing: bool = False,
-              device: str = "cpu") -> pd.DataFrame:
+              device: str = "cpu", precision: str = "fp32") -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
     Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
@@ -282,19 +282,21 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
     ``skip_missing`` skips every missing dataset (and its tasks) instead of stopping with its expected layout.
     ``device`` runs the encoders and the reconstruction decoder there (``cuda``); probes stay on the CPU.
+    ``precision`` (``fp32``/``bf16``/``auto``) is the encoders' feature-extraction precision.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     n_threads = threads or suite.threads
     if n_threads:
         with P.torch_threads(int(n_threads)):
-            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
-    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
+            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device,
+                              precision)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device, precision)
 
 
 def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
                seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any,
-               skip_missing: bool = False, device: str = "cpu") -> pd.DataFrame:
+               skip_missing: bool = False, device: str = "cpu", precision: str = "fp32") -> pd.DataFrame:
     from chadavit.evaluation.tables import write_tables
 
     if seeds is not None:
@@ -303,7 +305,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     datasets = load_suite_datasets(suite, say, skip_missing)
-    models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
+    models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device, precision) for m in model_specs]
     if not models:
         raise ValueError("give at least one model spec")
     from tqdm.auto import tqdm

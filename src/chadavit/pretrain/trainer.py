@@ -8,7 +8,6 @@ resumed ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -137,10 +136,9 @@ def make_schedules(cfg: PretrainConfig, steps_per_epoch: int, global_batch: int)
 
 
 def _amp_context(cfg: PretrainConfig, device: torch.device):  # noqa: ANN202
-    use = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.type == "cuda")
-    if use:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    from chadavit.precision import resolve_train_precision, train_autocast
+
+    return train_autocast(resolve_train_precision(cfg.train.precision, cfg.train.amp, device), device)
 
 
 def _truncate_jsonl(path: Path, last_step: int) -> None:
