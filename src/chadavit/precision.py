@@ -107,7 +107,6 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> tor
     if name == "bf16":
         what = ("this CPU has neither AMX nor AVX-512 BF16 (flags amx_bf16 / avx512_bf16)"
                 if device.type == "cpu" else f"{device} does not compute bf16 natively")
-        _said.discard(key)  # the fallback warning is said every time it is asked for
         _say_once(logging.WARNING, key, "--precision bf16 requested but %s; falling back to fp32 "
                   "(bf16 would be emulated and slower)", what)
     else:

@@ -36,7 +36,9 @@ def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bf16_request_without_native_bf16_falls_back_with_a_message(no_native_bf16: None,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+                                                                    caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(P, "_said", set())  # decisions are logged once per process
     with caplog.at_level(logging.WARNING, logger="chadavit.precision"):
         assert P.resolve_precision("bf16", "cpu") == torch.float32
     msg = " ".join(r.getMessage() for r in caplog.records)
