@@ -156,7 +156,9 @@ def main() -> None:
             if ref in med:
                 rest = [f"{k} {med[ref] / t:.1f}x" for k, t in med.items() if k != ref]
                 print(f"{phase}: speed-up vs {ref} (median wall time): " + ", ".join(rest))
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    end = peaks()
+    print(f"matmul peak at the end: fp32 {end['fp32']:.0f} GFLOP/s, bf16 {end['bf16']:.0f} GFLOP/s "
+          f"(shares above use the start's peak); load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
