@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import platform
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -148,11 +147,3 @@ def train_autocast(dtype: torch.dtype, device: torch.device | str = "cpu") -> co
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
-
-
-@contextlib.contextmanager
-def float32_region(device: torch.device | str = "cpu") -> Iterator[None]:
-    """Disable autocast inside (losses, centring): callers cast their inputs with ``.float()``."""
-    device = torch.device(device)
-    with torch.autocast(device.type, enabled=False):
-        yield
