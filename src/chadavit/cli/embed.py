@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after a successful run")
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, mps")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (default): bf16 where the CPU (AMX / AVX-512 BF16) or GPU computes it natively, "
+                        "else fp32")
     g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     g.add_argument("--workers", type=int, default=2, help="reader threads (default 2; 0 reads in the main thread)")
     g.add_argument("--part-size", type=int, default=64, help="images per resumable part file (default 64)")
@@ -122,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
         num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size,
         workers=args.workers,
-        device=args.device, part_size=args.part_size, h5ad=args.h5ad, save_attention=args.save_attention,
+        device=args.device, precision=args.precision, part_size=args.part_size, h5ad=args.h5ad,
+        save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
         limit=args.limit, progress=args.progress, shard=args.shard,

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the suite's threads, else torch's default)")
     p.add_argument("--device", default="cpu", help="where encoders and the decoder run, e.g. cuda (default: cpu)")
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+                   help="feature extraction precision: fp32 (default, reproducible), bf16, or auto (bf16 where "
+                        "the CPU/GPU computes it natively)")
     p.add_argument("--skip-missing", action="store_true",
                    help="skip datasets that are not found (with a message) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="tables only")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
               for m in args.models or ["random:chada_vit_nano"]]
     summary = run_suite(suite, models, args.out, seeds=seeds,
                         figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
-                        skip_missing=args.skip_missing, device=args.device, baselines=not args.no_baselines)
+                        skip_missing=args.skip_missing, device=args.device, baselines=not args.no_baselines,
+                        precision=args.precision)
     print()
     print(terminal_summary(summary, summary.attrs.get("primary"), summary.attrs.get("baselines")))
     print(f"full table: {args.out}/results.md")

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "chadavit pretrain --list")
     p.add_argument("--config", default="demo", help="preset name (see --list) or a YAML file (default: demo)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-3")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="training precision (same as train.precision=...): bf16 autocast for the forward, fp32 "
+                        "weights, optimiser state and DINO loss; auto = bf16 where the CPU/GPU computes it natively")
     p.add_argument("--list", action="store_true", help="list presets and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_presets()))
         return 0
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides) + ([f"train.precision={args.precision}"] if args.precision else [])
+    cfg = load_config(args.config, overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0

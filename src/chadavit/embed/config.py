@@ -42,6 +42,7 @@ class EmbedConfig:
     batch_size: int = 32
     workers: int = 2
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 (see chadavit.precision); auto = bf16 where native
     part_size: int = 64
     h5ad: str | None = None
     save_attention: int = 0

@@ -51,9 +51,16 @@ class Embedder:
         from chadavit.embed.model_spec import load_model, pick_device
 
         self.device = pick_device(cfg.device)
+        from chadavit.precision import prepare_inference, resolve_precision
+
+        self.dtype = resolve_precision(cfg.precision, self.device)
+        if model is not None and self.dtype != torch.float32:
+            import copy
+
+            model = copy.deepcopy(model)  # the caller's model keeps its float32 weights
         self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
                                                                        final_norm_eps=cfg.final_norm_eps)
-        self.model.eval().to(self.device)
+        self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
         self.patch_size = int(getattr(mcfg, "patch_size", 16))

@@ -46,7 +46,8 @@ def random_twin(lm: LoadedModel, device: str = "cpu") -> LoadedModel | None:
     return LoadedModel(spec=f"random-init-of:{lm.spec}", label=label, model=model.to(device), key=key)
 
 
-def add_baselines(models: Sequence[LoadedModel], device: str = "cpu") -> tuple[list[LoadedModel], list[str]]:
+def add_baselines(models: Sequence[LoadedModel], device: str = "cpu",
+                  precision: str = "fp32") -> tuple[list[LoadedModel], list[str]]:
     """``models`` plus the baselines, and the labels that are baselines.
 
     Baselines: ``raw_pixels``, ``handcrafted``, and a random-init twin of every trained model (one per distinct
@@ -57,7 +58,7 @@ def add_baselines(models: Sequence[LoadedModel], device: str = "cpu") -> tuple[l
     base = [lm.label for lm in out if lm.spec in FIXED_BASELINES]
     for spec in FIXED_BASELINES:
         if not any(lm.spec == spec for lm in out):
-            out.append(load_model_spec(spec, device))
+            out.append(load_model_spec(spec, device, precision))  # the twin runs as the model does
             base.append(spec)
     for lm in list(models):
         if is_untrained(lm):

@@ -112,15 +112,17 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
-def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model_spec(spec: str, device: str | torch.device = "cpu", precision: str = "fp32") -> LoadedModel:
     """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring).
 
     ``LABEL=SPEC`` names the model in tables and figures (``LABEL`` without ``,`` or ``:``).
+    ``precision`` (``auto``/``fp32``/``bf16``, see :mod:`chadavit.precision`) applies to transformer
+    encoders; bf16 features are cached under their own key.
     """
     spec = spec.strip()
     m = re.match(r"^([^,:=/]+)=(.+)$", spec)
     if m and not Path(spec).exists():
-        lm = load_model_spec(m.group(2), device)
+        lm = load_model_spec(m.group(2), device, precision)
         lm.label = m.group(1).strip()
         lm.key = re.sub(r"[^A-Za-z0-9_.-]+", "_", lm.label)[:60] + "-" + lm.key.rsplit("-", 1)[-1]
         return lm
@@ -154,6 +156,13 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
         p.requires_grad_(False)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
     model.to(device)
+    if not isinstance(model, PixelStatsEncoder):
+        from chadavit.precision import prepare_inference, resolve_precision
+
+        dtype = resolve_precision(precision, torch.device(device))
+        if dtype != torch.float32:
+            model = prepare_inference(model, dtype)
+            key += "-bf16"
     return LoadedModel(spec=spec, label=label, model=model, key=key)
 
 

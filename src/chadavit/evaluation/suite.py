@@ -299,7 +299,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
               out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
               say: Any = print, threads: int | None = None, skip_missing: bool = False,
-              device: str = "cpu", baselines: bool = True) -> pd.DataFrame:
+              device: str = "cpu", baselines: bool = True, precision: str = "fp32") -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
     Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
@@ -310,6 +310,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     ``device`` runs the encoders and the reconstruction decoder there (``cuda``); probes stay on the CPU.
     ``baselines`` adds raw pixels, hand-crafted features and a random-init twin of each trained model
     (:mod:`chadavit.evaluation.baselines`); the tables then show each model's gap to the best baseline.
+    ``precision`` (``fp32``/``bf16``/``auto``) is the encoders' feature-extraction precision.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
@@ -317,13 +318,15 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     if n_threads:
         with P.torch_threads(int(n_threads)):
             return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device,
-                              baselines)
-    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device, baselines)
+                              baselines, precision)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device, baselines,
+                      precision)
 
 
 def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
                seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any,
-               skip_missing: bool = False, device: str = "cpu", baselines: bool = True) -> pd.DataFrame:
+               skip_missing: bool = False, device: str = "cpu", baselines: bool = True,
+               precision: str = "fp32") -> pd.DataFrame:
     from chadavit.evaluation.tables import write_tables
 
     if seeds is not None:
@@ -333,10 +336,10 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     t_start = time.time()
     load_errors: dict[str, str] = {}
     datasets = load_suite_datasets(suite, say, skip_missing, load_errors)
-    models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
+    models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device, precision) for m in model_specs]
     if not models:
         raise SuiteError("give at least one model spec")
-    baseline_labels = _with_baselines(models, device, say) if baselines else []
+    baseline_labels = _with_baselines(models, device, say, precision) if baselines else []
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(models) * len(suite.tasks), desc=f"suite {suite.name}", unit="task", disable=not progress)
@@ -424,11 +427,11 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     return summary
 
 
-def _with_baselines(models: list[LoadedModel], device: str, say: Any) -> list[str]:
+def _with_baselines(models: list[LoadedModel], device: str, say: Any, precision: str = "fp32") -> list[str]:
     """Append the baseline encoders to ``models`` in place; returns the labels that are baselines."""
     from chadavit.evaluation.baselines import add_baselines
 
-    full, labels = add_baselines(models, device)
+    full, labels = add_baselines(models, device, precision)
     added = [m.label for m in full[len(models):]]
     models[:] = full
     if added:

@@ -104,7 +104,8 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps; a checkpoint is also written at the end
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda | cuda:1
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off; used when precision is empty
+    precision: str = ""  # auto | fp32 | bf16 (chadavit.precision; auto = bf16 where native); overrides amp
     compile: bool = False
     progress: bool = True
     progress_every_s: float = 30.0  # when stdout is not a terminal: a plain progress line this often (no tqdm bar)
@@ -352,6 +353,8 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("train.log_every and train.collapse_patience must be >= 1, train.progress_every_s >= 0")
     if cfg.train.amp not in ("auto", "bf16", "off"):
         errs.append("train.amp must be auto, bf16 or off")
+    if cfg.train.precision not in ("", "auto", "fp32", "bf16"):
+        errs.append("train.precision must be auto, fp32 or bf16")
     if cfg.augment.n_local < 0:
         errs.append("augment.n_local must be >= 0")
     for k in ("global_scale", "local_scale"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
@@ -33,8 +32,7 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def amp_context(cfg: PretrainConfig, device: torch.device) -> Any:
-    """bf16 autocast when asked (``train.amp=bf16``) or on CUDA with ``auto``; otherwise a no-op."""
-    use = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.type == "cuda")
-    if use:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """The training step's autocast for ``train.precision`` (:mod:`chadavit.precision`); a no-op for fp32."""
+    from chadavit.precision import resolve_train_precision, train_autocast
+
+    return train_autocast(resolve_train_precision(cfg.train.precision, cfg.train.amp, device), device)

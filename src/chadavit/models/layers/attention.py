@@ -113,8 +113,12 @@ def packed_attention(
     if backend == "auto":
         backend = "varlen" if (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_available()) else "grouped"
     if backend == "grouped":
-        outs = [_sdpa(q[s : s + g * n].view(g, n, h, d), k[s : s + g * n].view(g, n, h, d),
-                      v[s : s + g * n].view(g, n, h, d)).reshape(g * n, h, d) for s, g, n in seqs.runs()]
+        # split (not slicing): its backward is one concatenation, where the backward of every slice
+        # would zero-fill and accumulate a full (T, H, d) gradient per run
+        runs = seqs.runs()
+        sizes = [g * n for _, g, n in runs]
+        outs = [_sdpa(qi.view(g, n, h, d), ki.view(g, n, h, d), vi.view(g, n, h, d)).reshape(g * n, h, d)
+                for (_, g, n), qi, ki, vi in zip(runs, q.split(sizes), k.split(sizes), v.split(sizes))]
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
     if backend == "padded":
         index, valid = seqs.padded_index()
