@@ -54,5 +54,5 @@ def test_inf_under_bf16_stops_with_the_step_named(tmp_path: Path, bf16_cpu: list
         return out * 1e39 if calls["n"] > 4 else out  # beyond bf16's range: inf after the first step
 
     monkeypatch.setattr(H.DINOHead, "forward", overflow)
-    with pytest.raises(FloatingPointError, match=r"step 1\b"):
+    with pytest.raises(FloatingPointError, match=r"is (nan|inf) at step \d+"):
         train(tiny_config(tmp_path / "run", "train.precision=bf16", "train.epochs=1"))

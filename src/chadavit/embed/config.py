@@ -58,7 +58,7 @@ class EmbedConfig:
         """The options that shape the features: a resumed run must use the same ones."""
         keys = ("input", "model", "input_format", "pattern", "recursive", "channels", "channel_map", "crops",
                 "crop_size", "stride", "nuclei_channel", "min_nucleus_area", "max_crops_per_image", "per_image",
-                "normalize", "num_heads", "final_norm_eps", "seed")
+                "normalize", "num_heads", "final_norm_eps", "seed", "precision")
         d = asdict(self)
         out = {k: d[k] for k in keys}
         out["input"] = str(Path(self.input).resolve())
