@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
-from chadavit.data.normalize import NORMALIZATION_METHODS, SUPPORTED_DTYPES, normalize_planes
+from chadavit.data.normalize import NORMALIZATION_METHODS, SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.crops import Crop, extract, full_crop, grid_crops, nucleus_crops
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
@@ -281,7 +281,9 @@ class Embedder:
         if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
             crops = [crops[i] for i in keep]
-        field_ = normalize_planes(arr, self.normalize).numpy()
+        stats = getattr(getattr(self.model, "config", None), "normalization_stats", None)
+        field_ = normalize_planes(arr, self.normalize, stats=plane_stats(names, c, stats) if self.normalize == "dataset"
+                                  else None).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
         return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n)

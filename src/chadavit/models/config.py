@@ -41,6 +41,7 @@ class ChadaViTConfig:
     drop_path_rate: float = 0.0
     pooling: Literal["mean", "concat"] = "mean"
     normalization: str = "percentile"
+    normalization_stats: dict[str, list[float]] = field(default_factory=dict)  # "dataset": channel -> [low, high]
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:

@@ -25,7 +25,7 @@ from torch import nn
 
 from chadavit.batch import ChannelBatch
 from chadavit.data.augment import MultiCrop
-from chadavit.data.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
+from chadavit.pretrain.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
 from chadavit.pretrain import distributed as D
 from chadavit.pretrain.checkpoint import ResumeError, load_checkpoint, save_checkpoint
 from chadavit.pretrain.config import ConfigError, PretrainConfig, config_from_dict
@@ -221,8 +221,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         for section in ("model", "dino", "augment", "data"):
             a, b = getattr(saved, section), getattr(cfg, section)
             if section == "data":
-                a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels),
-                        (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels))
+                a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels, a.cells),
+                        (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels, b.cells))
             if a != b:
                 raise ResumeError(f"{ckpt_path}: the checkpoint was written with a different '{section}' config; "
                                   "use a new train.out_dir or train.resume=false")
@@ -239,11 +239,26 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if syn is not None:
         paths.append(syn)
     datasets = open_all(paths)
+    if cfg.data.cells.size > 0:  # single-cell views cut from the real fields, cached under OUT/data by rank 0
+        from chadavit.pretrain.data import cell_views
+
+        real_paths = paths[: len(paths) - (syn is not None)]
+        if is_main:
+            cell_views(cfg, real_paths, datasets)
+        D.barrier()
+        datasets = cell_views(cfg, real_paths, datasets)
     f = cfg.data.filter
     if f.n_channels or f.channel_names or cfg.data.split_channels:
         from chadavit.data.filters import apply_filters
 
         datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None, cfg.data.split_channels)
+    stats = None
+    if normalization == "dataset":  # one (low, high) per channel over the training set, saved with the model
+        from chadavit.data.stats import channel_stats
+
+        stats = state["normalization_stats"] if state is not None and "normalization_stats" in state \
+            else channel_stats(datasets, seed=cfg.train.seed)
+        backbone.config = backbone.config.replace(normalization="dataset", normalization_stats=stats)
 
     # ---- model, teacher, loss, optimiser
     torch.manual_seed(cfg.train.seed)
@@ -269,7 +284,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     # ---- data
     bs, world = cfg.data.batch_size, dist_info.world_size
     ds = MultiCropDataset(datasets, MultiCrop(cfg.augment), seed=cfg.train.seed, normalization=normalization,
-                          preload_mb=cfg.data.preload_mb)
+                          preload_mb=cfg.data.preload_mb, stats=stats)
     sampler = EpochBatchSampler(len(ds), bs, world, dist_info.rank, seed=cfg.train.seed)
     loader = make_pretrain_loader(ds, sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
     spe = sampler.steps_per_epoch
@@ -314,6 +329,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
             "center": loss_fn.center.detach().cpu(), "step": step, "epoch": step // spe, "steps_per_epoch": spe,
             "config": cfg.to_dict(), "world_size": world,
+            **({"normalization_stats": stats} if stats is not None else {}),
         }, ckpt_path)
 
     progress = None
@@ -444,7 +460,9 @@ def run_learning_check(cfg: PretrainConfig, backbone: nn.Module, normalization: 
     for r in range(max(1, c.random_inits)):
         with torch.random.fork_rng():
             torch.manual_seed(cfg.train.seed + 1 + r)
-            randoms.append(build_backbone(cfg).to(device))
+            rnd = build_backbone(cfg)
+            rnd.config = backbone.config.replace()  # same input scaling (incl. "dataset" statistics) as the trained one
+            randoms.append(rnd.to(device))
     res = learning_check(backbone, randoms, c.channels, c.n_train, c.n_test, c.size, c.seed, c.k,
                          normalization, device)
     log.info("learning check (kNN localisation on held-out synthetic cells): trained %.3f vs random init %.3f "

@@ -8,7 +8,7 @@ import torch
 from chadavit.batch import ChannelBatch
 from chadavit.data.augment import AugmentConfig, MultiCrop
 from chadavit.data.dataset import DatasetWriter, open_dataset
-from chadavit.data.loader import (
+from chadavit.pretrain.loader import (
     EpochBatchSampler,
     MultiCropDataset,
     collate_multicrop,
