@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 
+from chadavit.errors import ChadavitError
 
-class ResumeError(RuntimeError):
+
+class ResumeError(ChadavitError, RuntimeError):
     """A checkpoint cannot be used to continue this run; the message says why."""
 
 
@@ -45,3 +47,26 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise ResumeError(f"{p}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+RESUME_SECTIONS = ("model", "dino", "augment", "data")
+
+
+def load_resumable(cfg: Any, ckpt_path: Path) -> dict[str, Any]:
+    """Load ``ckpt_path`` and check it was written by a run with the same model, loss, augmentation and data.
+
+    Why: continuing a run under a different config would silently mix two experiments in one set of weights.
+    """
+    from chadavit.pretrain.config import config_from_dict
+
+    state = load_checkpoint(ckpt_path)
+    saved = config_from_dict(state["config"])
+    for section in RESUME_SECTIONS:
+        a, b = getattr(saved, section), getattr(cfg, section)
+        if section == "data":
+            a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels, a.cells),
+                    (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels, b.cells))
+        if a != b:
+            raise ResumeError(f"{ckpt_path}: the checkpoint was written with a different '{section}' config; "
+                              "use a new train.out_dir or train.resume=false")
+    return state

@@ -8,197 +8,38 @@ resumed ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from chadavit.batch import ChannelBatch
 from chadavit.data.augment import MultiCrop
 from chadavit.pretrain.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
 from chadavit.pretrain import distributed as D
-from chadavit.pretrain.checkpoint import ResumeError, load_checkpoint, save_checkpoint
-from chadavit.pretrain.config import ConfigError, PretrainConfig, config_from_dict
+from chadavit.pretrain.check import run_learning_check
+from chadavit.pretrain.checkpoint import ResumeError, load_resumable, save_checkpoint
+from chadavit.pretrain.config import PretrainConfig
 from chadavit.pretrain.data import ensure_synthetic, open_all, resolve_paths, synthetic_dir
 from chadavit.pretrain.head import DINOHead
+from chadavit.pretrain.loader_bench import benchmark_loader
 from chadavit.pretrain.loss import DINOLoss
-from chadavit.pretrain.schedules import cosine_schedule, teacher_temp_schedule
+from chadavit.pretrain.metrics_log import MetricsLog
+from chadavit.pretrain.net import DinoNet, MaybeCompiled, build_backbone, param_groups
+from chadavit.pretrain.plots import plot_loss
+from chadavit.pretrain.runtime import amp_context, cpu_threads, step_seed
+from chadavit.pretrain.schedules import make_schedules
+
+__all__ = ["CHECKPOINT_NAME", "DinoNet", "build_backbone", "param_groups", "run_learning_check", "train"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-class DinoNet(nn.Module):
-    """Backbone + DINO head; ``forward`` takes every crop batch of a step in one call (one DDP forward)."""
-
-    def __init__(self, backbone: nn.Module, head: DINOHead) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, crops: list[ChannelBatch]) -> torch.Tensor:
-        return torch.cat([self.head(self.backbone(b).cls) for b in crops])
-
-
-class MaybeCompiled:
-    """``torch.compile`` where it works; falls back to eager (with a warning) if compilation fails.
-
-    Why: packed batches have data-dependent token counts, which some torch/inductor versions cannot
-    compile (torch 2.13 CPU: "cannot determine truth value of Relational"); a training job must not die of it.
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-        self.compiled = torch.compile(module)
-        self.ok = True
-
-    def __call__(self, *args: Any) -> Any:
-        if self.ok:
-            try:
-                return self.compiled(*args)
-            except Exception as exc:  # noqa: BLE001
-                self.ok = False
-                log.warning("torch.compile failed (%s: %s); continuing without compilation",
-                            type(exc).__name__, str(exc).splitlines()[0][:200])
-        return self.module(*args)
-
-
-def build_backbone(cfg: PretrainConfig) -> nn.Module:
-    from chadavit.models import create_model
-
-    try:
-        return create_model(cfg.model.name, **cfg.model.overrides)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"model: {exc}") from exc
-
-
-def param_groups(net: DinoNet) -> list[dict[str, Any]]:
-    """No weight decay on biases, norms, 1-D parameters and the backbone's declared tokens/embeddings."""
-    skip = set()
-    nwd = getattr(net.backbone, "no_weight_decay", None)
-    if callable(nwd):
-        skip = {f"backbone.{n}" for n in nwd()}
-    decay, no_decay = [], []
-    for name, p in net.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") or name in skip else decay).append(p)
-    return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
-
-
-def cpu_threads(cfg: PretrainConfig, dist_info: D.DistInfo) -> int:
-    """Intra-op threads: ``train.threads``, or (0 = auto) the cores left after the loader workers.
-
-    Why: on a small CPU machine, more OpenMP threads than free cores makes every op spin-wait; measured
-    on 2 shared cores, 2 threads + 2 workers ran 10x slower than 1 thread + 2 workers.
-    """
-    if cfg.train.threads > 0:
-        return cfg.train.threads
-    if dist_info.device.type == "cuda":
-        return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // dist_info.world_size - cfg.data.num_workers)
-
-
-def step_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(step), 13]).generate_state(1)[0])
-
-
-@dataclass
-class Schedules:
-    lr: np.ndarray
-    wd: np.ndarray
-    momentum: np.ndarray
-    teacher_temp: np.ndarray
-
-
-def make_schedules(cfg: PretrainConfig, steps_per_epoch: int, global_batch: int) -> Schedules:
-    total = cfg.train.epochs * steps_per_epoch
-    o, d = cfg.optim, cfg.dino
-    lr = o.lr * global_batch / 256.0
-    return Schedules(
-        lr=cosine_schedule(lr, o.min_lr, total, int(round(o.warmup_epochs * steps_per_epoch))),
-        wd=cosine_schedule(o.weight_decay, o.weight_decay_end, total),
-        momentum=cosine_schedule(d.momentum_teacher, 1.0, total),
-        teacher_temp=teacher_temp_schedule(d.warmup_teacher_temp, d.teacher_temp,
-                                           int(round(d.warmup_teacher_temp_epochs * steps_per_epoch)), total),
-    )
-
-
-def _amp_context(cfg: PretrainConfig, device: torch.device):  # noqa: ANN202
-    use = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.type == "cuda")
-    if use:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _truncate_jsonl(path: Path, last_step: int) -> None:
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("step", 0) <= last_step:
-            keep.append(line)
-    path.write_text("".join(x + "\n" for x in keep))
-
-
-def benchmark_loader(loader: Any, sampler: EpochBatchSampler, n_batches: int, warmup: int = 1) -> float:
-    """Images per second the loader delivers on its own, in steady state.
-
-    The first ``warmup`` batches (one per worker: process start, store opening, preload) are excluded.
-    """
-    n_batches = min(n_batches, sampler.steps_per_epoch)
-    if n_batches < warmup + 2:
-        return float("nan")
-    sampler.set_epoch(10_000_000)  # an epoch never trained
-    it = iter(loader)
-    for _ in range(warmup):
-        next(it)
-    t0, imgs = time.perf_counter(), 0
-    for _ in range(n_batches - warmup):
-        b = next(it)
-        imgs += b.batch_size
-    dt = time.perf_counter() - t0
-    del it
-    return imgs / max(dt, 1e-9)
-
-
-def plot_loss(metrics_path: Path, out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-    recs = [r for r in recs if "loss" in r]
-    if not recs:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("DINO loss")
-    ax.set_title("pretraining loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out_png)
 
 
 def train(cfg: PretrainConfig) -> dict[str, Any]:
@@ -216,16 +57,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     ckpt_path = out / CHECKPOINT_NAME
     state = None
     if cfg.train.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        saved = config_from_dict(state["config"])
-        for section in ("model", "dino", "augment", "data"):
-            a, b = getattr(saved, section), getattr(cfg, section)
-            if section == "data":
-                a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels, a.cells),
-                        (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels, b.cells))
-            if a != b:
-                raise ResumeError(f"{ckpt_path}: the checkpoint was written with a different '{section}' config; "
-                                  "use a new train.out_dir or train.resume=false")
+        state = load_resumable(cfg, ckpt_path)
     torch.manual_seed(cfg.train.seed)
     backbone = build_backbone(cfg)
     normalization = backbone.config.normalization if cfg.data.normalization == "auto" else cfg.data.normalization
@@ -312,15 +144,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         log.info("data loading: %.1f images/s with %d workers", loader_img_s, cfg.data.num_workers)
 
     metrics_path = out / "metrics.jsonl"
-    tb = None
-    if is_main:
-        _truncate_jsonl(metrics_path, step)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(out / "tensorboard"), purge_step=step if step else None)
-        except Exception as exc:  # noqa: BLE001 - logging extras must never stop training
-            log.warning("TensorBoard logging disabled: %s", exc)
+    mlog = MetricsLog(out, step) if is_main else None
 
     def checkpoint() -> None:
         if not is_main:
@@ -365,7 +189,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                     g["weight_decay"] = float(sched.wd[step]) if g["apply_wd"] else 0.0
                 glob = batch.global_crops.to(device, non_blocking=True)
                 crops = [glob] + ([batch.local_crops.to(device, non_blocking=True)] if batch.local_crops else [])
-                with _amp_context(cfg, device):
+                with amp_context(cfg, device):
                     with torch.no_grad():
                         t_out = teacher_forward([glob])
                     s_out = forward(crops)
@@ -399,19 +223,14 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-                if is_main and (step % cfg.train.log_every == 0 or step == stop_step or step == 1):
+                if mlog is not None and (step % cfg.train.log_every == 0 or step == stop_step or step == 1):
                     rec = {"step": step, "epoch": round(step / spe, 4), "loss": loss_value,
                            "lr": float(sched.lr[step - 1]), "wd": float(sched.wd[step - 1]),
                            "momentum": m, "teacher_temp": float(sched.teacher_temp[step - 1]),
                            "grad_norm": grad_norm, "skipped_images": skipped_total,
                            "train_img_s": compute_imgs / compute_time if compute_time else None,
                            "time_s": round(time.perf_counter() - t_start, 2)}
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(rec) + "\n")
-                    if tb is not None:
-                        for k in ("loss", "lr", "wd", "momentum", "teacher_temp", "grad_norm", "train_img_s"):
-                            if rec[k] is not None and not (isinstance(rec[k], float) and math.isnan(rec[k])):
-                                tb.add_scalar(f"pretrain/{k}", rec[k], step)
+                    mlog.write(rec)
                 if cfg.train.checkpoint_every > 0 and step % cfg.train.checkpoint_every == 0 and step < stop_step:
                     checkpoint()
                 if step >= stop_step:
@@ -421,8 +240,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     finally:
         if progress is not None:
             progress.close()
-        if tb is not None:
-            tb.close()
+        if mlog is not None:
+            mlog.close()
 
     summary: dict[str, Any] = {
         "out_dir": str(out), "steps": step, "total_steps": total_steps, "steps_per_epoch": spe,
@@ -448,23 +267,3 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     summary["_teacher"] = teacher
     summary["_student"] = student
     return summary
-
-
-def run_learning_check(cfg: PretrainConfig, backbone: nn.Module, normalization: str,
-                       device: torch.device) -> dict[str, Any]:
-    """kNN localisation accuracy of the pretrained backbone vs the mean over ``check.random_inits`` random inits."""
-    from chadavit.pretrain.knn import learning_check
-
-    c = cfg.check
-    randoms = []
-    for r in range(max(1, c.random_inits)):
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.train.seed + 1 + r)
-            rnd = build_backbone(cfg)
-            rnd.config = backbone.config.replace()  # same input scaling (incl. "dataset" statistics) as the trained one
-            randoms.append(rnd.to(device))
-    res = learning_check(backbone, randoms, c.channels, c.n_train, c.n_test, c.size, c.seed, c.k,
-                         normalization, device)
-    log.info("learning check (kNN localisation on held-out synthetic cells): trained %.3f vs random init %.3f "
-             "(mean of %d; chance %.3f)", res["knn_trained"], res["knn_random"], len(randoms), res["chance"])
-    return res
