@@ -2,7 +2,9 @@
 
     chadavit eval --suite synthetic --model random:chada_vit_nano --model pixels --out runs/eval
 
-writes ``results.md`` (paper-style table: rows models, columns tasks, mean ± std over seeds), ``table.csv``,
+Beside the models asked for, every report shows baselines that need no training (raw pixels, hand-crafted
+CellProfiler-style features, random init of each trained model) and each model's gap to the best of them.
+Writes ``results.md`` (paper-style table: rows models, columns tasks, mean ± std over seeds), ``table.csv``,
 ``summary.csv``, ``results_per_seed.csv`` and ``figures/`` under ``--out``.
 """
 
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-missing", action="store_true",
                    help="skip datasets that are not found (with a message) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="leave out the raw-pixel, hand-crafted and random-init baselines (on by default)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--list", action="store_true", help="list suite presets and dataset adapters, then exit")
     p.set_defaults(func=run)
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from chadavit.evaluation.adapters import ADAPTERS
     from chadavit.evaluation.data import DatasetLayoutError
     from chadavit.evaluation.suite import SuiteError, list_suites, load_suite, run_suite
-    from chadavit.evaluation.tables import to_markdown, wide_table
+    from chadavit.evaluation.tables import terminal_summary
 
     if args.list:
         print("suites:   " + ", ".join(list_suites()))
@@ -57,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
         summary = run_suite(suite, args.models or ["random:chada_vit_nano"], args.out, seeds=seeds,
                             figures=not args.no_figures, progress=not args.no_progress, threads=args.threads,
-                            skip_missing=args.skip_missing, device=args.device)
+                            skip_missing=args.skip_missing, device=args.device, baselines=not args.no_baselines)
     except (DatasetLayoutError, SuiteError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print()
-    print(to_markdown(wide_table(summary, summary.attrs.get("primary"))))
+    print(terminal_summary(summary, summary.attrs.get("primary"), summary.attrs.get("baselines")))
+    print(f"full table: {args.out}/results.md")
     return 0

@@ -338,6 +338,16 @@ ADAPTERS: dict[str, Callable[..., EvalData]] = {
 }
 
 
+def _load_real(**kwargs: Any) -> EvalData:
+    """Suite `real`: single-cell crops of real fields with classically measured targets (evaluation/real/)."""
+    from chadavit.evaluation.real.store import load_real
+
+    return load_real(**kwargs)
+
+
+ADAPTERS["real"] = _load_real
+
+
 def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
     """Dispatch to an adapter by name (``ADAPTERS``)."""
     if adapter not in ADAPTERS:

@@ -8,6 +8,8 @@ Model specs (``chadavit eval --model SPEC``):
 ``DIR``                        a ``save_pretrained`` folder (``model.safetensors`` + ``config.json``)
 ``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
 ``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
+``raw_pixels``                 per-crop standardised raw pixels (baseline, `evaluation/handcrafted.py`)
+``handcrafted``                CellProfiler-style per-cell intensity, shape and texture features (baseline)
 ``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 
 Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel) and
@@ -125,6 +127,11 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> LoadedMode
     if spec == "pixels":
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
+    elif spec in ("raw_pixels", "handcrafted"):
+        from chadavit.evaluation.handcrafted import HandcraftedEncoder, RawPixelEncoder
+
+        model = RawPixelEncoder() if spec == "raw_pixels" else HandcraftedEncoder()
+        label = spec
     else:
         from chadavit.models.spec import load_model_from_spec
 
@@ -215,6 +222,12 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     if not todo:
         return out
     images, names = select_channels(data, channels, zero_fill)
+    if hasattr(lm.model, "numpy_features"):  # untrained references (raw pixels, hand-crafted): one vector per kind
+        vec = lm.model.numpy_features(images, names)
+        every = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in FEATURE_KINDS} \
+            if cache_dir else {}
+        _save_features({k: vec for k in FEATURE_KINDS}, every)  # one vector serves every kind
+        return out | {k: vec for k in todo}
     if "all_tokens" in todo and len({im.shape for im in images}) > 1:
         raise ValueError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
     acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}
@@ -239,13 +252,16 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
         bar.update(len(chunk))
     bar.close()
     inv = np.argsort(np.array(order))
-    for k in todo:
-        arr = np.concatenate(acc[k])[inv]
-        out[k] = arr
-        if cache_dir:
+    return out | _save_features({k: np.concatenate(acc[k])[inv] for k in todo}, paths)
+
+
+def _save_features(arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> dict[str, np.ndarray]:
+    """Write each array to its cache path (when caching) via a temporary name; returns ``arrays``."""
+    for k, arr in arrays.items():
+        if k in paths:
             p = paths[k]
             p.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}.npy")
             np.save(tmp, arr)
             os.replace(tmp, p)
-    return out
+    return arrays

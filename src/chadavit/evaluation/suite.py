@@ -149,6 +149,10 @@ def load_suite_datasets(suite: Suite, say: Any = print, skip_missing: bool = Fal
 def _split(data: EvalData, labels: np.ndarray | None, seed: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     if "split" in data.labels.columns:
         return P.split_from_column(data.labels["split"])
+    if "group" in data.labels.columns:  # cells of one field (block) stay on one side
+        from chadavit.evaluation.splits import grouped_split_indices
+
+        return grouped_split_indices(data.labels["group"].to_numpy(), seed, test_fraction, labels)
     return P.train_test_split_indices(labels, seed, test_fraction, n=len(data))
 
 
@@ -273,7 +277,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
               out_dir: str | os.PathLike[str],
               seeds: Sequence[int] | None = None, figures: bool = True, progress: bool = True,
               say: Any = print, threads: int | None = None, skip_missing: bool = False,
-              device: str = "cpu") -> pd.DataFrame:
+              device: str = "cpu", baselines: bool = True) -> pd.DataFrame:
     """Run every task of ``suite`` for every model; write tables and figures to ``out_dir``.
 
     Returns the per-(model, task, metric) summary (``mean``, ``std``, ``n_seeds``; ``.attrs["primary"]`` maps
@@ -282,19 +286,22 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
     ``skip_missing`` skips every missing dataset (and its tasks) instead of stopping with its expected layout.
     ``device`` runs the encoders and the reconstruction decoder there (``cuda``); probes stay on the CPU.
+    ``baselines`` adds raw pixels, hand-crafted features and a random-init twin of each trained model
+    (:mod:`chadavit.evaluation.baselines`); the tables then show each model's gap to the best baseline.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     n_threads = threads or suite.threads
     if n_threads:
         with P.torch_threads(int(n_threads)):
-            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
-    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device)
+            return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device,
+                              baselines)
+    return _run_suite(suite, model_specs, out_dir, seeds, figures, progress, say, skip_missing, device, baselines)
 
 
 def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: str | os.PathLike[str],
                seeds: Sequence[int] | None, figures: bool, progress: bool, say: Any,
-               skip_missing: bool = False, device: str = "cpu") -> pd.DataFrame:
+               skip_missing: bool = False, device: str = "cpu", baselines: bool = True) -> pd.DataFrame:
     from chadavit.evaluation.tables import write_tables
 
     if seeds is not None:
@@ -306,6 +313,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device) for m in model_specs]
     if not models:
         raise ValueError("give at least one model spec")
+    baseline_labels = _with_baselines(models, device, say) if baselines else []
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(models) * len(suite.tasks), desc=f"suite {suite.name}", unit="task", disable=not progress)
@@ -335,8 +343,8 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             primaries[task.name] = _primary(task, metrics)
             main = primaries[task.name][0] if primaries[task.name] else metrics[0]
             vals = [r["value"] for r in task_rows if r["metric"] == main]
-            sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
-            say(f"{lm.label:28s} {task.name:28s} {main} {np.mean(vals):7.3f} ± {sd:.3f}"
+            spread = f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else ""
+            say(f"{lm.label[:28]:28s} {task.name[:28]:28s} {main} {np.mean(vals):7.3f}{spread}"
                 f"  ({time.time() - t0:.1f} s)")
         timings[lm.label] = time.time() - t_model
     bar.close()
@@ -346,7 +354,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     summary = summarise(results) if len(results) else empty
     meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
             "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,
-            "models": [(m.label, m.spec) for m in models]}
+            "models": [(m.label, m.spec) for m in models], "baselines": baseline_labels}
     write_tables(results, summary, primaries, meta, out)
     if figures:
         from chadavit.evaluation.figures import make_figures
@@ -359,4 +367,17 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
         write_tables(results, summary, primaries, meta, out)  # again, now listing the figures
     say(f"wrote {out / 'results.md'} and {out / 'summary.csv'} ({time.time() - t_start:.0f} s total)")
     summary.attrs["primary"] = primaries
+    summary.attrs["baselines"] = baseline_labels
     return summary
+
+
+def _with_baselines(models: list[LoadedModel], device: str, say: Any) -> list[str]:
+    """Append the baseline encoders to ``models`` in place; returns the labels that are baselines."""
+    from chadavit.evaluation.baselines import add_baselines
+
+    full, labels = add_baselines(models, device)
+    added = [m.label for m in full[len(models):]]
+    models[:] = full
+    if added:
+        say("baselines added: " + ", ".join(added))
+    return labels

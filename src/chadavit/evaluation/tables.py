@@ -1,4 +1,5 @@
-"""Paper-style tables: rows are models, columns are tasks, cells are ``mean ± std`` over seeds."""
+"""Paper-style tables: rows are models, columns are tasks, cells are ``mean ± std`` over seeds (just the mean for
+one seed); the gap of each model to the best baseline; a narrow terminal summary."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ METRIC_LABELS = {"top1": "top-1 %", "macro_f1": "macro F1 %", "r2": "R²", "mse"
                  "pearson": "Pearson r", "nsc": "NSC %", "nscb": "NSCB %"}
 
 
-def fmt(mean: float, std: float, metric: str) -> str:
+def _digits(metric: str) -> int:
+    if metric == "mse":
+        return 4
+    return 1 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 3
+
+
+def fmt(mean: float, std: float, metric: str, n_seeds: int = 2) -> str:
+    """``mean ± std``; just ``mean`` for one seed, whose spread is unknown, not zero."""
     if pd.isna(mean):
         return "n/a"
-    digits = 1 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 3
-    if metric == "mse":
-        digits = 4
+    digits = _digits(metric)
+    if n_seeds < 2 or pd.isna(std):
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
@@ -39,7 +47,8 @@ def wide_table(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = N
     models = list(dict.fromkeys(rows["model"]))
     table = pd.DataFrame(index=pd.Index(models, name="model"), columns=cols, dtype=object)
     for r in rows.itertuples(index=False):
-        table.loc[r.model, column_name(r.task, r.metric)] = r.mean if numeric else fmt(r.mean, r.std, r.metric)
+        n = int(getattr(r, "n_seeds", 2))
+        table.loc[r.model, column_name(r.task, r.metric)] = r.mean if numeric else fmt(r.mean, r.std, r.metric, n)
     return table
 
 
@@ -68,12 +77,15 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     main = wide_table(summary, primaries)
     _atomic(out / "table.csv", main.to_csv())
     seeds = meta.get("seeds", [])
+    spread = f"Mean ± sample std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else \
+        f"One seed {seeds} (no spread is shown: one run cannot estimate it)"
     md = [f"# Evaluation: suite `{meta.get('suite', '')}`", "",
-          f"Mean ± sample std over {len(seeds)} seeds {seeds}; rows are models, columns are tasks "
+          f"{spread}; rows are models, columns are tasks "
           "(primary metric). Suite file: `" + str(meta.get("source", "")) + "`.", ""]
     if meta.get("models"):
         md += ["Models: " + ", ".join(f"`{label}` (`{spec}`)" for label, spec in meta["models"]), ""]
     md += ["## Main table", "", to_markdown(main) if len(main.columns) else "(no results)", ""]
+    md += baseline_section(summary, primaries, meta.get("baselines") or [])
     if meta.get("skipped"):
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
     tasks = meta.get("tasks") or []
@@ -98,3 +110,70 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         md += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]
     _atomic(out / "results.md", "\n".join(md))
     return out / "results.md"
+
+
+# ---------------------------------------------------------------------------------------------- baselines, terminal
+def baseline_section(summary: pd.DataFrame, primaries: dict[str, list[str]], baselines: list[str]) -> list[str]:
+    """Markdown lines: the baselines, each model's gap to the best baseline per task, and one verdict per model."""
+    from chadavit.evaluation.baselines import gap_table, verdicts
+
+    if not baselines:
+        return []
+    md = ["## Against the best baseline", "",
+          "Baselines (no training): " + ", ".join(f"`{b}`" for b in baselines) + ". Gap = model minus the best "
+          "baseline on the task's primary metric (positive: the model is better; MSE/MAE sign-flipped); "
+          "the mean gap puts % metrics on 0-1 so they average with R².", ""]
+    gaps = gap_table(summary, primaries, baselines)
+    if gaps.empty:
+        return md + ["(no trained model to compare)", ""]
+    tasks = list(dict.fromkeys(gaps["task"]))
+    best = gaps.drop_duplicates("task").set_index("task")
+    md += ["| model | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    md.append("| *best baseline* | " + " | ".join(
+        f"{best.loc[t, 'best_baseline']} {best.loc[t, 'baseline_score']:.{_digits(best.loc[t, 'metric'])}f}"
+        for t in tasks) + " |")
+    for model, g in gaps.groupby("model", sort=False):
+        by = g.set_index("task")
+        md.append(f"| {model} | " + " | ".join(
+            f"{by.loc[t, 'gap']:+.{_digits(by.loc[t, 'metric'])}f}" if t in by.index else "" for t in tasks) + " |")
+    md += ["", "Verdict:", ""] + [f"- {v}" for v in verdicts(gaps).values()] + [""]
+    return md
+
+
+def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = None,
+                     baselines: list[str] | None = None, width: int = 100) -> str:
+    """A summary at most ``width`` columns wide: task keys T1..Tn with a legend, column blocks that fit, and
+    one verdict line per model (the full table is in results.md)."""
+    import textwrap
+
+    from chadavit.evaluation.baselines import gap_table, verdicts
+
+    table = wide_table(summary, primaries, numeric=True)
+    if table.empty or not len(table.columns):
+        return "(no results)"
+    metrics = {column_name(t, m): m for t, m in zip(summary["task"], summary["metric"])}
+    n_seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary and len(summary) else 1
+    base = set(baselines or [])
+    names = [("* " if m in base else "") + str(m) for m in table.index]
+    name_w = min(30, max(len(n) for n in names))
+    cells = {c: [("n/a" if pd.isna(v) else f"{float(v):.{_digits(metrics.get(c, ''))}f}") for v in table[c]]
+             for c in table.columns}
+    keys = {c: f"T{i + 1}" for i, c in enumerate(table.columns)}
+    col_w = {c: max(len(keys[c]), *(len(x) for x in cells[c])) for c in table.columns}
+    lines = [f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+             + ("; * = baseline (no training)" if base else "")]
+    cols = list(table.columns)
+    while cols:
+        block, used = [], name_w
+        while cols and (not block or used + 2 + col_w[cols[0]] <= width):
+            used += 2 + col_w[cols[0]]
+            block.append(cols.pop(0))
+        lines.append(" " * name_w + "".join(f"  {keys[c]:>{col_w[c]}}" for c in block))
+        for i, n in enumerate(names):
+            lines.append(f"{n[:name_w]:<{name_w}}" + "".join(f"  {cells[c][i]:>{col_w[c]}}" for c in block))
+    for c in table.columns:
+        lines += textwrap.wrap(f"{keys[c]} = {c}", width, subsequent_indent="     ")
+    if base and primaries:
+        for v in verdicts(gap_table(summary, primaries, list(base))).values():
+            lines += textwrap.wrap(v, width, subsequent_indent="    ")
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Baselines in every report: raw pixels, hand-crafted features, random init of each trained model; gaps, verdicts.
+
+A learned representation is only worth using when it beats what needs no training. `run_suite` adds these
+references beside the models asked for, and the tables show each model's gap to the BEST baseline per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chadavit.evaluation.features import LoadedModel, load_model_spec, weights_hash
+
+log = logging.getLogger(__name__)
+FIXED_BASELINES = ("raw_pixels", "handcrafted")
+LOWER_IS_BETTER = {"mse", "mae"}
+
+
+def is_untrained(lm: LoadedModel) -> bool:
+    """True for references that were never trained: random-init specs and the pixel/hand-crafted encoders."""
+    return lm.spec.startswith("random:") or lm.spec in ("pixels", *FIXED_BASELINES) or \
+        lm.label.startswith("random init")
+
+
+def random_twin(lm: LoadedModel, device: str = "cpu") -> LoadedModel | None:
+    """The same architecture and config as ``lm`` at random initialisation (seed 0), or None if not buildable."""
+    import torch
+
+    from chadavit.models import build_model
+
+    cfg = getattr(lm.model, "config", None)
+    try:
+        torch.manual_seed(0)
+        model = build_model(cfg)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - an unknown model type just gets no twin, with a message
+        log.warning("no random-init baseline for %s: %s", lm.label, exc)
+        return None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    label = f"random init ({lm.label})"
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
+    return LoadedModel(spec=f"random-init-of:{lm.spec}", label=label, model=model.to(device), key=key)
+
+
+def add_baselines(models: Sequence[LoadedModel], device: str = "cpu") -> tuple[list[LoadedModel], list[str]]:
+    """``models`` plus the baselines, and the labels that are baselines.
+
+    Baselines: ``raw_pixels``, ``handcrafted``, and a random-init twin of every trained model (one per distinct
+    architecture config; a model in the list with the same weights as a twin is used as that twin).
+    """
+    out = list(models)
+    hashes = {lm.key.rsplit("-", 1)[-1]: lm for lm in out}
+    base = [lm.label for lm in out if lm.spec in FIXED_BASELINES]
+    for spec in FIXED_BASELINES:
+        if not any(lm.spec == spec for lm in out):
+            out.append(load_model_spec(spec, device))
+            base.append(spec)
+    for lm in list(models):
+        if is_untrained(lm):
+            if lm.spec not in FIXED_BASELINES and lm.label not in base:
+                base.append(lm.label)  # random init / pixel statistics asked for are references too
+            continue
+        twin = random_twin(lm, device)
+        if twin is None:
+            continue
+        same = hashes.get(twin.key.rsplit("-", 1)[-1])
+        if same is not None:
+            if same.label not in base:
+                base.append(same.label)
+            continue
+        hashes[twin.key.rsplit("-", 1)[-1]] = twin
+        out.append(twin)
+        base.append(twin.label)
+    return out, base
+
+
+# ---------------------------------------------------------------------------------------------- gaps and verdicts
+def gap_table(summary: pd.DataFrame, primaries: dict[str, list[str]], baselines: Sequence[str]) -> pd.DataFrame:
+    """Per (model, task): the model's primary-metric mean, the best baseline and its score, and the gap.
+
+    ``gap`` is model minus best baseline, signed so that positive always means better (MSE/MAE flipped);
+    ``gap_unit`` puts percentages on 0-1 (divided by 100) so tasks can be averaged with R².
+    """
+    rows = []
+    base = set(baselines)
+    for task, metrics in primaries.items():
+        if not metrics:
+            continue
+        metric = metrics[0]
+        sub = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+        bsub = sub[sub["model"].isin(base)].dropna(subset=["mean"])
+        if bsub.empty:
+            continue
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        best = bsub.loc[(sign * bsub["mean"]).idxmax()]
+        scale = 100.0 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 1.0
+        for r in sub.itertuples(index=False):
+            if r.model in base:
+                continue
+            gap = sign * (float(r.mean) - float(best["mean"]))
+            rows.append({"model": r.model, "task": task, "metric": metric, "score": float(r.mean),
+                         "best_baseline": str(best["model"]), "baseline_score": float(best["mean"]),
+                         "gap": gap, "gap_unit": gap / scale})
+    return pd.DataFrame(rows, columns=["model", "task", "metric", "score", "best_baseline", "baseline_score", "gap",
+                                       "gap_unit"])
+
+
+def verdicts(gaps: pd.DataFrame) -> dict[str, str]:
+    """One plain sentence per model: does it beat the best baseline, on how many tasks, by how much on average."""
+    out = {}
+    for model, g in gaps.groupby("model", sort=False):
+        n, wins = len(g), int((g["gap"] > 0).sum())
+        mean_gap = float(g["gap_unit"].mean())
+        if wins == n:
+            head = "BEATS the best baseline on every task"
+        elif wins == 0:
+            head = "does NOT beat the best baseline on any task"
+        else:
+            head = f"beats the best baseline on {wins} of {n} tasks only"
+        worst = g.loc[g["gap_unit"].idxmin()]
+        tail = f" (worst: {worst['task']}, {worst['gap']:+.3g} vs {worst['best_baseline']})" if wins < n else ""
+        out[str(model)] = f"{model}: {head}; mean gap {mean_gap:+.3f}{tail}"
+    return out
+
+
+def baseline_note(baselines: Sequence[str]) -> str:
+    return "Baselines (no training): " + ", ".join(f"`{b}`" for b in baselines)
+
+
+def mean_gap(gaps: pd.DataFrame) -> dict[str, float]:
+    """Mean unit gap per model (positive: better than the best baseline on average)."""
+    return {str(m): float(np.mean(g["gap_unit"])) for m, g in gaps.groupby("model", sort=False)}
+
+
+def attach(summary: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Store the baseline labels on the summary so tables and the CLI find them."""
+    summary.attrs["baselines"] = list(meta.get("baselines", []))

@@ -1,0 +1,149 @@
+"""Hand-crafted per-cell features as CellProfiler measures them, and per-crop standardised raw pixels.
+
+Both are untrained reference encoders for :mod:`chadavit.evaluation.baselines`. They expose
+``numpy_features(images, names) -> (N, D)``, which :func:`chadavit.evaluation.features.extract_features`
+calls instead of a forward pass; ``config.pooling = "concat"`` marks them position-dependent, so a left-out
+channel becomes a zero plane in place and the feature size stays fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+GLCM_PROPS = ("contrast", "correlation", "energy", "homogeneity")
+
+
+def _unit(img: np.ndarray) -> np.ndarray:
+    """Intensities on 0-1 by the dtype's range (integers) as CellProfiler loads them; floats unchanged."""
+    a = np.asarray(img)
+    if a.dtype.kind in "ui":
+        return a.astype(np.float64) / float(np.iinfo(a.dtype).max)
+    return a.astype(np.float64)
+
+
+def cell_mask(planes: np.ndarray) -> np.ndarray:
+    """The object under the crop centre: Otsu on the sum of per-channel-stretched planes, the component
+    nearest the centre (the whole crop when nothing is found)."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    s = np.zeros(planes.shape[1:], np.float64)
+    for p in planes:
+        lo, hi = np.percentile(p, (1, 99.5))
+        s += np.clip((p - lo) / (hi - lo), 0, 1) if hi > lo else 0
+    if s.max() <= s.min():
+        return np.ones(s.shape, bool)
+    comp, n = ndi.label(ndi.binary_fill_holes(s > threshold_otsu(s)))
+    if n == 0:
+        return np.ones(s.shape, bool)
+    cy, cx = (np.array(s.shape) - 1) / 2
+    ys, xs = np.nonzero(comp)
+    k = comp[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)]
+    return comp == k
+
+
+def shape_features(mask: np.ndarray) -> list[float]:
+    """MeasureObjectSizeShape: area, perimeter, form factor, eccentricity, solidity, extent, axes, diameter."""
+    from skimage.measure import regionprops
+
+    props = regionprops(mask.astype(np.uint8))
+    if not props:
+        return [0.0] * 9
+    p = props[0]
+    per = float(p.perimeter) or 1.0
+    return [float(p.area), per, 4 * np.pi * p.area / per**2, float(p.eccentricity), float(p.solidity),
+            float(p.extent), float(p.axis_major_length), float(p.axis_minor_length), float(p.equivalent_diameter_area)]
+
+
+def intensity_features(plane: np.ndarray, mask: np.ndarray) -> list[float]:
+    """MeasureObjectIntensity (+ the crop's): integrated, mean, std, min, max, quartiles; mean outside the mask."""
+    inside = plane[mask] if mask.any() else plane.ravel()
+    outside = plane[~mask] if (~mask).any() else np.zeros(1)
+    q = np.percentile(inside, (10, 25, 50, 75, 90))
+    return [float(inside.sum()), float(inside.mean()), float(inside.std()), float(inside.min()), float(inside.max()),
+            *map(float, q), float(outside.mean()), float(plane.mean()), float(plane.std())]
+
+
+def texture_features(plane: np.ndarray, levels: int = 16) -> list[float]:
+    """MeasureTexture (Haralick): GLCM contrast, correlation, energy, homogeneity at distances 1 and 3,
+    averaged over 4 angles, on the crop rescaled to ``levels`` grey levels."""
+    from skimage.feature import graycomatrix, graycoprops
+
+    lo, hi = float(plane.min()), float(plane.max())
+    q = np.zeros(plane.shape, np.uint8) if hi <= lo else \
+        np.minimum((plane - lo) / (hi - lo) * levels, levels - 1).astype(np.uint8)
+    glcm = graycomatrix(q, [1, 3], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=levels, symmetric=True,
+                        normed=True)
+    return [float(np.nan_to_num(graycoprops(glcm, prop)[i].mean())) for prop in GLCM_PROPS for i in range(2)]
+
+
+def moment_features(plane: np.ndarray) -> list[float]:
+    """The 7 Hu moments of the intensity image (log-scaled), CellProfiler's Zernike/moment stand-in."""
+    from skimage.measure import moments_central, moments_hu, moments_normalized
+
+    if plane.max() <= 0:
+        return [0.0] * 7
+    hu = moments_hu(moments_normalized(moments_central(plane, order=3), order=3))
+    return [float(-np.sign(h) * np.log10(abs(h) + 1e-12)) for h in hu]
+
+
+def handcrafted_vector(img: np.ndarray) -> np.ndarray:
+    """One crop ``(C, H, W)`` -> shape + per-channel intensity, texture and moment features."""
+    planes = _unit(img)
+    mask = cell_mask(planes)
+    feats = shape_features(mask)
+    for p in planes:
+        feats += intensity_features(p, mask) + texture_features(p) + moment_features(p)
+    return np.nan_to_num(np.asarray(feats, np.float64), posinf=0.0, neginf=0.0)
+
+
+def raw_pixel_vector(img: np.ndarray, size: int = 32) -> np.ndarray:
+    """Per-crop, per-channel standardised pixels, area-averaged to at most ``size x size``."""
+    a = np.asarray(img, np.float64)
+    c, h, w = a.shape
+    f = max(1, max(h, w) // size)
+    if f > 1:
+        a = a[:, : h // f * f, : w // f * f].reshape(c, h // f, f, w // f, f).mean((2, 4))
+    mu = a.mean((1, 2), keepdims=True)
+    sd = a.std((1, 2), keepdims=True)
+    return ((a - mu) / np.where(sd > 1e-12, sd, 1.0)).ravel()
+
+
+class _NumpyEncoder(nn.Module):
+    """Shared shape of the untrained reference encoders (a buffer so device and hashing work)."""
+
+    kind = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(normalization="none", architecture=self.kind, pooling="concat")
+        self.register_buffer("version", torch.tensor([1.0]))
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, *_: object, **__: object) -> None:
+        raise TypeError(f"{type(self).__name__} computes numpy_features; it has no forward pass")
+
+
+class HandcraftedEncoder(_NumpyEncoder):
+    """CellProfiler-style per-cell features (shape; per channel intensity, GLCM texture, Hu moments)."""
+
+    kind = "handcrafted"
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        return np.stack([handcrafted_vector(im) for im in images]).astype(np.float32)
+
+
+class RawPixelEncoder(_NumpyEncoder):
+    """Per-crop standardised raw pixels (at most 32 x 32 per channel), read out by ridge / linear probe."""
+
+    kind = "raw_pixels"
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        return np.stack([raw_pixel_vector(im) for im in images]).astype(np.float32)
