@@ -84,6 +84,10 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         from chadavit.data.filters import apply_filters
 
         datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None, cfg.data.split_channels)
+    if cfg.model.overrides.get("channel_vocab") == "auto":  # identity embeddings for the data's own stain names
+        vocab = sorted({str(n) for d in datasets for names in d.manifest["channel_names"] for n in names})
+        torch.manual_seed(cfg.train.seed)
+        backbone = build_backbone(cfg, vocab)
     stats = None
     if normalization == "dataset":  # one (low, high) per channel over the training set, saved with the model
         from chadavit.data.stats import channel_stats
