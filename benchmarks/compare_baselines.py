@@ -2,7 +2,7 @@
 
 Reads the ``summary.csv`` that ``chadavit eval --out DIR`` writes (baselines are added by default):
 
-    python benchmarks/compare_baselines.py runs/eval_real [MODEL_LABEL]
+    python benchmarks/compare_baselines.py runs/eval_real [MODEL_LABEL] [SUITE (default real)]
 
 The last lines are the mean gaps (% metrics on 0-1 so they average with R^2): against the better of raw
 pixels and random init (the issue-10 acceptance bar) and against the best baseline including hand-crafted.
@@ -18,7 +18,10 @@ import pandas as pd
 PCT = {"top1", "macro_f1", "nsc", "nscb"}
 
 
-def main(out_dir: str, model: str | None = None) -> None:
+def main(out_dir: str, model: str | None = None, suite: str = "real") -> None:
+    from chadavit.evaluation.suite import PRIMARY, load_suite
+
+    prim = {t.name: list(t.params.get("primary") or PRIMARY.get(t.protocol) or []) for t in load_suite(suite).tasks}
     s = pd.read_csv(Path(out_dir) / "summary.csv")
     models = list(dict.fromkeys(s["model"]))
     random = [m for m in models if m.startswith("random init")]
@@ -28,8 +31,8 @@ def main(out_dir: str, model: str | None = None) -> None:
     rows = []
     for task, g in s.groupby("task", sort=False):
         have = set(g["metric"])
-        metric = next((m for m in ("macro_f1", "r2", "top1", "nsc") if m in have), None)
-        if metric is None:
+        metric = next((m for m in prim.get(task, []) if m in have), None)
+        if metric is None or (metric not in PCT and metric != "r2"):
             continue
         v = g[g["metric"] == metric].set_index("model")["mean"]
         scale = 100.0 if metric in PCT else 1.0
@@ -47,4 +50,4 @@ def main(out_dir: str, model: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])
