@@ -82,3 +82,10 @@ def test_detector_catches_identical_embeddings():
     rec = {"loss": 1.0, "emb_std_ratio": 0.001, "emb_std": 1e-4, "emb_mean_cos": 0.9999}
     assert det.update({**rec, "step": 1}) is None
     assert "barely differ" in det.update({**rec, "step": 2})
+
+
+def test_detector_does_not_judge_the_warm_up():
+    det = CollapseDetector(out_dim=64, patience=2, judge_from_step=10)
+    flat = {"loss": math.log(64), "emb_std_ratio": 0.5, "emb_std": 0.1, "emb_mean_cos": 0.1}
+    assert all(det.update({**flat, "step": s}) is None for s in (1, 5, 10))
+    assert det.update({**flat, "step": 11}) is None and det.update({**flat, "step": 12}) is not None

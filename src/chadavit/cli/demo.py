@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -39,10 +38,12 @@ def run_demo(out_dir: str | Path = "runs/demo", overrides: list[str] | tuple[str
     out = Path(out_dir)
     cfg = load_config("demo", [f"train.out_dir={out / 'pretrain'}", f"train.progress={str(progress).lower()}",
                                *overrides])
-    summary = {k: v for k, v in train(cfg).items() if not k.startswith("_")}
+    from chadavit.pretrain.report import clean, write_summary
+
+    summary = clean(train(cfg))  # a re-run into the same folder reports the finished run (already_finished)
     summary["demo_wall_s"] = round(time.perf_counter() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_summary(summary, out / "demo_summary.json")
     return summary
 
 
@@ -113,10 +114,16 @@ def demo_verdict(tables: dict[str, Any], model: str = PRETRAINED) -> list[str]:
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    from chadavit.pretrain.report import collapse_line, finished_line, num
+
     lines = [
-        f"pretraining: {s['steps']} steps, final DINO loss {s['final_loss']:.3f}, {s['demo_wall_s']:.0f} s",
-        f"throughput: training {s['train_img_s']:.1f} images/s, data loading {s['loader_img_s']:.1f} images/s",
+        *finished_line(s),
+        (f"pretraining: {s['steps']} steps, final DINO loss {num(s.get('final_loss'), '{:.3f}')}, "
+         f"{s['demo_wall_s']:.0f} s"),
+        (f"throughput: training {num(s.get('train_img_s'), '{:.1f}')} images/s, data loading "
+         f"{num(s.get('loader_img_s'), '{:.1f}')} images/s"),
         f"outputs: backbone {s.get('backbone')}, checkpoint {s['checkpoint']}, loss curve {s.get('loss_curve')}",
+        *collapse_line(s),
     ]
     if "knn_trained" in s:
         verdict = ("better than random init" if s["knn_trained"] > s["knn_random"] + 0.05

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -12,7 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pretrain", help="DINO pretraining on heterogeneous-channel images (CPU or torchrun multi-GPU)",
         description="Self-supervised DINO pretraining. Runs on one CPU or GPU as is; launch with torchrun for "
                     "several processes/GPUs/nodes (e.g. torchrun --nproc_per_node=8 -m chadavit.cli.main "
-                    "pretrain --config base). Resumes automatically from OUT_DIR/checkpoint.pt.",
+                    "pretrain --config base). Resumes automatically from OUT_DIR/checkpoint.pt; Ctrl-C or SIGTERM "
+                    "saves a checkpoint first. Ends with a short report (full numbers in OUT_DIR/summary.json); "
+                    "exit status 1 when train.stop_on_collapse stopped a collapsed run.",
         epilog="examples: chadavit pretrain --config demo train.epochs=2 train.out_dir=runs/try  |  "
                "chadavit pretrain --config my.yaml data.paths=[/data/idr] model.name=chada_vit_small  |  "
                "chadavit pretrain --list")
@@ -53,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         cleanup()
     if summary.get("world_size", 1) == 1 or "backbone" in summary:
-        print(json.dumps({k: v for k, v in summary.items() if not k.startswith("_")}, indent=2, default=str))
-    return 0
+        from chadavit.pretrain.report import format_run_summary
+
+        print(format_run_summary(summary))
+    return 1 if summary.get("stopped") == "collapse" else 0

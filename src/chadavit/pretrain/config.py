@@ -108,6 +108,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
     compile: bool = False
     progress: bool = True
+    progress_every_s: float = 30.0  # when stdout is not a terminal: a plain progress line this often (no tqdm bar)
+    stop_on_collapse: bool = False  # stop (checkpoint saved) once collapse is sustained; otherwise warn once
+    collapse_patience: int = 5  # logging intervals in a row that must look collapsed before it is called
     threads: int = 0  # torch intra-op threads per process (0 = auto: free cores after loader workers)
 
 
@@ -346,6 +349,8 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("data.normalization must be auto, percentile, dtype_range, dataset or none")
     if cfg.train.epochs < 1:
         errs.append("train.epochs must be >= 1")
+    if cfg.train.log_every < 1 or cfg.train.collapse_patience < 1 or cfg.train.progress_every_s < 0:
+        errs.append("train.log_every and train.collapse_patience must be >= 1, train.progress_every_s >= 0")
     if cfg.train.amp not in ("auto", "bf16", "off"):
         errs.append("train.amp must be auto, bf16 or off")
     if cfg.augment.n_local < 0:

@@ -23,8 +23,11 @@ class DinoNet(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, crops: list[ChannelBatch]) -> torch.Tensor:
-        return torch.cat([self.head(self.backbone(b).cls) for b in crops])
+    def forward(self, crops: list[ChannelBatch], with_cls: bool = False) -> Any:
+        """Head outputs of all crops, concatenated; with ``with_cls`` also their CLS embeddings (for monitoring)."""
+        cls = [self.backbone(b).cls for b in crops]
+        out = torch.cat([self.head(c) for c in cls])
+        return (out, torch.cat(cls)) if with_cls else out
 
 
 class MaybeCompiled:

@@ -8,8 +8,10 @@ are written atomically, so this never leaves a torn file).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -41,7 +43,7 @@ class StopRequest:
                 self._previous[s] = signal.signal(s, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for s, h in self._previous.items():
             signal.signal(s, h)
         self._previous = {}
@@ -57,3 +59,36 @@ class StopRequest:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             flag = bool(t.item() > 0)
         return flag
+
+
+@contextlib.contextmanager
+def children_shielded() -> Iterator[None]:
+    """Start loader workers with SIGINT/SIGTERM blocked; they inherit the mask and never see either signal.
+
+    Why: Ctrl-C and Slurm signal every process of the job. A worker killed by the signal makes PyTorch raise
+    "DataLoader worker is killed" in the main process at an arbitrary instant (from its SIGCHLD handler),
+    possibly mid-step; shielded workers keep serving batches until the main process stops at a step boundary.
+    A signal arriving while blocked here stays pending and is delivered to this process right after.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def shutdown_workers(loader: Any) -> None:
+    """Stop a DataLoader's persistent workers now, cleanly (they exit on the loader's own shutdown message).
+
+    Why: shielded workers ignore SIGTERM, so they must not be left for the interpreter's exit, which
+    terminates daemonic children with SIGTERM and waits for them. ``_shutdown_workers`` is the call
+    PyTorch itself makes when an iterator is garbage-collected; without it (other loaders) this does nothing.
+    """
+    it = getattr(loader, "_iterator", None)
+    stop = getattr(it, "_shutdown_workers", None)
+    if callable(stop):
+        stop()
+        loader._iterator = None
