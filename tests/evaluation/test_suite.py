@@ -119,7 +119,9 @@ def test_run_suite_end_to_end(tiny_suite: Path, tmp_path: Path, monkeypatch, cap
     summary = run_suite(tiny_suite, ["pixels"], out, progress=False)
     said = capsys.readouterr().out
     assert "SKIPPED dataset gone" in said and "SKIPPED task blood" in said
-    top = summary[(summary.task == "blobs linear") & (summary.metric == "top1")]["mean"].item()
+    assert {"raw_pixels", "handcrafted"} <= set(summary.model) and "pixels" in summary.attrs["baselines"]
+    top = summary[(summary.task == "blobs linear") & (summary.metric == "top1") & (summary.model == "pixels")]["mean"]
+    top = top.item()
     assert top > 90  # the classes are trivially separable
     assert set(summary.metric[summary.task == "cells MoA"]) == {"nsc", "nscb"}
     assert set(summary.metric[summary.task == "blobs missing"]) == {"top1@1/2", "top1@2/2"}
@@ -132,10 +134,12 @@ def test_run_suite_end_to_end(tiny_suite: Path, tmp_path: Path, monkeypatch, cap
     md = (out / "results.md").read_text()
     assert "| pixels |" in md and "Skipped (dataset unavailable): blood" in md and "figures/attention_pixels.png" in md
     # same seeds reproduce, other seeds change the numbers
-    again = run_suite(tiny_suite, ["pixels"], tmp_path / "out2", figures=False, progress=False)
-    assert np.allclose(again["mean"], summary["mean"])
-    other = run_suite(tiny_suite, ["pixels"], tmp_path / "out3", seeds=[5, 6], figures=False, progress=False)
-    assert not np.allclose(other["mean"], summary["mean"])
+    again = run_suite(tiny_suite, ["pixels"], tmp_path / "out2", figures=False, progress=False, baselines=False)
+    mine = summary[summary.model == "pixels"].reset_index(drop=True)
+    assert np.allclose(again["mean"], mine["mean"])
+    other = run_suite(tiny_suite, ["pixels"], tmp_path / "out3", seeds=[5, 6], figures=False, progress=False,
+                      baselines=False)
+    assert not np.allclose(other["mean"], mine["mean"])
 
 
 def test_cli_eval_with_a_transformer(tiny_suite: Path, tmp_path: Path, capsys):
@@ -145,9 +149,11 @@ def test_cli_eval_with_a_transformer(tiny_suite: Path, tmp_path: Path, capsys):
                "--set", f"data_root={tmp_path / 'data'}"])
     assert rc == 0
     table = pd.read_csv(out / "table.csv", index_col=0)
-    assert list(table.index) == ["random:chada_vit_nano", "pixels"]
+    assert list(table.index) == ["random:chada_vit_nano", "pixels", "raw_pixels", "handcrafted"]  # + baselines
     assert "blobs linear (top-1 %)" in table.columns
-    assert "| random:chada_vit_nano |" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "* random:chada_vit_nano" in said and "* handcrafted" in said  # untrained: marked as baselines
+    assert max(len(line) for line in said.split("full table:")[-2].splitlines()[-12:]) <= 100
 
 
 def test_cli_missing_dataset_is_a_clear_error(tmp_path: Path, capsys):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from chadavit.evaluation.features import LoadedModel, load_model_spec, weights_hash
@@ -127,17 +125,3 @@ def verdicts(gaps: pd.DataFrame) -> dict[str, str]:
         tail = f" (worst: {worst['task']}, {worst['gap']:+.3g} vs {worst['best_baseline']})" if wins < n else ""
         out[str(model)] = f"{model}: {head}; mean gap {mean_gap:+.3f}{tail}"
     return out
-
-
-def baseline_note(baselines: Sequence[str]) -> str:
-    return "Baselines (no training): " + ", ".join(f"`{b}`" for b in baselines)
-
-
-def mean_gap(gaps: pd.DataFrame) -> dict[str, float]:
-    """Mean unit gap per model (positive: better than the best baseline on average)."""
-    return {str(m): float(np.mean(g["gap_unit"])) for m, g in gaps.groupby("model", sort=False)}
-
-
-def attach(summary: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """Store the baseline labels on the summary so tables and the CLI find them."""
-    summary.attrs["baselines"] = list(meta.get("baselines", []))

@@ -31,6 +31,13 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")
 
 
+def _wrap(name: str, width: int = 22) -> str:
+    """A model name on at most a few lines, never cut off."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(name, width, break_on_hyphens=False)) or name
+
+
 def _show(img: np.ndarray) -> np.ndarray:
     return normalize_planes(img[None].astype(np.float32), "percentile").numpy()[0]
 
@@ -45,9 +52,13 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
         return None
     plt = _plt()
     cmax = max(im.shape[0] for im in imgs)
-    fig, axes = plt.subplots(len(imgs), 2 * cmax, figsize=(2 * 2 * cmax, 2 * len(imgs)), squeeze=False)
-    for r, (img, nm, att) in enumerate(zip(imgs, names, out.attentions)):
-        a = att.float().mean(0).cpu().numpy()  # (C', h, w); fixed-channel baselines may carry padded channels
+    fig, axes = plt.subplots(len(imgs), 2 * cmax, figsize=(2 * 2 * cmax + 0.8, 2 * len(imgs) + 0.5), squeeze=False)
+    # % of each image's CLS attention per patch, one colour scale for the whole figure (uniform = 100 / patches)
+    maps = [att.float().mean(0).cpu().numpy() for att in out.attentions]  # (C', h, w); fixed-channel baselines
+    maps = [a / max(float(a.sum()), 1e-12) * 100.0 for a in maps]         # may carry padded channels
+    lo, hi = min(float(a.min()) for a in maps), max(float(a.max()) for a in maps)
+    mappable = None
+    for r, (img, nm, a) in enumerate(zip(imgs, names, maps)):
         for c in range(cmax):
             ax_img, ax_att = axes[r, 2 * c], axes[r, 2 * c + 1]
             for ax in (ax_img, ax_att):
@@ -55,13 +66,17 @@ def attention_figure(lm: LoadedModel, data: EvalData, indices: list[int], path: 
             if c >= img.shape[0]:
                 continue
             ax_img.imshow(_show(img[c]), cmap="gray")
-            ax_img.set_title(nm[c], fontsize=8)
+            ax_img.set_title(f"{nm[c]} (input)", fontsize=8)
             if c < a.shape[0]:
-                ax_att.imshow(a[c], cmap="inferno", vmin=float(a.min()), vmax=float(a.max()))
-                ax_att.set_title(f"CLS attn {c}", fontsize=8)
-    fig.suptitle(f"{lm.label}: last-block CLS attention over each channel ({data.name})", fontsize=9)
+                mappable = ax_att.imshow(a[c], cmap="inferno", vmin=lo, vmax=hi)
+                ax_att.set_title(f"{nm[c]}: CLS attention", fontsize=8)
+    uniform = 100.0 / maps[0].size
+    fig.suptitle(f"{lm.label}: last-block CLS attention over each channel ({data.name}), mean over heads", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8,
+                     label=f"% of the image's CLS attention per patch (uniform: {uniform:.2g} %)")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -130,12 +145,14 @@ def embedding_figure(lm: LoadedModel, feats: dict[str, np.ndarray], path: Path, 
     for n in names:
         m = group == n
         ax.scatter(xy[m, 0], xy[m, 1], s=6, alpha=0.7, label=f"{n} ({m.sum()})")
-    ax.legend(fontsize=7, markerscale=2)
+    ax.legend(fontsize=7, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(f"{lm.label}: {used} of image embeddings, coloured by dataset", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    axis = {"PCA": "PC", "UMAP": "UMAP", "t-SNE": "t-SNE"}[used]
+    ax.set_xlabel(f"{axis} 1" + (" (arbitrary units)" if used != "PCA" else ""), fontsize=8)
+    ax.set_ylabel(f"{axis} 2" + (" (arbitrary units)" if used != "PCA" else ""), fontsize=8)
+    ax.tick_params(labelsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -147,21 +164,24 @@ def cls_vs_all_figure(pairs: list[tuple[str, dict[str, str]]], summary: pd.DataF
     plt = _plt()
     models = list(dict.fromkeys(summary["model"]))
     names = {"cls": "CLS", "patch_mean": "mean of patch tokens", "all_tokens": "all tokens"}
-    fig, axes = plt.subplots(1, len(pairs), figsize=(1.6 + 1.8 * len(models) * len(pairs), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(2.5 + 1.0 * len(models) * len(pairs), 3.6), squeeze=False)
     for ax, (title, by_kind) in zip(axes[0], pairs):
         kinds = [k for k in ("cls", "patch_mean", "all_tokens") if k in by_kind]
         w = 0.8 / len(kinds)
+        prim = summary.attrs.get("primary") or {}
+        metric = (prim.get(by_kind["cls"]) or ["top1"])[0]  # e.g. macro F1 for an imbalanced task
         for j, kind in enumerate(kinds):
             t = by_kind[kind]
-            s = summary[(summary["task"] == t) & (summary["metric"] == "top1")].set_index("model").reindex(models)
-            ax.bar(np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * w, s["mean"], w, yerr=s["std"],
-                   label=names[kind], capsize=2)
-        ax.set_xticks(np.arange(len(models)), [m[:18] for m in models], rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("linear probe top-1 %")
+            s = summary[(summary["task"] == t) & (summary["metric"] == metric)].set_index("model").reindex(models)
+            ax.bar(np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * w, s["mean"], w,
+                   yerr=s["std"].where(s["n_seeds"] > 1), label=names[kind], capsize=2)
+        ax.set_xticks(np.arange(len(models)), [_wrap(m) for m in models], rotation=35, ha="right", fontsize=7)
+        ax.set_ylabel({"macro_f1": "linear probe macro F1 %"}.get(metric, "linear probe top-1 %"))
         ax.set_title(title, fontsize=8)
-        ax.legend(fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -174,13 +194,16 @@ def missing_channel_figure(task: str, summary: pd.DataFrame, path: Path) -> Path
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for model, g in s.groupby("model", sort=False):
         k = g["metric"].str.extract(r"top1@(\d+)/")[0].astype(int)
-        ax.errorbar(k, g["mean"], yerr=g["std"], marker="o", capsize=2, label=model[:28])
+        ax.errorbar(k, g["mean"], yerr=g["std"].where(g["n_seeds"] > 1), marker="o", capsize=2, label=model)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("channels given at test time (k)")
     ax.set_ylabel("top-1 %")
     ax.set_title(f"{task}: probe trained on all channels", fontsize=8)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -196,7 +219,8 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
         data = datasets[att["dataset"]]
         idx = list(range(min(int(att.get("n_images", 3)), len(data))))
         for lm in models:
-            made.append(attention_figure(lm, data, idx, out / f"attention_{_slug(lm.label)}.png"))
+            if not hasattr(lm.model, "numpy_features"):  # raw pixels / hand-crafted have no attention
+                made.append(attention_figure(lm, data, idx, out / f"attention_{_slug(lm.label)}.png"))
     for task, items in runner.artifacts.get("reconstruction_by_task", {}).items():
         made.append(reconstruction_figure(task, items, out / f"reconstruction_{_slug(task)}.png"))
     emb = cfg.get("embedding")
@@ -204,6 +228,8 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
         names = [n for n in emb.get("datasets", list(datasets)) if datasets.get(n) is not None]
         per = int(emb.get("max_per_dataset", 200))
         for lm in models:
+            if hasattr(lm.model, "numpy_features"):  # baselines' vectors differ in size between datasets
+                continue
             feats = {}
             for n in names:
                 d = datasets[n]
@@ -226,6 +252,39 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
     for t in suite.tasks:
         if t.protocol == "missing_channels":
             made.append(missing_channel_figure(t.name, summary, out / f"missing_channels_{_slug(t.name)}.png"))
+    made.append(baseline_gap_figure(summary, out / "gap_to_best_baseline.png"))
     paths = [p for p in made if p is not None]
     say(f"figures: {', '.join(p.name for p in paths)}")
     return paths
+
+
+def baseline_gap_figure(summary: pd.DataFrame, path: Path) -> Path | None:
+    """Horizontal bars per task: each trained model's gap to the best baseline (0 = as good as the best one)."""
+    from chadavit.evaluation.baselines import gap_table
+
+    primaries, baselines = summary.attrs.get("primary"), summary.attrs.get("baselines")
+    if not primaries or not baselines:
+        return None
+    gaps = gap_table(summary, primaries, baselines)
+    if gaps.empty:
+        return None
+    plt = _plt()
+    tasks = list(dict.fromkeys(gaps["task"]))
+    models = list(dict.fromkeys(gaps["model"]))
+    h = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.32 * len(tasks) * max(1, len(models) * 0.6)))
+    for j, m in enumerate(models):
+        g = gaps[gaps["model"] == m].set_index("task").reindex(tasks)
+        ax.barh(np.arange(len(tasks)) + (j - (len(models) - 1) / 2) * h, g["gap_unit"], h, label=_wrap(m, 40))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(np.arange(len(tasks)), [f"{t} (vs {b})" for t, b in
+                                          zip(tasks, gaps.drop_duplicates("task").set_index("task")
+                                              .reindex(tasks)["best_baseline"])], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("gap to the best baseline (R², or top-1 / F1 as a fraction); > 0: better", fontsize=8)
+    ax.set_title("Trained models against the best untrained baseline per task", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -26,25 +26,49 @@ def _unit(img: np.ndarray) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def cell_mask(planes: np.ndarray) -> np.ndarray:
-    """The object under the crop centre: Otsu on the sum of per-channel-stretched planes, the component
-    nearest the centre (the whole crop when nothing is found)."""
+def _nearest_label(labels: np.ndarray) -> int:
+    cy, cx = (np.array(labels.shape) - 1) / 2
+    ys, xs = np.nonzero(labels)
+    return int(labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)])
+
+
+def central_object(plane: np.ndarray) -> np.ndarray:
+    """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
+    nearest the centre, split from touching neighbours by a distance-transform watershed (as
+    :func:`chadavit.embed.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
+    from skimage.segmentation import watershed
 
-    s = np.zeros(planes.shape[1:], np.float64)
-    for p in planes:
-        lo, hi = np.percentile(p, (1, 99.5))
-        s += np.clip((p - lo) / (hi - lo), 0, 1) if hi > lo else 0
-    if s.max() <= s.min():
-        return np.ones(s.shape, bool)
-    comp, n = ndi.label(ndi.binary_fill_holes(s > threshold_otsu(s)))
+    sm = ndi.gaussian_filter(np.asarray(plane, np.float64), 1.0)
+    if sm.max() <= sm.min():
+        return np.ones(plane.shape, bool)
+    comp, n = ndi.label(ndi.binary_fill_holes(sm > threshold_otsu(sm)))
     if n == 0:
-        return np.ones(s.shape, bool)
-    cy, cx = (np.array(s.shape) - 1) / 2
-    ys, xs = np.nonzero(comp)
-    k = comp[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)]
-    return comp == k
+        return np.ones(plane.shape, bool)
+    obj = comp == _nearest_label(comp)
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(obj), 1.0)
+    radius = float(np.sqrt(obj.sum() / np.pi))
+    md = max(3, int(round(radius * 0.5)))
+    # seeds: plateaus of local maxima of the smoothed distance map (peak_local_max without its slow spacing pass)
+    seeds, n_seeds = ndi.label((dist == ndi.maximum_filter(dist, size=2 * md + 1)) & (dist > 2.0))
+    if n_seeds < 2:
+        return obj
+    split = watershed(-dist, seeds, mask=obj)
+    return split == _nearest_label(split)
+
+
+def _convex_area(mask: np.ndarray) -> float:
+    """Area of the convex hull of the mask's pixel squares (qhull; far faster than a rasterised hull)."""
+    from scipy import ndimage as ndi
+    from scipy.spatial import ConvexHull, QhullError
+
+    ys, xs = np.nonzero(mask & ~ndi.binary_erosion(mask))  # the hull of the boundary pixels is the same hull
+    corners = np.concatenate([np.stack([ys + dy, xs + dx], 1) for dy in (0, 1) for dx in (0, 1)]).astype(float)
+    try:
+        return float(ConvexHull(corners).volume)
+    except (QhullError, ValueError):
+        return float(mask.sum())
 
 
 def shape_features(mask: np.ndarray) -> list[float]:
@@ -56,7 +80,8 @@ def shape_features(mask: np.ndarray) -> list[float]:
         return [0.0] * 9
     p = props[0]
     per = float(p.perimeter) or 1.0
-    return [float(p.area), per, 4 * np.pi * p.area / per**2, float(p.eccentricity), float(p.solidity),
+    area = float(p.area)
+    return [area, per, 4 * np.pi * area / per**2, float(p.eccentricity), area / max(_convex_area(mask), 1.0),
             float(p.extent), float(p.axis_major_length), float(p.axis_minor_length), float(p.equivalent_diameter_area)]
 
 
@@ -92,13 +117,29 @@ def moment_features(plane: np.ndarray) -> list[float]:
     return [float(-np.sign(h) * np.log10(abs(h) + 1e-12)) for h in hu]
 
 
-def handcrafted_vector(img: np.ndarray) -> np.ndarray:
-    """One crop ``(C, H, W)`` -> shape + per-channel intensity, texture and moment features."""
-    planes = _unit(img)
-    mask = cell_mask(planes)
-    feats = shape_features(mask)
-    for p in planes:
-        feats += intensity_features(p, mask) + texture_features(p) + moment_features(p)
+def channel_features(plane: np.ndarray) -> list[float]:
+    """One channel on 0-1: the central object's shape, intensity inside and around it, texture and moments."""
+    mask = central_object(plane)
+    return shape_features(mask) + intensity_features(plane, mask) + texture_features(plane) + moment_features(plane)
+
+
+def handcrafted_vector(img: np.ndarray, memo: dict[bytes, list[float]] | None = None) -> np.ndarray:
+    """One crop ``(C, H, W)`` -> per channel :func:`channel_features` (37 numbers per channel).
+
+    ``memo`` (plane digest -> features) lets channel subsets of the same crops, and zero planes, reuse work.
+    """
+    import hashlib
+
+    feats: list[float] = []
+    for raw in img:
+        key = hashlib.sha1(np.ascontiguousarray(raw).tobytes() + raw.dtype.str.encode()).digest()
+        if memo is not None and key in memo:
+            feats += memo[key]
+            continue
+        f = channel_features(_unit(raw[None])[0])
+        if memo is not None:
+            memo[key] = f
+        feats += f
     return np.nan_to_num(np.asarray(feats, np.float64), posinf=0.0, neginf=0.0)
 
 
@@ -132,12 +173,18 @@ class _NumpyEncoder(nn.Module):
 
 
 class HandcraftedEncoder(_NumpyEncoder):
-    """CellProfiler-style per-cell features (shape; per channel intensity, GLCM texture, Hu moments)."""
+    """CellProfiler-style per-cell features (per channel: object shape, intensity, GLCM texture, Hu moments)."""
 
     kind = "handcrafted"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[bytes, list[float]] = {}  # per-plane features: channel subsets reuse them
+
     def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
-        return np.stack([handcrafted_vector(im) for im in images]).astype(np.float32)
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        return np.stack([handcrafted_vector(im, self._memo) for im in images]).astype(np.float32)
 
 
 class RawPixelEncoder(_NumpyEncoder):

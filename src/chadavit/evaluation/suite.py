@@ -352,6 +352,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
                                           "value"])
     empty = pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n_seeds"])
     summary = summarise(results) if len(results) else empty
+    summary.attrs.update(primary=primaries, baselines=baseline_labels)  # figures read these
     meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
             "tasks": suite.tasks, "timings": timings, "total_s": time.time() - t_start,
             "models": [(m.label, m.spec) for m in models], "baselines": baseline_labels}

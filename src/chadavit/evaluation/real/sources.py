@@ -3,7 +3,8 @@
 Every builder segments nuclei (:func:`chadavit.embed.crops.find_nuclei`, or the given instance mask), measures
 the target on the full-resolution field, and cuts a window centred on each nucleus (about 2.5 nucleus
 diameters), resized to ``size``. The channels the model sees leave out the measured one where the task allows
-(``shown``). ``group`` is ``field/block`` (a spatial block of the field): the suite splits by group, so
+(``shown``). Channel names follow the CellProfiler pipelines' (as the demo's pretraining data names them).
+``group`` is ``field/block`` (a spatial block of the field): the suite splits by group, so
 neighbouring, overlapping crops never sit on both sides of a split.
 """
 
@@ -137,7 +138,7 @@ def human_mitosis(shared: Path, size: int = 64) -> CellSet:
     ph3_mean = np.array([M.mean_intensity(ph3[objs[n.label]], labels[objs[n.label]] == n.label) for n in nuclei])
     areas = np.array([n.area for n in nuclei], np.float32)
     crops = _cut(np.stack([dna, body]), [n.y for n in nuclei], [n.x for n in nuclei], _window(areas, 3.0), size)
-    return CellSet("human_mitosis", crops, ("DNA", "cell body"),
+    return CellSet("human_mitosis", crops, ("DNA", "CellBody"),
                    {"mitotic": M.positive_by_otsu(ph3_mean).astype(np.int64), "nucleus_area": areas},
                    np.array(_groups("human", nuclei, dna.shape, 4)),
                    {"source": "CellProfiler ExampleHuman (Moffat et al. 2006, CC-0)"})
@@ -160,7 +161,7 @@ def colocalization(shared: Path, size: int = 64) -> CellSet:
         crops.append(_cut(np.stack([g, red]), [n.y for n in nuclei], [n.x for n in nuclei],
                           _window([n.area for n in nuclei]), size))
         groups += _groups(f"coloc{fname}", nuclei, g.shape, 3)
-    return CellSet("colocalization", np.concatenate(crops), ("stain G", "stain R"),
+    return CellSet("colocalization", np.concatenate(crops), ("stain1", "stain2"),
                    {"pearson": np.array(r, np.float32)}, np.array(groups),
                    {"source": "CellProfiler ExampleColocalization (BSD-3)"})
 
@@ -204,7 +205,7 @@ def fly_nuclei(shared: Path, size: int = 64, per_site: int = 100) -> CellSet:
         crops.append(_cut(np.stack([dna, f, r]), [n.y for n in nuclei], [n.x for n in nuclei],
                           _window([n.area for n in nuclei]), size))
         groups += _groups(f"fly{s}", nuclei, dna.shape, 2)
-    return CellSet("fly_nuclei", np.concatenate(crops), ("DNA", "green", "red"),
+    return CellSet("fly_nuclei", np.concatenate(crops), ("DNA", "OrigGreen", "OrigRed"),
                    {"nucleus_area": np.array(area, np.float32), "dna_content": np.array(dna_c, np.float32)},
                    np.array(groups), {"source": "CellProfiler ExampleFly (BSD-3)"})
 

@@ -1,0 +1,111 @@
+"""Baselines in every report: which are added, the gap to the best one, verdicts, single-seed and narrow output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chadavit.evaluation.baselines import add_baselines, gap_table, verdicts
+from chadavit.evaluation.features import load_model_spec
+from chadavit.evaluation.handcrafted import handcrafted_vector, raw_pixel_vector, shape_features
+from chadavit.evaluation.tables import fmt, terminal_summary, write_tables
+
+
+def _summary(rows: list[tuple[str, str, str, float]], n_seeds: int = 5) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "task": t, "metric": k, "mean": v, "std": 0.5, "n_seeds": n_seeds}
+                         for m, t, k, v in rows])
+
+
+SUMMARY = _summary([
+    ("mine", "loc", "top1", 80.0), ("raw_pixels", "loc", "top1", 70.0), ("handcrafted", "loc", "top1", 75.0),
+    ("mine", "area", "r2", 0.30), ("raw_pixels", "area", "r2", 0.50), ("handcrafted", "area", "r2", 0.10),
+    ("mine", "rec", "mse", 0.02), ("raw_pixels", "rec", "mse", 0.01), ("handcrafted", "rec", "mse", 0.03),
+])
+PRIMARY = {"loc": ["top1"], "area": ["r2"], "rec": ["mse"]}
+
+
+def test_gap_is_to_the_best_baseline_per_task_and_signed_better_positive():
+    g = gap_table(SUMMARY, PRIMARY, ["raw_pixels", "handcrafted"]).set_index("task")
+    assert g.loc["loc", "best_baseline"] == "handcrafted" and g.loc["loc", "gap"] == pytest.approx(5.0)
+    assert g.loc["loc", "gap_unit"] == pytest.approx(0.05)
+    assert g.loc["area", "best_baseline"] == "raw_pixels" and g.loc["area", "gap"] == pytest.approx(-0.2)
+    # lower MSE is better: the best baseline is the lowest, and being worse gives a negative gap
+    assert g.loc["rec", "best_baseline"] == "raw_pixels" and g.loc["rec", "gap"] == pytest.approx(-0.01)
+    assert set(g["model"]) == {"mine"}  # baselines get no gap row
+
+
+def test_verdict_says_plainly_whether_a_model_beats_the_best_baseline():
+    v = verdicts(gap_table(SUMMARY, PRIMARY, ["raw_pixels", "handcrafted"]))["mine"]
+    assert "beats the best baseline on 1 of 3 tasks only" in v and "area" in v
+    win = _summary([("m", "t", "top1", 90.0), ("raw_pixels", "t", "top1", 50.0)])
+    assert "BEATS the best baseline on every task" in verdicts(gap_table(win, {"t": ["top1"]}, ["raw_pixels"]))["m"]
+    lose = _summary([("m", "t", "r2", 0.1), ("raw_pixels", "t", "r2", 0.4)])
+    assert "does NOT beat" in verdicts(gap_table(lose, {"t": ["r2"]}, ["raw_pixels"]))["m"]
+
+
+def test_single_seed_prints_no_spread(tmp_path: Path):
+    assert fmt(71.234, 0.0, "top1", n_seeds=1) == "71.2"
+    assert fmt(71.234, 1.5, "top1", n_seeds=5) == "71.2 ± 1.5"
+    one = _summary([(m, t, k, v) for m, t, k, v in SUMMARY[["model", "task", "metric", "mean"]].itertuples(
+        index=False)], n_seeds=1)
+    meta = {"suite": "s", "seeds": [0], "baselines": ["raw_pixels", "handcrafted"]}
+    write_tables(pd.DataFrame(), one, PRIMARY, meta, tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "±" not in md and "One seed" in md
+    assert "## Against the best baseline" in md and "beats the best baseline on 1 of 3" in md
+    assert "| *best baseline* | handcrafted 75.0 | raw_pixels 0.500 | raw_pixels 0.0100 |" in md
+    text = terminal_summary(one, PRIMARY, ["raw_pixels", "handcrafted"])
+    assert "±" not in text and "mean over 1 seed;" in text
+
+
+def test_terminal_summary_stays_narrow_with_many_tasks_and_long_names():
+    rows = [(m, f"a rather long task name number {i}", "r2", 0.1 * i)
+            for i in range(14) for m in ("ChAda-ViT nano pretrained on the demo data", "raw_pixels")]
+    s = _summary(rows)
+    prim = {f"a rather long task name number {i}": ["r2"] for i in range(14)}
+    text = terminal_summary(s, prim, ["raw_pixels"], width=100)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "T14 = a rather long task name number 13 (R²)" in text
+    assert "* raw_pixels" in text
+
+
+def test_baselines_added_beside_a_trained_model(tmp_path: Path):
+    from chadavit.models import build_model, get_config, save_pretrained
+
+    torch.manual_seed(0)
+    model = build_model(get_config("chada_vit_nano", depth=1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)  # "trained": differs from random init
+    save_pretrained(model, tmp_path / "trained")
+    lm = load_model_spec(str(tmp_path / "trained"))
+    models, base = add_baselines([lm, load_model_spec("pixels")])
+    labels = [m.label for m in models]
+    assert labels[:2] == ["trained", "pixels"]
+    assert {"raw_pixels", "handcrafted", "random init (trained)", "pixels"} == set(base)
+    twin = next(m for m in models if m.label == "random init (trained)")
+    assert twin.model.config == lm.model.config  # same architecture and config
+    assert twin.key.rsplit("-", 1)[-1] != lm.key.rsplit("-", 1)[-1]  # but other weights
+    # asking again with the twin already present adds nothing twice
+    again, base2 = add_baselines(models)
+    assert len(again) == len(models) and set(base2) == set(base)
+
+
+def test_handcrafted_and_raw_pixel_features_measure_what_they_claim():
+    yy, xx = np.mgrid[:64, :64]
+    disk = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 10**2)
+    img = np.where(disk, 200, 10).astype(np.uint8)[None]
+    area = shape_features(disk)[0]
+    assert area == disk.sum()
+    v = handcrafted_vector(img)
+    assert v[0] == pytest.approx(disk.sum(), rel=0.05)  # the central object's area, from the crop alone
+    assert np.isfinite(v).all() and len(v) == 37
+    two = handcrafted_vector(np.concatenate([img, img[:, ::-1]]))
+    assert len(two) == 74
+    r = raw_pixel_vector(np.stack([img[0], img[0] * 3]).astype(np.uint16)).reshape(2, 32, 32)
+    assert np.allclose(r.mean((1, 2)), 0, atol=1e-6) and np.allclose(r.std((1, 2)), 1)
+    assert np.allclose(r[0], r[1])  # per-crop, per-channel standardisation removes the scale
