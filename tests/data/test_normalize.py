@@ -80,8 +80,8 @@ def test_channel_stats_over_a_dataset(tmp_path):
     rng = np.random.default_rng(0)
     with DatasetWriter(tmp_path / "d") as w:
         for i in range(6):
-            w.add(np.stack([rng.integers(0, 1000 * (i + 1), (16, 16)), rng.integers(0, 50, (16, 16))]).astype(np.uint16),
-                  f"im{i}", ["DNA", "GFP"])
+            planes = [rng.integers(0, 1000 * (i + 1), (16, 16)), rng.integers(0, 50, (16, 16))]
+            w.add(np.stack(planes).astype(np.uint16), f"im{i}", ["DNA", "GFP"])
     st = channel_stats([open_dataset(tmp_path / "d")])
     assert set(st) == {"DNA", "GFP", ALL_CHANNELS, "DNA@uint16", "GFP@uint16", "*@uint16"}
     assert st["DNA"][1] > 3000 / 65535 > st["GFP"][1]  # one range per stain, over all images
