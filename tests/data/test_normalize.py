@@ -83,21 +83,9 @@ def test_channel_stats_over_a_dataset(tmp_path):
             planes = [rng.integers(0, 1000 * (i + 1), (16, 16)), rng.integers(0, 50, (16, 16))]
             w.add(np.stack(planes).astype(np.uint16), f"im{i}", ["DNA", "GFP"])
     st = channel_stats([open_dataset(tmp_path / "d")])
-    assert set(st) == {"DNA", "GFP", ALL_CHANNELS, "DNA@uint16", "GFP@uint16", "*@uint16"}
+    assert set(st) == {"DNA", "GFP", ALL_CHANNELS}
     assert st["DNA"][1] > 3000 / 65535 > st["GFP"][1]  # one range per stain, over all images
     assert st["DNA"][0] < st["DNA"][1]
-
-
-def test_dataset_statistics_keep_uint8_and_12_bit_studies_of_one_stain_apart():
-    from chadavit.data.normalize import plane_stats
-
-    stats = {"DNA": [0.0, 0.9], "DNA@uint16": [0.0, 0.04], "DNA@uint8": [0.0, 0.9]}
-    assert plane_stats(["DNA"], 1, stats, np.uint16) == [[0.0, 0.04]]
-    assert plane_stats(["DNA"], 1, stats, np.uint8) == [[0.0, 0.9]]
-    assert plane_stats(["DNA"], 1, stats, np.float32) == [[0.0, 0.9]]  # no entry for the dtype: the stain's range
-    twelve_bit = np.full((1, 4, 4), 2000, np.uint16)
-    out = normalize_planes(twelve_bit, "dataset", stats=plane_stats(["DNA"], 1, stats, twelve_bit.dtype))
-    assert 0.7 < float(out.max()) < 0.8  # 2000/65535/0.04, not near-black
 
 
 def test_model_make_batch_follows_the_model_normalisation():

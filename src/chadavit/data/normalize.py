@@ -124,19 +124,14 @@ def _dataset_scale(x: torch.Tensor, source_dtype: np.dtype | None, stats: Sequen
     return out
 
 
-def plane_stats(names: Sequence[str] | None, n_planes: int, stats: ChannelStats | None,
-                dtype: np.dtype | str | None = None) -> list[list[float] | None] | None:
-    """Per-plane ``(low, high)`` for one image's channel names (None where a name has no statistics).
-
-    ``"DNA@uint16"`` (the stain as stored in that dtype) wins over ``"DNA"``: a uint8 and a 12-bit uint16
-    study of one stain have ranges 16x apart after division by the dtype maximum.
-    """
+def plane_stats(names: Sequence[str] | None, n_planes: int,
+                stats: ChannelStats | None) -> list[list[float] | None] | None:
+    """Per-plane ``(low, high)`` for one image's channel names (None where a name has no statistics)."""
     if not stats:
         return None
-    dt = np.dtype(dtype).name if dtype is not None else None
     if names is None:
-        return [stats.get(f"*@{dt}", stats.get("*")) for _ in range(n_planes)]
-    return [stats.get(f"{n}@{dt}", stats.get(str(n), stats.get(f"*@{dt}", stats.get("*")))) for n in names]
+        return [stats.get("*") for _ in range(n_planes)]
+    return [stats.get(str(n), stats.get("*")) for n in names]
 
 
 def _percentile(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

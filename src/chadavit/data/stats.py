@@ -23,8 +23,7 @@ def channel_stats(datasets: Sequence[ChannelDataset], max_images: int = 256, pix
     """``{channel name: [low, high]}`` percentiles of dtype-range-scaled pixels over a sample of images.
 
     Images are sampled evenly over all datasets (at most ``max_images``); integer pixels are divided by
-    their dtype maximum first. Besides ``"DNA"`` (all studies) the result holds ``"DNA@uint16"`` per stored
-    dtype and ``"*"`` / ``"*@uint8"`` fallbacks, so a uint8 and a 12-bit uint16 study each get their own range.
+    their dtype maximum first, so uint8 and uint16 studies of the same stain land on one scale.
     """
     rng = np.random.default_rng(seed)
     index = [(k, i) for k, d in enumerate(datasets) for i in range(len(d))]
@@ -40,9 +39,7 @@ def channel_stats(datasets: Sequence[ChannelDataset], max_images: int = 256, pix
             flat = plane.reshape(-1)
             if flat.size > pixels_per_plane:
                 flat = flat[rng.choice(flat.size, pixels_per_plane, replace=False)]
-            v = flat.astype(np.float32) / scale
-            for key in (str(name), f"{name}@{arr.dtype.name}", f"{ALL_CHANNELS}@{arr.dtype.name}"):
-                samples[key].append(v)
+            samples[str(name)].append(flat.astype(np.float32) / scale)
     out: ChannelStats = {}
     for name, parts in samples.items():
         v = np.concatenate(parts)
@@ -50,7 +47,7 @@ def channel_stats(datasets: Sequence[ChannelDataset], max_images: int = 256, pix
         if v.size:
             lo, hi = np.percentile(v, [low, high])
             out[name] = [float(lo), float(hi)]
-    every = np.concatenate([np.concatenate(p) for k, p in samples.items() if "@" not in k])
+    every = np.concatenate([np.concatenate(p) for p in samples.values()])
     every = every[np.isfinite(every)]
     if every.size:
         out[ALL_CHANNELS] = [float(x) for x in np.percentile(every, [low, high])]
