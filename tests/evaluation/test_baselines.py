@@ -109,3 +109,29 @@ def test_handcrafted_and_raw_pixel_features_measure_what_they_claim():
     r = raw_pixel_vector(np.stack([img[0], img[0] * 3]).astype(np.uint16)).reshape(2, 32, 32)
     assert np.allclose(r.mean((1, 2)), 0, atol=1e-6) and np.allclose(r.std((1, 2)), 1)
     assert np.allclose(r[0], r[1])  # per-crop, per-channel standardisation removes the scale
+
+
+def test_a_random_init_saved_as_the_demo_does_is_recognised_as_the_twin(tmp_path: Path):
+    from chadavit.models import build_model, get_config, load_pretrained, save_pretrained
+
+    model = build_model(get_config("chada_vit_nano", depth=1))
+    with torch.no_grad():
+        next(iter(model.parameters())).add_(1.0)
+    save_pretrained(model, tmp_path / "trained")
+    config = load_pretrained(tmp_path / "trained").config  # as cli/demo.py: config first, then seed, then build
+    torch.manual_seed(0)
+    save_pretrained(build_model(config), tmp_path / "rand")
+    models, base = add_baselines([load_model_spec(str(tmp_path / "trained")),
+                                  load_model_spec(f"demo random={tmp_path / 'rand'}")])
+    assert [m.label for m in models] == ["trained", "demo random", "raw_pixels", "handcrafted"]
+    assert "demo random" in base and "trained" not in base
+
+
+def test_mean_over_tasks_puts_percentages_and_r2_on_one_scale():
+    from chadavit.evaluation.baselines import mean_scores
+
+    m = mean_scores(SUMMARY, PRIMARY)
+    assert m["mine"] == pytest.approx((0.80 + 0.30 - 0.02) / 3)
+    assert m["raw_pixels"] == pytest.approx((0.70 + 0.50 - 0.01) / 3)
+    text = terminal_summary(SUMMARY, PRIMARY, ["raw_pixels", "handcrafted"])
+    assert "mean over tasks" in text and "mine 0.360" in text

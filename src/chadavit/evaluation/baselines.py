@@ -97,7 +97,7 @@ def gap_table(summary: pd.DataFrame, primaries: dict[str, list[str]], baselines:
             continue
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
         best = bsub.loc[(sign * bsub["mean"]).idxmax()]
-        scale = 100.0 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 1.0
+        scale = _scale(metric)
         for r in sub.itertuples(index=False):
             if r.model in base:
                 continue
@@ -125,3 +125,22 @@ def verdicts(gaps: pd.DataFrame) -> dict[str, str]:
         tail = f" (worst: {worst['task']}, {worst['gap']:+.3g} vs {worst['best_baseline']})" if wins < n else ""
         out[str(model)] = f"{model}: {head}; mean gap {mean_gap:+.3f}{tail}"
     return out
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 1.0
+
+
+def mean_scores(summary: pd.DataFrame, primaries: dict[str, list[str]]) -> dict[str, float]:
+    """Each model's mean primary score over the tasks, % metrics as fractions (MSE/MAE negated): one number per
+    model for "the mean of the suite"; only tasks every model has are averaged, so the means compare."""
+    keep = {(t, ms[0]) for t, ms in primaries.items() if ms}
+    rows = summary[[(t, m) in keep for t, m in zip(summary["task"], summary["metric"])]]
+    if rows.empty:
+        return {}
+    wide = rows.pivot_table(index="model", columns="task", values="mean", sort=False).dropna(axis=1)
+    metric = dict(keep)
+    unit = pd.DataFrame({t: wide[t] / _scale(metric[t]) * (-1.0 if metric[t] in LOWER_IS_BETTER else 1.0)
+                         for t in wide.columns})
+    order = list(dict.fromkeys(rows["model"]))
+    return {str(m): float(unit.loc[m].mean()) for m in order if m in unit.index}

@@ -272,7 +272,7 @@ def baseline_gap_figure(summary: pd.DataFrame, path: Path) -> Path | None:
     tasks = list(dict.fromkeys(gaps["task"]))
     models = list(dict.fromkeys(gaps["model"]))
     h = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.32 * len(tasks) * max(1, len(models) * 0.6)))
+    fig, ax = plt.subplots(figsize=(9.5, 0.9 + 0.32 * len(tasks) * max(1, len(models) * 0.6)))
     for j, m in enumerate(models):
         g = gaps[gaps["model"] == m].set_index("task").reindex(tasks)
         ax.barh(np.arange(len(tasks)) + (j - (len(models) - 1) / 2) * h, g["gap_unit"], h, label=_wrap(m, 40))

@@ -115,7 +115,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
 # ---------------------------------------------------------------------------------------------- baselines, terminal
 def baseline_section(summary: pd.DataFrame, primaries: dict[str, list[str]], baselines: list[str]) -> list[str]:
     """Markdown lines: the baselines, each model's gap to the best baseline per task, and one verdict per model."""
-    from chadavit.evaluation.baselines import gap_table, verdicts
+    from chadavit.evaluation.baselines import gap_table, mean_scores, verdicts
 
     if not baselines:
         return []
@@ -137,6 +137,10 @@ def baseline_section(summary: pd.DataFrame, primaries: dict[str, list[str]], bas
         md.append(f"| {model} | " + " | ".join(
             f"{by.loc[t, 'gap']:+.{_digits(by.loc[t, 'metric'])}f}" if t in by.index else "" for t in tasks) + " |")
     md += ["", "Verdict:", ""] + [f"- {v}" for v in verdicts(gaps).values()] + [""]
+    means = mean_scores(summary, primaries)
+    if means:
+        md += ["Mean over the tasks (R², % metrics as fractions; * = baseline): " + ", ".join(
+            f"{'*' if m in baselines else ''}{m} {v:.3f}" for m, v in means.items()), ""]
     return md
 
 
@@ -146,7 +150,7 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
     one verdict line per model (the full table is in results.md)."""
     import textwrap
 
-    from chadavit.evaluation.baselines import gap_table, verdicts
+    from chadavit.evaluation.baselines import gap_table, mean_scores, verdicts
 
     table = wide_table(summary, primaries, numeric=True)
     if table.empty or not len(table.columns):
@@ -155,7 +159,7 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
     n_seeds = int(summary["n_seeds"].max()) if "n_seeds" in summary and len(summary) else 1
     base = set(baselines or [])
     names = [("* " if m in base else "") + str(m) for m in table.index]
-    name_w = min(30, max(len(n) for n in names))
+    name_w = min(40, max(len(n) for n in names))
     cells = {c: [("n/a" if pd.isna(v) else f"{float(v):.{_digits(metrics.get(c, ''))}f}") for v in table[c]]
              for c in table.columns}
     keys = {c: f"T{i + 1}" for i, c in enumerate(table.columns)}
@@ -174,6 +178,9 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
     for c in table.columns:
         lines += textwrap.wrap(f"{keys[c]} = {c}", width, subsequent_indent="     ")
     if base and primaries:
+        means = mean_scores(summary, primaries)
+        lines += textwrap.wrap("mean over tasks (R², % as fractions): " + ", ".join(
+            f"{'* ' if m in base else ''}{m} {v:.3f}" for m, v in means.items()), width, subsequent_indent="    ")
         for v in verdicts(gap_table(summary, primaries, list(base))).values():
             lines += textwrap.wrap(v, width, subsequent_indent="    ")
     return "\n".join(lines)
