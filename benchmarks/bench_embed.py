@@ -68,6 +68,7 @@ def main() -> None:
           f" | device {device} | {cpu} | torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     from utilisation import config_forward_flops, peaks
+
     from chadavit.precision import precision_name, prepare_inference, resolve_precision
 
     pk = peaks(device)

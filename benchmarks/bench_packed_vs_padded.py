@@ -115,7 +115,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
     from utilisation import config_forward_flops, peaks
 
     torch.set_num_threads(args.threads)

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from chadavit.data.normalize import SUPPORTED_DTYPES, NormalizationMethod, check_method, normalize_planes
+from chadavit.data.normalize import (
+    SUPPORTED_DTYPES,
+    ChannelStats,
+    NormalizationMethod,
+    check_method,
+    normalize_planes,
+    plane_stats,
+)
 from chadavit.errors import ChadavitError
 
 
@@ -75,12 +82,14 @@ class ChannelBatch:
         channel_names: Sequence[Sequence[str]] | None = None,
         sources: Sequence[str] | None = None,
         normalize: NormalizationMethod = "percentile",
+        stats: ChannelStats | None = None,
     ) -> ChannelBatch:
         """Build a batch from per-image arrays ``(C_i, H, W)`` (uint8, uint16 or float).
 
         A 2-D array is taken as one channel. Intensities are scaled per channel by
         :func:`chadavit.data.normalize.normalize_planes` (``normalize``), the single place where
-        raw pixels become model inputs.
+        raw pixels become model inputs. ``stats`` are the per-channel-name numbers of the ``"dataset"``
+        method. Prefer ``model.make_batch(images)``, which uses what the model was trained with.
         """
         check_method(normalize)
         if len(images) == 0:
@@ -112,7 +121,9 @@ class ChannelBatch:
                     f"{_name(i, srcs)} is {hw[0]}x{hw[1]} but image 0 is {shape[0]}x{shape[1]}; "
                     "all images of one batch must share height and width (resize or crop first)"
                 )
-            planes.append(normalize_planes(arr, normalize))
+            names_i = channel_names[i] if channel_names is not None else None
+            st = plane_stats(names_i, arr.shape[0], stats)
+            planes.append(normalize_planes(arr, normalize, stats=st))
             counts.append(arr.shape[0])
         return cls(
             planes=torch.cat(planes, 0),

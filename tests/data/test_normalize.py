@@ -38,3 +38,61 @@ def test_percentile_is_robust_to_hot_pixels_and_constant_planes():
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize_planes(np.zeros((1, 2, 2)), "zscore")
+
+
+def test_dtype_range_scales_12_bit_uint16_by_its_bit_depth(caplog):
+    """A 12-bit camera image in a uint16 file must not look ~16x too dark (issue 12); warned once."""
+    import chadavit.data.normalize as N
+
+    N._warned_bit_depth.clear()
+    img = np.array([[[0, 1000], [2000, 4095]]], np.uint16)
+    with caplog.at_level("WARNING"):
+        out = normalize_planes(img, "dtype_range")
+        normalize_planes(img, "dtype_range")
+    assert float(out.max()) == 1.0 and float(out[0, 0, 1]) == pytest.approx(1000 / 4095)
+    assert sum("12-bit" in r.message for r in caplog.records) == 1
+    full = normalize_planes(np.array([[[0, 40000]]], np.uint16), "dtype_range")
+    assert float(full.max()) == pytest.approx(40000 / 65535)  # a real 16-bit image keeps / 65535
+
+
+def test_dataset_normalisation_keeps_absolute_intensity_between_images():
+    """Per-image percentile maps a dim and a 2x brighter nucleus to the same range; dataset stats do not."""
+    from chadavit.data.normalize import plane_stats
+
+    dim = np.zeros((1, 32, 32), np.uint16)
+    dim[0, 8:24, 8:24] = 1000
+    bright = dim * 2
+    stats = {"DNA": [0.0, 4000 / 65535]}
+    per = [plane_stats(["DNA"], 1, stats)] * 2
+    a, b = (normalize_planes(x, "dataset", stats=s) for x, s in zip((dim, bright), per))
+    assert float(b.max()) == pytest.approx(2 * float(a.max()), rel=1e-5)
+    pa, pb = normalize_planes(dim, "percentile"), normalize_planes(bright, "percentile")
+    assert float(pa.max()) == float(pb.max()) == 1.0
+    # a channel without statistics falls back to percentile
+    fb = normalize_planes(dim, "dataset", stats=plane_stats(["GFP"], 1, stats))
+    torch.testing.assert_close(fb, pa)
+
+
+def test_channel_stats_over_a_dataset(tmp_path):
+    from chadavit.data.dataset import DatasetWriter, open_dataset
+    from chadavit.data.stats import ALL_CHANNELS, channel_stats
+
+    rng = np.random.default_rng(0)
+    with DatasetWriter(tmp_path / "d") as w:
+        for i in range(6):
+            planes = [rng.integers(0, 1000 * (i + 1), (16, 16)), rng.integers(0, 50, (16, 16))]
+            w.add(np.stack(planes).astype(np.uint16), f"im{i}", ["DNA", "GFP"])
+    st = channel_stats([open_dataset(tmp_path / "d")])
+    assert set(st) == {"DNA", "GFP", ALL_CHANNELS}
+    assert st["DNA"][1] > 3000 / 65535 > st["GFP"][1]  # one range per stain, over all images
+    assert st["DNA"][0] < st["DNA"][1]
+
+
+def test_model_make_batch_follows_the_model_normalisation():
+    from chadavit.models import create_model
+
+    img = np.linspace(0, 51, 32 * 32).round().astype(np.uint8).reshape(1, 32, 32)
+    official_like = create_model("chada_vit_nano", img_size=32, normalization="dtype_range")
+    batch = official_like.make_batch([img], channel_names=[["DNA"]])
+    assert float(batch.planes.max()) == pytest.approx(51 / 255)  # pixels / 255, not percentile-stretched to 1
+    assert float(create_model("chada_vit_nano", img_size=32).make_batch([img]).planes.max()) == 1.0

@@ -13,20 +13,31 @@ Methods
 ``"dtype_range"``
     Integer images are divided by their dtype maximum (255 or 65535); float images pass through
     unchanged. This is what the official ChAda-ViT release expects (``pixels / 255``) and what
-    converted official checkpoints record.
+    converted official checkpoints record. A uint16 image whose values never exceed 4095 (12-bit
+    camera) or 16383 (14-bit) is divided by that bit depth's maximum instead of 65535, which would
+    leave it nearly black; a warning says so once per process.
+``"dataset"``
+    Keeps absolute intensity (DNA content, stain strength), which per-image stretching removes: integer
+    planes are divided by their dtype maximum, then each channel is mapped by ONE ``(low, high)`` pair
+    per channel name computed over the whole training set (:mod:`chadavit.data.stats`, the 1st and
+    99.8th percentiles) and stored in the model config (``normalization_stats``) so embedding applies
+    the same numbers; clipped to ``[0, 1]``. A channel without statistics falls back to ``percentile``.
 ``"none"``
     Values are cast to float32 unchanged.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 
-NormalizationMethod = Literal["percentile", "dtype_range", "none"]
-NORMALIZATION_METHODS: tuple[str, ...] = ("percentile", "dtype_range", "none")
+NormalizationMethod = Literal["percentile", "dtype_range", "dataset", "none"]
+NORMALIZATION_METHODS: tuple[str, ...] = ("percentile", "dtype_range", "dataset", "none")
+ChannelStats = dict[str, list[float]]  # channel name -> [low, high] in dtype-range units (see "dataset")
 
 PERCENTILE_LOW = 1.0
 PERCENTILE_HIGH = 99.8
@@ -34,6 +45,29 @@ PERCENTILE_HIGH = 99.8
 SUPPORTED_DTYPES: tuple[np.dtype, ...] = tuple(
     np.dtype(t) for t in ("uint8", "uint16", "float16", "float32", "float64")
 )
+
+
+log = logging.getLogger(__name__)
+_warned_bit_depth: set[int] = set()
+
+
+def integer_range(x: torch.Tensor, dtype: np.dtype) -> float:
+    """The value that maps to 1 under ``dtype_range``: the dtype maximum, or a detected 12/14-bit camera range.
+
+    Why: 12- and 14-bit cameras store into uint16 files; dividing by 65535 makes such images ~16x too dark.
+    """
+    full = float(np.iinfo(dtype).max)
+    if dtype != np.dtype("uint16"):
+        return full
+    peak = float(x.max()) if x.numel() else 0.0
+    for bits in (12, 14):
+        if 0 < peak <= 2**bits - 1:
+            if bits not in _warned_bit_depth:
+                _warned_bit_depth.add(bits)
+                log.warning("uint16 image with maximum %d <= %d: scaled as a %d-bit camera image (/ %d), not / 65535",
+                            int(peak), 2**bits - 1, bits, 2**bits - 1)
+            return float(2**bits - 1)
+    return full
 
 
 def check_method(method: str) -> None:
@@ -46,8 +80,12 @@ def normalize_planes(
     method: NormalizationMethod = "percentile",
     low: float = PERCENTILE_LOW,
     high: float = PERCENTILE_HIGH,
+    stats: Sequence[Sequence[float] | None] | None = None,
 ) -> torch.Tensor:
-    """Scale a stack of channel planes ``(P, H, W)`` to float32 according to ``method``."""
+    """Scale a stack of channel planes ``(P, H, W)`` to float32 according to ``method``.
+
+    ``stats`` (method ``"dataset"`` only) gives each plane its ``(low, high)`` or None (percentile fallback).
+    """
     check_method(method)
     if isinstance(planes, torch.Tensor):
         source_dtype = np.dtype(str(planes.dtype).removeprefix("torch.")) if planes.dtype != torch.bfloat16 else None
@@ -61,8 +99,42 @@ def normalize_planes(
         return x
     if method == "dtype_range":
         if source_dtype is not None and source_dtype.kind in "ui":
-            return x / float(np.iinfo(source_dtype).max)
+            return x / integer_range(x, source_dtype)
         return x
+    if method == "dataset":
+        return _dataset_scale(x, source_dtype, stats, low, high)
+    return _percentile(x, low, high)
+
+
+def _dataset_scale(x: torch.Tensor, source_dtype: np.dtype | None, stats: Sequence[Sequence[float] | None] | None,
+                   low: float, high: float) -> torch.Tensor:
+    if source_dtype is not None and source_dtype.kind in "ui":
+        x = x / float(np.iinfo(source_dtype).max)  # the plain dtype range: stats carry the camera's real range
+    per_plane = list(stats) if stats is not None else [None] * x.shape[0]
+    if len(per_plane) != x.shape[0]:
+        raise ValueError(f"{len(per_plane)} channel statistics for {x.shape[0]} planes")
+    out = torch.empty_like(x)
+    missing = [i for i, st in enumerate(per_plane) if st is None]
+    if missing:
+        out[missing] = _percentile(x[missing], low, high)
+    for i, st in enumerate(per_plane):
+        if st is not None:
+            lo, hi = float(st[0]), float(st[1])
+            out[i] = ((x[i] - lo) / (hi - lo)).clamp_(0.0, 1.0) if hi > lo else torch.zeros_like(x[i])
+    return out
+
+
+def plane_stats(names: Sequence[str] | None, n_planes: int,
+                stats: ChannelStats | None) -> list[list[float] | None] | None:
+    """Per-plane ``(low, high)`` for one image's channel names (None where a name has no statistics)."""
+    if not stats:
+        return None
+    if names is None:
+        return [stats.get("*") for _ in range(n_planes)]
+    return [stats.get(str(n), stats.get("*")) for n in names]
+
+
+def _percentile(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     flat = x.reshape(x.shape[0], -1).numpy()
     lo_np, hi_np = np.percentile(flat, [low, high], axis=1).astype(np.float32)
     lo, hi = torch.from_numpy(lo_np), torch.from_numpy(hi_np)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes
+from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
 from chadavit.embed.crops import Crop, full_crop, grid_crops, nucleus_crops
@@ -59,9 +59,11 @@ class ImagePreparer:
     """Turns an :class:`ImageRecord` into a :class:`Prepared` image; thread-safe (no shared mutable state)."""
 
     def __init__(self, cfg: EmbedConfig, spec: ChannelSpec, crop_size: int, normalize: str, max_channels: int,
-                 patch_size: int = 16, model_size: int | None = None) -> None:
+                 patch_size: int = 16, model_size: int | None = None,
+                 normalization_stats: dict[str, list[float]] | None = None) -> None:
         self.cfg, self.spec = cfg, spec
         self.crop_size, self.normalize, self.max_channels = crop_size, normalize, max_channels
+        self.normalization_stats = normalization_stats  # "dataset": the model's per-channel training-set numbers
         self.patch_size, self.model_size = patch_size, model_size or crop_size
 
     def check_size(self, image_id: str, h: int, w: int) -> list[str]:
@@ -148,7 +150,8 @@ class ImagePreparer:
         if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
             crops = [crops[i] for i in keep]
-        field_ = normalize_planes(arr, self.normalize).numpy()
+        st = plane_stats(names, c, self.normalization_stats) if self.normalize == "dataset" else None
+        field_ = normalize_planes(arr, self.normalize, stats=st).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
         return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n, warnings=warnings)

@@ -70,7 +70,7 @@ class Embedder:
                              if getattr(mcfg, "channel_embedding", "slot") == "slot" else 0)
         self.vocab = VocabularyChecker(mcfg, strict=cfg.strict_channels)
         self.preparer = ImagePreparer(cfg, self.spec, self.crop_size, self.normalize, self.max_channels,
-                                      self.patch_size, self.img_size)
+                                      self.patch_size, self.img_size, getattr(mcfg, "normalization_stats", None))
         out = Path(cfg.out)
         self.out = out if out.suffix.lower() == ".parquet" else out.with_name(out.name + ".parquet")
         self.errors_path = self.out.with_name(self.out.name.removesuffix(".parquet") + ".errors.csv")

@@ -180,7 +180,8 @@ def make_batch(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tu
     """Normalise with the model's recorded method and put the batch on the model's device."""
     fitted = [_fit_channels(im, nm, lm.fixed_in_chans) for im, nm in zip(images, names)]
     batch = ChannelBatch.from_images([f[0] for f in fitted], channel_names=[f[1] for f in fitted],
-                                     normalize=lm.normalization)  # type: ignore[arg-type]
+                                     normalize=lm.normalization,  # type: ignore[arg-type]
+                                     stats=getattr(getattr(lm.model, "config", None), "normalization_stats", None))
     p = next(iter(lm.model.parameters()), None)
     if p is None:
         p = next(iter(lm.model.buffers()), None)

@@ -13,8 +13,8 @@ from torch import nn
 
 from chadavit.batch import ChannelBatch, InvalidImageError
 from chadavit.models.config import ChadaViTConfig
-from chadavit.models.layers.packing import pack_with_cls
 from chadavit.models.layers.channel_embed import IdentityChannelEmbed, SlotChannelEmbed
+from chadavit.models.layers.packing import pack_with_cls
 from chadavit.models.layers.patch_embed import PatchEmbed
 from chadavit.models.layers.pos_embed import interpolate_pos_embed
 from chadavit.models.layers.transformer import PackedEncoderMixin

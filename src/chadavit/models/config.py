@@ -61,6 +61,7 @@ class ChadaViTConfig:
     # where the weights came from (e.g. "hf:nicoboou/chadavit16-moyen") and the commit they were read at
     source: str = ""
     revision: str = ""
+    normalization_stats: dict[str, list[float]] = field(default_factory=dict)  # "dataset": channel -> [low, high]
 
     def __post_init__(self) -> None:
         check_num_heads(self.embed_dim, self.num_heads)

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from chadavit.models import build_model
 from chadavit.pretrain.config import PretrainConfig
-from chadavit.pretrain.net import build_backbone
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ def run_learning_check(cfg: PretrainConfig, backbone: nn.Module, normalization: 
     for r in range(max(1, c.random_inits)):
         with torch.random.fork_rng():
             torch.manual_seed(cfg.train.seed + 1 + r)
-            randoms.append(build_backbone(cfg).to(device))
+            # same architecture, vocabulary and input scaling (incl. "dataset" statistics) as the trained one
+            randoms.append(build_model(backbone.config.replace()).to(device))
     res = learning_check(backbone, randoms, c.channels, c.n_train, c.n_test, c.size, c.seed, c.k,
                          normalization, device)
     log.info("learning check (kNN localisation on held-out synthetic cells): trained %.3f vs random init %.3f "

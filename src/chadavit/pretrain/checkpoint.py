@@ -64,8 +64,8 @@ def load_resumable(cfg: Any, ckpt_path: Path) -> dict[str, Any]:
     for section in RESUME_SECTIONS:
         a, b = getattr(saved, section), getattr(cfg, section)
         if section == "data":
-            a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels),
-                    (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels))
+            a, b = ((a.paths, a.synthetic, a.batch_size, a.filter, a.split_channels, a.cells),
+                    (b.paths, b.synthetic, b.batch_size, b.filter, b.split_channels, b.cells))
         if a != b:
             raise ResumeError(f"{ckpt_path}: the checkpoint was written with a different '{section}' config; "
                               "use a new train.out_dir or train.resume=false")

@@ -18,6 +18,7 @@ import yaml
 
 from chadavit.data.augment import AugmentConfig
 from chadavit.errors import ChadavitError
+from chadavit.pretrain.cells import CellCropConfig
 
 
 class ConfigError(ChadavitError, ValueError):
@@ -51,6 +52,7 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     filter: DataFilterConfig = field(default_factory=DataFilterConfig)  # e.g. n_channels=[3] for a 3-channel ViT
     split_channels: bool = False  # every channel becomes its own image (One-Channel ViT training)
+    cells: CellCropConfig = field(default_factory=CellCropConfig)  # single-cell views cut from data.paths fields
     batch_size: int = 64  # per process
     num_workers: int = 2
     normalization: str = "auto"  # "auto" = what the model config records
@@ -345,8 +347,8 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("data.batch_size must be >= 1")
     if cfg.data.num_workers < 0:
         errs.append("data.num_workers must be >= 0")
-    if cfg.data.normalization not in ("auto", "percentile", "dtype_range", "none"):
-        errs.append("data.normalization must be auto, percentile, dtype_range or none")
+    if cfg.data.normalization not in ("auto", "percentile", "dtype_range", "dataset", "none"):
+        errs.append("data.normalization must be auto, percentile, dtype_range, dataset or none")
     if cfg.train.epochs < 1:
         errs.append("train.epochs must be >= 1")
     if cfg.train.log_every < 1 or cfg.train.collapse_patience < 1 or cfg.train.progress_every_s < 0:

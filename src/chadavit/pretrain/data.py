@@ -70,3 +70,18 @@ def open_all(paths: list[Path]) -> list[ChannelDataset]:
             raise DatasetError(f"{p}: dataset has no images")
         out.append(ds)
     return out
+
+
+def cell_views(cfg: PretrainConfig, paths: list[Path], datasets: list[ChannelDataset]) -> list[ChannelDataset]:
+    """``data.paths`` datasets replaced by their cached single-cell crops when ``data.cells.size`` > 0.
+
+    The first call builds the cache (rank 0, before a barrier); later calls reuse it. Synthetic studies stay whole.
+    """
+    c = cfg.data.cells
+    if c.size <= 0 or not paths:
+        return datasets
+    from chadavit.pretrain.cells import build_cell_crops, cell_crops_dir
+
+    real = datasets[: len(paths)]
+    out = cell_crops_dir(cfg.train.out_dir, paths, c)
+    return [build_cell_crops(real, out, c), *datasets[len(paths):]]

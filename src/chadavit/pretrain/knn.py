@@ -27,7 +27,8 @@ def embed_images(model: nn.Module, images: Sequence[np.ndarray], channel_names: 
     names = tuple(channel_names)
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
-        batch = ChannelBatch.from_images(chunk, channel_names=[names] * len(chunk), normalize=normalization)
+        batch = ChannelBatch.from_images(chunk, channel_names=[names] * len(chunk), normalize=normalization,
+                                         stats=getattr(getattr(model, "config", None), "normalization_stats", None))
         feats.append(model(batch.to(device)).cls.float().cpu())
     model.train(was_training)
     return torch.cat(feats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chadavit.data.loader import EpochBatchSampler
+from chadavit.pretrain.loader import EpochBatchSampler
 
 
 def benchmark_loader(loader: Any, sampler: EpochBatchSampler, n_batches: int, warmup: int = 1) -> float:

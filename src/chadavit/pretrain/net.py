@@ -53,11 +53,15 @@ class MaybeCompiled:
         return self.module(*args)
 
 
-def build_backbone(cfg: PretrainConfig) -> nn.Module:
+def build_backbone(cfg: PretrainConfig, channel_vocab: list[str] | None = None) -> nn.Module:
+    """The encoder of ``cfg.model``; ``channel_vocab`` fills ``channel_vocab: auto`` (names of the training data)."""
     from chadavit.models import create_model
 
+    overrides = dict(cfg.model.overrides)
+    if overrides.get("channel_vocab") == "auto":
+        overrides["channel_vocab"] = list(channel_vocab or [])
     try:
-        return create_model(cfg.model.name, **cfg.model.overrides)
+        return create_model(cfg.model.name, **overrides)
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc
 

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from chadavit.data.augment import MultiCrop
-from chadavit.data.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
 from chadavit.pretrain import distributed as D
 from chadavit.pretrain.check import run_learning_check
 from chadavit.pretrain.checkpoint import ResumeError, load_resumable, save_checkpoint
@@ -31,6 +30,7 @@ from chadavit.pretrain.config import PretrainConfig
 from chadavit.pretrain.data import ensure_synthetic, open_all, resolve_paths, synthetic_dir
 from chadavit.pretrain.failures import DatasetTooSmallError, NonFiniteLossError, TrainingInterrupted
 from chadavit.pretrain.head import DINOHead
+from chadavit.pretrain.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
 from chadavit.pretrain.loader_bench import benchmark_loader
 from chadavit.pretrain.loss import DINOLoss
 from chadavit.pretrain.metrics_log import MetricsLog
@@ -124,11 +124,30 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if syn is not None:
         paths.append(syn)
     datasets = open_all(paths)
+    if cfg.data.cells.size > 0:  # single-cell views cut from the real fields, cached under OUT/data by rank 0
+        from chadavit.pretrain.data import cell_views
+
+        real_paths = paths[: len(paths) - (syn is not None)]
+        if is_main:
+            cell_views(cfg, real_paths, datasets)
+        D.barrier()
+        datasets = cell_views(cfg, real_paths, datasets)
     f = cfg.data.filter
     if f.n_channels or f.channel_names or cfg.data.split_channels:
         from chadavit.data.filters import apply_filters
 
         datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None, cfg.data.split_channels)
+    if cfg.model.overrides.get("channel_vocab") == "auto":  # identity embeddings for the data's own stain names
+        vocab = sorted({str(n) for d in datasets for names in d.manifest["channel_names"] for n in names})
+        torch.manual_seed(cfg.train.seed)
+        backbone = build_backbone(cfg, vocab)
+    stats = None
+    if normalization == "dataset":  # one (low, high) per channel over the training set, saved with the model
+        from chadavit.data.stats import channel_stats
+
+        stats = state["normalization_stats"] if state is not None and "normalization_stats" in state \
+            else channel_stats(datasets, seed=cfg.train.seed)
+        backbone.config = backbone.config.replace(normalization="dataset", normalization_stats=stats)
 
     # ---- model, teacher, loss, optimiser
     torch.manual_seed(cfg.train.seed)
@@ -154,7 +173,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     # ---- data
     bs, world = cfg.data.batch_size, dist_info.world_size
     ds = MultiCropDataset(datasets, MultiCrop(cfg.augment), seed=cfg.train.seed, normalization=normalization,
-                          preload_mb=cfg.data.preload_mb)
+                          preload_mb=cfg.data.preload_mb, stats=stats)
     check_enough_images(len(ds), bs, world, paths)
     sampler = EpochBatchSampler(len(ds), bs, world, dist_info.rank, seed=cfg.train.seed)
     loader = make_pretrain_loader(ds, sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
@@ -205,6 +224,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
             "center": loss_fn.center.detach().cpu(), "step": step, "epoch": step // spe, "steps_per_epoch": spe,
             "config": cfg.to_dict(), "world_size": world,
+            **({"normalization_stats": stats} if stats is not None else {}),
         }, ckpt_path)
 
     last_layer = set(id(p) for p in student.head.last_layer_parameters())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -34,6 +35,18 @@ class PackedEncoderMixin:
     cls_token: nn.Parameter
     pos_embed: nn.Parameter
     grad_checkpointing: bool = False
+
+    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
+                   channel_names: Sequence[Sequence[str]] | None = None,
+                   sources: Sequence[str] | None = None) -> ChannelBatch:
+        """A batch of raw ``(C, H, W)`` images scaled the way this model expects (``config.normalization``).
+
+        Why: ``ChannelBatch.from_images`` defaults to percentile stretching, which is wrong for converted
+        official models (``pixels / 255``); building batches through the model cannot get it wrong.
+        """
+        return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources,
+                                        normalize=self.config.normalization,  # type: ignore[arg-type]
+                                        stats=getattr(self.config, "normalization_stats", None) or None)
 
     def init_trunk(self, config: ChadaViTConfig, num_positions: int) -> None:
         """Create the CLS token, a ``(num_positions, D)`` position table, the blocks and the final norm."""

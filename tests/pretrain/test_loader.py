@@ -8,14 +8,14 @@ import torch
 from chadavit.batch import ChannelBatch
 from chadavit.data.augment import AugmentConfig, MultiCrop
 from chadavit.data.dataset import DatasetWriter, open_dataset
-from chadavit.data.loader import (
+from chadavit.data.synthetic import write_synthetic_dataset
+from chadavit.pretrain.loader import (
     EpochBatchSampler,
     MultiCropDataset,
     collate_multicrop,
     make_image_loader,
     make_pretrain_loader,
 )
-from chadavit.data.synthetic import write_synthetic_dataset
 
 
 def _dataset(tmp_path):

@@ -1,0 +1,40 @@
+"""The `plate` preset and the demo's verdict against the best baseline (issue 10)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from chadavit.cli.demo import PRETRAINED, demo_verdict
+from chadavit.pretrain.config import list_presets, load_config
+
+
+def test_plate_preset_uses_cell_views_dataset_statistics_and_the_data_vocabulary():
+    assert "plate" in list_presets()
+    cfg = load_config("plate", ["data.paths=[/data/plate1]"])
+    assert cfg.data.cells.size > 0 and cfg.data.cells.diameters > 0
+    assert cfg.data.normalization == "dataset"
+    assert cfg.model.overrides["channel_vocab"] == "auto"
+    assert cfg.data.synthetic.channel_sets == [] and cfg.data.paths == ["/data/plate1"]
+
+
+def _table(rows, primary):
+    t = pd.DataFrame(rows, columns=["model", "task", "metric", "mean", "std", "n_seeds"])
+    t.attrs["primary"] = primary
+    t.attrs["baselines"] = ["raw_pixels", "handcrafted", "random init"]
+    return t
+
+
+def test_demo_verdict_compares_with_the_best_baseline_and_says_when_it_loses():
+    syn = _table([(PRETRAINED, "localisation linear", "top1", 60.0, 1, 5),
+                  ("random init", "localisation linear", "top1", 45.0, 1, 5),
+                  ("raw_pixels", "localisation linear", "top1", 74.0, 1, 5),
+                  ("handcrafted", "localisation linear", "top1", 50.0, 1, 5)],
+                 {"localisation linear": ["top1"]})
+    real = _table([(PRETRAINED, "foci", "r2", 0.5, 0, 5), ("raw_pixels", "foci", "r2", 0.1, 0, 5),
+                   ("handcrafted", "foci", "r2", 0.3, 0, 5),
+                   (PRETRAINED, "mitotic", "macro_f1", 70.0, 0, 5), ("raw_pixels", "mitotic", "macro_f1", 60.0, 0, 5),
+                   ("handcrafted", "mitotic", "macro_f1", 65.0, 0, 5)],
+                  {"foci": ["r2"], "mitotic": ["macro_f1"]})
+    syn_line, real_line = demo_verdict({"synthetic": syn, "real": real})
+    assert "LOSES TO" in syn_line and "raw_pixels 74.0" in syn_line  # beats random init, yet loses to pixels
+    assert "BEATS" in real_line and "2 of 2" in real_line
