@@ -91,12 +91,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.set_defaults(func=run)
 
 
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, run_embed
     from chadavit.errors import ChadavitError
@@ -142,22 +136,16 @@ def run(args: argparse.Namespace) -> int:
         from chadavit.cli.embed_merge import run_torchrun
 
         return run_torchrun(cfg, group)
-    import signal
+    from chadavit.cli.signals import sigterm_as_interrupt
 
-    def _terminate(signum: int, frame: object) -> None:  # batch schedulers send SIGTERM before killing a job
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
-        res = run_embed(cfg)
+        with sigterm_as_interrupt():
+            res = run_embed(cfg)
     except KeyboardInterrupt:
         parts = cfg.out if cfg.out.endswith(".parquet") else cfg.out + ".parquet"
         print(f"chadavit embed: interrupted; finished images are saved in {parts}.parts/ "
               "(rerun the same command to resume)", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if res.out is None:
         print(f"no rows written ({res.n_images} image(s): {res.n_failed} failed, none embedded); no output file",
               file=sys.stderr)

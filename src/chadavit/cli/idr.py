@@ -190,26 +190,19 @@ def run_build(args: argparse.Namespace) -> int:
     if args.flush_every < 1 or not args.flush_seconds > 0:
         raise BuildError(f"--flush-every ({args.flush_every}) and --flush-seconds ({args.flush_seconds}) must be "
                          "positive")
-    import signal
-    import threading
+    from chadavit.cli.signals import sigterm_as_interrupt
 
-    def _terminate(signum: int, frame: object) -> None:  # Slurm and other schedulers send SIGTERM first
-        raise KeyboardInterrupt
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        res = build(images, out, client, size=args.size, workers=args.workers, shard=shard,
-                    progress=not args.no_progress, flush_every=args.flush_every, flush_seconds=args.flush_seconds)
+        with sigterm_as_interrupt():
+            res = build(images, out, client, size=args.size, workers=args.workers, shard=shard,
+                        progress=not args.no_progress, flush_every=args.flush_every,
+                        flush_seconds=args.flush_seconds)
     except KeyboardInterrupt:
         from chadavit.data.dataset import open_dataset
 
         print(f"interrupted; the {len(open_dataset(out))} image(s) stored in {out} are kept: re-run the same "
               "command to fetch the rest", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     print(f"shard {shard[0]}/{shard[1]}: {res.planned} planned, {res.already_done} already stored, "
           f"{res.written} written, {len(res.failures)} failed, {len(res.missing)} missing "
           f"({res.seconds:.1f} s, {res.written / max(res.seconds, 1e-9):.1f} img/s)")

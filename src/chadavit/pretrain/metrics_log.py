@@ -11,19 +11,28 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def truncate_jsonl(path: Path, last_step: int) -> None:
-    """Drop records after ``last_step`` (written after the checkpoint a resume starts from) and torn lines."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` of every whole JSON object in ``path``; a line torn by a kill is skipped."""
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if rec.get("step", 0) <= last_step:
-            keep.append(line)
-    path.write_text("".join(x + "\n" for x in keep))
+        if isinstance(rec, dict):
+            out.append((line, rec))
+    return out
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Records of ``metrics.jsonl`` (torn or invalid lines skipped)."""
+    return [rec for _, rec in _records(path)]
+
+
+def truncate_jsonl(path: Path, last_step: int) -> None:
+    """Drop records after ``last_step`` (written after the checkpoint a resume starts from) and torn lines."""
+    if path.exists():
+        path.write_text("".join(line + "\n" for line, rec in _records(path) if rec.get("step", 0) <= last_step))
 
 
 def finite_or_none(x: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,8 +13,9 @@ def plot_loss(metrics_path: Path, out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recs = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-    recs = [r for r in recs if r.get("loss") is not None]
+    from chadavit.pretrain.metrics_log import read_metrics
+
+    recs = [r for r in read_metrics(metrics_path) if r.get("loss") is not None]  # a torn last line is skipped
     if not recs:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -12,7 +12,6 @@ itself instead of overwriting its summary.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from chadavit.pretrain.head import DINOHead
 from chadavit.pretrain.loader import EpochBatchSampler, MultiCropBatch, MultiCropDataset, make_pretrain_loader
 from chadavit.pretrain.loader_bench import benchmark_loader
 from chadavit.pretrain.loss import DINOLoss
-from chadavit.pretrain.metrics_log import MetricsLog
+from chadavit.pretrain.metrics_log import MetricsLog, read_metrics
 from chadavit.pretrain.monitor import collapse_metrics
 from chadavit.pretrain.net import DinoNet, MaybeCompiled, build_backbone, param_groups
 from chadavit.pretrain.plots import plot_loss
@@ -62,21 +61,6 @@ def check_enough_images(n: int, batch_size: int, world: int, paths: list[Any]) -
         raise DatasetTooSmallError(
             f"{where}: {n} images (after filters), fewer than one global batch of {batch_size * world} "
             f"(data.batch_size {batch_size} x {world} processes); lower data.batch_size or add images")
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Records of ``metrics.jsonl`` (torn or invalid lines skipped)."""
-    if not path.exists():
-        return []
-    recs = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            recs.append(rec)
-    return recs
 
 
 def agree_to_stop(signal_seen: bool, collapse_stop: bool, distributed: bool,
