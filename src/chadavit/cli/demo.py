@@ -129,7 +129,23 @@ def demo_verdict(tables: dict[str, Any], model: str = PRETRAINED) -> list[str]:
                      f"(mean gap {m:+.3f}, better on {sum(x > 0 for x in ref_gaps)} of {len(ref_gaps)} tasks)")
         lines.append(f"{suite} suite: pretrained {word} the best baseline per task on average (mean gap "
                      f"{mean:+.3f}; better on {wins} of {len(g)} tasks){extra}")
+        lines += _suite_mean_line(suite, table, model)
     return lines
+
+
+def _suite_mean_line(suite: str, table: Any, model: str) -> list[str]:
+    """The issue-10 bar as stated: the model's mean over the suite's tasks against each baseline's mean."""
+    from chadavit.evaluation.baselines import mean_scores
+
+    means = mean_scores(table, table.attrs.get("primary", {}))
+    if model not in means:
+        return []
+    rnd = [v for k, v in means.items() if k.startswith("random init")]
+    refs = {"raw pixels": means.get("raw_pixels"), "random init": max(rnd) if rnd else None,
+            "hand-crafted": means.get("handcrafted")}
+    vs = ", ".join(f"{'BEATS' if means[model] > v else 'LOSES TO'} {k} {v:.3f}" for k, v in refs.items()
+                   if v is not None)
+    return [f"{suite} suite mean (% as fractions): pretrained {means[model]:.3f} {vs}"] if vs else []
 
 
 def format_summary(s: dict[str, Any]) -> str:
