@@ -116,17 +116,14 @@ def demo_verdict(tables: dict[str, Any], model: str = PRETRAINED) -> list[str]:
         mean = float(g["gap_unit"].mean())
         wins = int((g["gap"] > 0).sum())
         word = "BEATS" if mean > 0 else "LOSES TO"
-        ref_gaps = []
-        for r in g.itertuples(index=False):
-            refs = _untrained_refs(table, str(r.task), str(r.metric))
-            if refs:
-                scale = 100.0 if str(r.metric) in ("top1", "macro_f1", "nsc", "nscb") else 1.0
-                ref_gaps.append((r.score - max(refs.values())) / scale)
+        untrained = [b for b in table.attrs.get("baselines", []) if b == "raw_pixels" or b.startswith("random init")]
+        ref = gap_table(table, table.attrs.get("primary", {}), untrained)
+        ref = ref[ref["model"] == model]  # the same gaps, against the better of raw pixels and random init only
         extra = ""
-        if ref_gaps:
-            m = float(sum(ref_gaps) / len(ref_gaps))
+        if len(ref):
+            m = float(ref["gap_unit"].mean())
             extra = (f"; vs the better of raw pixels and random init: {'beats' if m > 0 else 'LOSES TO'} them "
-                     f"(mean gap {m:+.3f}, better on {sum(x > 0 for x in ref_gaps)} of {len(ref_gaps)} tasks)")
+                     f"(mean gap {m:+.3f}, better on {int((ref['gap'] > 0).sum())} of {len(ref)} tasks)")
         lines.append(f"{suite} suite: pretrained {word} the best baseline per task on average (mean gap "
                      f"{mean:+.3f}; better on {wins} of {len(g)} tasks){extra}")
         lines += _suite_mean_line(suite, table, model)

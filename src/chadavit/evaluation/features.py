@@ -156,7 +156,7 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu", precision: st
         p.requires_grad_(False)
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
     model.to(device)
-    if not isinstance(model, PixelStatsEncoder):
+    if not isinstance(model, PixelStatsEncoder) and not hasattr(model, "numpy_features"):  # weights only
         from chadavit.precision import prepare_inference, resolve_precision
 
         dtype = resolve_precision(precision, torch.device(device))
