@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from chadavit.data.dataset import DatasetWriter, open_dataset
-from chadavit.pretrain.cells import CellCropConfig, build_cell_crops, nucleus_channel
+from chadavit.embed.crops import guess_nucleus_channel as nucleus_channel
+from chadavit.pretrain.cells import CellCropConfig, build_cell_crops
 
 
 def _field(n_nuclei: int, size: int = 200, seed: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ so every feature row can be traced back to its pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,18 @@ class Nucleus:
     x: float
     area: int
     label: int
+
+
+NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
+
+
+def guess_nucleus_channel(names: Sequence[str]) -> int | None:
+    """Index of the first channel named like a nuclear stain (in the order above, any case), or None."""
+    low = [n.lower() for n in names]
+    for guess in NUCLEUS_CHANNEL_GUESSES:
+        if guess.lower() in low:
+            return low.index(guess.lower())
+    return None
 
 
 def find_nuclei(plane: np.ndarray, min_area: int = 30, sigma: float = 1.0, min_distance: int | None = None

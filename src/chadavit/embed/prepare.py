@@ -9,11 +9,10 @@ import numpy as np
 from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
-from chadavit.embed.crops import Crop, full_crop, grid_crops, nucleus_crops
+from chadavit.embed.crops import Crop, full_crop, grid_crops, guess_nucleus_channel, nucleus_crops
 from chadavit.embed.sources import ImageRecord
 from chadavit.errors import ChadavitError
 
-NUCLEUS_CHANNEL_GUESSES = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
 MIN_COVERAGE = 0.25  # an image filling less of a crop than this is mostly zero padding: refused
 
 
@@ -104,10 +103,9 @@ class ImagePreparer:
                 if want in lst:
                     return None, all_sources[lst.index(want)]
             raise ChannelError(f"{image_id}: nuclei channel {want!r} is not among its channels {mapped}")
-        for guess in NUCLEUS_CHANNEL_GUESSES:
-            for k, n in enumerate(names):
-                if n.lower() == guess.lower():
-                    return k, None
+        k = guess_nucleus_channel(names)
+        if k is not None:
+            return k, None
         if len(names) == 1:
             return 0, None
         raise ChannelError(f"{image_id}: --crops nuclei needs --nuclei-channel (one of {names})")

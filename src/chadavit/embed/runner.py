@@ -188,7 +188,7 @@ class Embedder:
 
     def _check_nuclei_option(self, source: set[str], records: list[ImageRecord]) -> None:
         """``--crops nuclei`` must know where the nuclei are before every image fails on it."""
-        from chadavit.embed.prepare import NUCLEUS_CHANNEL_GUESSES
+        from chadavit.embed.crops import NUCLEUS_CHANNEL_GUESSES
 
         mapped = {self.spec.channel_map.get(n, n) for n in source}
         want = self.cfg.nuclei_channel

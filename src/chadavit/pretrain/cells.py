@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from chadavit.data.dataset import ChannelDataset, DatasetError, DatasetWriter, open_dataset
-from chadavit.embed.crops import extract, find_nuclei, grid_crops, nucleus_crops
+from chadavit.embed.crops import extract, find_nuclei, grid_crops, guess_nucleus_channel, nucleus_crops
 
 log = logging.getLogger(__name__)
 
-NUCLEUS_CHANNELS = ("DNA", "DAPI", "Hoechst", "Nuclei", "nucleus", "H2B")
 
 
 @dataclass
@@ -44,14 +43,6 @@ class CellCropConfig:
     min_field: int = 0  # images smaller than this on both sides are kept whole (already cell crops); 0 = 2 x size
 
 
-def nucleus_channel(names: Sequence[str]) -> int | None:
-    """Index of the first channel named like a nuclear stain, or None."""
-    low = [n.lower() for n in names]
-    for guess in NUCLEUS_CHANNELS:
-        if guess.lower() in low:
-            return low.index(guess.lower())
-    return None
-
 
 def cell_crops_dir(out_dir: str | Path, paths: Sequence[Path], cfg: CellCropConfig) -> Path:
     spec = json.dumps({"paths": [str(p.resolve()) for p in paths], "cfg": cfg.__dict__}, sort_keys=True)
@@ -63,7 +54,7 @@ def _crops_of(field: np.ndarray, names: Sequence[str], cfg: CellCropConfig) -> t
     min_field = cfg.min_field or 2 * cfg.size
     if h < min_field and w < min_field:
         return [field], "whole"
-    k = nucleus_channel(names)
+    k = guess_nucleus_channel(names)
     if k is not None:
         side = cfg.size
         if cfg.diameters > 0:
