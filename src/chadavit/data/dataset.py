@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.atomic import write_atomic, write_text_atomic
 from chadavit.errors import ChadavitError
 
 FORMAT_NAME = "chadavit-dataset"
@@ -62,20 +63,6 @@ def image_checksum(image: np.ndarray) -> str:
 
 def array_name(dtype: np.dtype | str, height: int, width: int) -> str:
     return f"{np.dtype(dtype).name}_{height}x{width}"
-
-
-def _atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _read_manifest(root: Path) -> pd.DataFrame:
@@ -175,7 +162,7 @@ class DatasetWriter:
                 raise DatasetError(f"{meta}: not a chadavit dataset, refusing to write into it")
         else:
             info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "attrs": attrs or {}}
-            _atomic_write_text(json.dumps(info, indent=2), meta)
+            write_text_atomic(meta, json.dumps(info, indent=2))
         self.flush_every = flush_every
         self._group = _open_group(self.path, "a")
         existing = _read_manifest(self.path)
@@ -265,7 +252,8 @@ class DatasetWriter:
             return
         self._write_planes()
         df = pd.DataFrame(self._rows)
-        _atomic_write_parquet(df, self.path / "manifest" / f"part-{self._part:05d}.parquet")
+        write_atomic(self.path / "manifest" / f"part-{self._part:05d}.parquet",
+                     lambda t: df.to_parquet(t, index=False), sync=True)
         self._part += 1
         self._rows = []
 

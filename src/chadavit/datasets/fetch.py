@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from chadavit.atomic import write_bytes_atomic
 from chadavit.datasets import catalog as C
 from chadavit.datasets.download import RetryPolicy, download
 from chadavit.datasets.extract import ArchiveError, find_dir, find_file, publish_dir, safe_extract, scratch_dir
@@ -62,11 +62,9 @@ class Fetch:
             archive.unlink(missing_ok=True)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
 
 
 # ---------------------------------------------------------------------------------------------- per dataset
@@ -146,7 +144,7 @@ def fetch_nfkb(f: Fetch) -> None:
     for part in ("train", "val"):
         name = f"single_ratio_images_{part}.csv"
         with gzip.open(META_DIR / f"nfkb_{name}.gz", "rb") as src:
-            _atomic_bytes(f.target / "analyse_256x256" / name, src.read())
+            _write_bytes(f.target / "analyse_256x256" / name, src.read())
     f.say(manual_steps("nfkb", str(f.target)))
 
 
@@ -219,6 +217,6 @@ def fetch(name: str, root: str | Path, base_url: str | None = None, subset: Sequ
     FETCHERS[name](f)
     if f.downloads.is_dir() and not any(f.downloads.iterdir()):
         f.downloads.rmdir()
-    _atomic_bytes(f.target / ".chadavit-fetch.json", json.dumps(
+    _write_bytes(f.target / ".chadavit-fetch.json", json.dumps(
         {"dataset": name, "base_url": base_url, "subset": list(subset or [])}, indent=1).encode())
     return f.target

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chadavit.atomic import replace_synced
 from chadavit.embed.kway import SortedSource, merge_sorted, rechunk
 from chadavit.embed.output import ERROR_COLUMNS, SETTINGS_KEY, EmbedError
 from chadavit.embed.shards import LISTING_DIGEST_KEY, LISTING_IMAGES_KEY, SHARD_IMAGES_KEY, SHARD_KEY
@@ -261,12 +262,6 @@ def merged_tables(shards: Sequence[Shard], target: pa.Schema, batch_rows: int = 
     return merge_sorted([SortedSource(s.first_index, batches(s)) for s in shards if s.rows])
 
 
-def _atomic_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_merged(shards: Sequence[Shard], out: Path, batch_rows: int = BATCH_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS) -> int:
     """Stream the merged table into ``out`` (atomically); returns the number of rows."""
@@ -283,7 +278,7 @@ def write_merged(shards: Sequence[Shard], out: Path, batch_rows: int = BATCH_ROW
             for chunk in rechunk(merged_tables(shards, target, batch_rows), row_group_rows):
                 writer.write_table(chunk, row_group_size=row_group_rows)
                 rows += chunk.num_rows
-        _atomic_replace(tmp, out)
+        replace_synced(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return rows
@@ -302,7 +297,7 @@ def write_merged_errors(shards: Sequence[Shard], path: Path) -> pd.DataFrame:
     df = df[[c for c in ERROR_COLUMNS if c in df.columns] + [c for c in df.columns if c not in ERROR_COLUMNS]]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     df.to_csv(tmp, index=False)
-    _atomic_replace(tmp, path)
+    replace_synced(tmp, path)
     return df
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chadavit.atomic import replace_synced
 from chadavit.errors import ChadavitError
 
 DONE_KEY = b"chadavit.embed.done"
@@ -37,12 +38,6 @@ ERROR_COLUMNS = ("image_id", "image_index", "level", "stage", "error", "message"
 
 class EmbedError(ChadavitError, RuntimeError):
     """The run cannot start or continue (bad option, conflicting previous run); the message says why."""
-
-
-def _atomic_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def metadata_type(name: str) -> pa.DataType:
@@ -98,7 +93,7 @@ class RunStore:
         if not run_json.is_file():
             tmp = run_json.with_name(f".run.json.tmp-{os.getpid()}")
             tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-            _atomic_replace(tmp, run_json)
+            replace_synced(tmp, run_json)
         for stale in self.dir.glob(".part-*.tmp-*"):
             stale.unlink(missing_ok=True)
         self.parts = sorted(self.dir.glob("part-*.parquet"))
@@ -121,7 +116,7 @@ class RunStore:
         path = self.dir / f"part-{self._next:05d}.parquet"
         tmp = self.dir / f".{path.name}.tmp-{os.getpid()}"
         pq.write_table(table, tmp)
-        _atomic_replace(tmp, path)
+        replace_synced(tmp, path)
         self._next += 1
         self.parts.append(path)
         self.done.update(ids)
@@ -134,7 +129,7 @@ class RunStore:
         df = pd.DataFrame(list(errors), columns=list(ERROR_COLUMNS))
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         df.to_csv(tmp, index=False)
-        _atomic_replace(tmp, path)
+        replace_synced(tmp, path)
         return path
 
     def assemble(self, extra_metadata: dict[str, Any] | None = None, sort_limit_bytes: int = SORT_LIMIT_BYTES,
@@ -151,7 +146,7 @@ class RunStore:
                 empty = pa.table({"Metadata_ImageId": pa.array([], pa.string())}).replace_schema_metadata(meta)
                 tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
                 pq.write_table(empty, tmp)
-                _atomic_replace(tmp, self.out)
+                replace_synced(tmp, self.out)
             return 0  # no rows: no output file at all (never a 0-row, 0-column Parquet)
         schemas = [(p, pq.read_schema(p)) for p in self.parts]
         fields: dict[str, pa.DataType] = {}
@@ -205,7 +200,7 @@ class RunStore:
                     continue
                 writer.write_table(t, row_group_size=65536)
                 rows += t.num_rows
-        _atomic_replace(tmp, self.out)
+        replace_synced(tmp, self.out)
         return rows
 
     def remove(self) -> None:
@@ -247,5 +242,5 @@ def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLik
             adata.write_h5ad(tmp)
     else:
         adata.write_h5ad(tmp)
-    _atomic_replace(tmp, out)
+    replace_synced(tmp, out)
     return out

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.atomic import write_text_atomic
+
 METRIC_LABELS = {"top1": "top-1 %", "macro_f1": "macro F1 %", "r2": "R²", "mse": "MSE", "mae": "MAE",
                  "pearson": "Pearson r", "nsc": "NSC %", "nscb": "NSCB %", "nsc_chance": "NSC chance %",
                  "nscb_chance": "NSCB chance %"}
@@ -65,21 +67,15 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[str, list[str]], meta: dict[str, Any],
                  out: str | os.PathLike[str]) -> Path:
     """Write ``results.md`` (main + full tables), ``summary.csv``, ``table.csv`` and ``results_per_seed.csv``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "results_per_seed.csv", results.to_csv(index=False))
-    _atomic(out / "summary.csv", summary.to_csv(index=False))
+    write_text_atomic(out / "results_per_seed.csv", results.to_csv(index=False))
+    write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     main = wide_table(summary, primaries)
-    _atomic(out / "table.csv", main.to_csv())
+    write_text_atomic(out / "table.csv", main.to_csv())
     seeds = meta.get("seeds", [])
     spread = f"Mean ± sample std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else \
         f"One seed {seeds} (no spread is shown: one run cannot estimate it)"
@@ -120,7 +116,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     figs = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     if figs:
         md += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]
-    _atomic(out / "results.md", "\n".join(md))
+    write_text_atomic(out / "results.md", "\n".join(md))
     return out / "results.md"
 
 

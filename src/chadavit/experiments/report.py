@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.atomic import write_text_atomic
 from chadavit.experiments.runner import METRICS
 from chadavit.experiments.spec import Experiment, RunSpec
 
@@ -25,12 +26,6 @@ def _plt():  # noqa: ANN202
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _save_fig(fig: Any, path: Path) -> None:
@@ -102,12 +97,12 @@ def table3(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: dic
             shown.loc[r.label, h] = _fmt(mean, std, metric)
             row[f"{h} mean"], row[f"{h} std"] = mean, std
         csv_rows.append(row)
-    _atomic_text(out / "table3.csv", pd.DataFrame(csv_rows).to_csv(index=False))
+    write_text_atomic(out / "table3.csv", pd.DataFrame(csv_rows).to_csv(index=False))
     title = cfg.get("title", "Table 3")
     md = f"## {title}\n\n{_md(shown)}\n"
     if cfg.get("note"):
         md += f"\n{cfg['note']}\n"
-    _atomic_text(out / "table3.md", md)
+    write_text_atomic(out / "table3.md", md)
     return md
 
 
@@ -125,7 +120,7 @@ def cls_vs_all(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg:
                          "cls_std": sc, "all_tokens_mean": ma, "all_tokens_std": sa, "gain": ma - mc})
     table = pd.DataFrame(rows, columns=["pair", "run", "label", "cls_mean", "cls_std", "all_tokens_mean",
                                         "all_tokens_std", "gain"])
-    _atomic_text(out / "cls_vs_all_tokens.csv", table.to_csv(index=False))
+    write_text_atomic(out / "cls_vs_all_tokens.csv", table.to_csv(index=False))
     shown = pd.DataFrame(
         {"task": table["pair"], "model": table["label"],
          "CLS": [_fmt(a, b, metric) for a, b in zip(table["cls_mean"], table["cls_std"])],
@@ -133,7 +128,7 @@ def cls_vs_all(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg:
          "all − CLS": [f"{g:+.1f}" if np.isfinite(g) else "n/a" for g in table["gain"]]}).set_index("task")
     title = cfg.get("title", "CLS token against all tokens (Figure 14, left)")
     md = f"## {title}\n\n{_md(shown)}\n\n![CLS vs all tokens](cls_vs_all_tokens.png)\n"
-    _atomic_text(out / "cls_vs_all_tokens.md", md)
+    write_text_atomic(out / "cls_vs_all_tokens.md", md)
     if len(table):
         plt = _plt()
         labels = [r.label for r in runs]
@@ -167,13 +162,13 @@ def scaling(exp: Experiment, df: pd.DataFrame, metrics: dict[str, dict], cfg: di
                          "embed_dim": m["embed_dim"], "depth": m.get("depth"), "task": t, "mean": mean, "std": std})
     table = pd.DataFrame(rows, columns=["family", "run", "label", "parameters", "embed_dim", "depth", "task", "mean",
                                         "std"])
-    _atomic_text(out / "scaling.csv", table.to_csv(index=False))
+    write_text_atomic(out / "scaling.csv", table.to_csv(index=False))
     shown = table.assign(parameters=table["parameters"].map(lambda v: f"{v:,}"),
                          score=[_fmt(a, b, metric) for a, b in zip(table["mean"], table["std"])])
     shown = shown[["family", "label", "parameters", "embed_dim", "depth", "task", "score"]].set_index("family")
     title = cfg.get("title", "Scaling: score against parameters and embedding size (Figure 14, right)")
     md = f"## {title}\n\n{_md(shown)}\n\n![scaling](scaling.png)\n"
-    _atomic_text(out / "scaling.md", md)
+    write_text_atomic(out / "scaling.md", md)
     if len(table):
         plt = _plt()
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -230,7 +225,7 @@ def make_report(exp: Experiment, out: str | os.PathLike[str], results: str | os.
     out.mkdir(parents=True, exist_ok=True)
     metrics, missing = collect(exp, results)
     df = long_table(metrics)
-    _atomic_text(out / "all_results.csv", df.to_csv(index=False))
+    write_text_atomic(out / "all_results.csv", df.to_csv(index=False))
     parts = [f"# Experiment `{exp.name}`", ""]
     if exp.description:
         parts += [exp.description.strip(), ""]
@@ -245,6 +240,6 @@ def make_report(exp: Experiment, out: str | os.PathLike[str], results: str | os.
             if key in sections:
                 parts += [fn(exp, df, metrics, sections[key] or {}, out), ""]
         parts.append(_provenance_md(metrics))
-    _atomic_text(out / "report.md", "\n".join(parts))
+    write_text_atomic(out / "report.md", "\n".join(parts))
     say(f"wrote {out / 'report.md'} ({len(metrics)} finished run(s))")
     return out / "report.md"

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from chadavit.atomic import write_text_atomic
 from chadavit.experiments.spec import Experiment, ExperimentError, RunSpec, pretrain_overrides
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,7 @@ METRICS = "metrics.json"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def is_finished(exp: Experiment, run: RunSpec, out: str | os.PathLike[str] | None = None) -> bool:

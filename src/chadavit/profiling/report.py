@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from chadavit.atomic import write_atomic
 from chadavit.profiling.map import map_scores
 from chadavit.profiling.prepare import (
     ProfileError,
@@ -18,12 +19,6 @@ from chadavit.profiling.prepare import (
     normalize_profiles,
     resolve_column,
 )
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -70,11 +65,11 @@ def profile_embeddings(path: str | os.PathLike[str], by: Sequence[str], control:
                      null_size=null_size, threshold=threshold, seed=seed)
     out = Path(out_dir) if out_dir else Path(str(path).removesuffix(".parquet") + ".profile")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "profiles.parquet", lambda t: normed.to_parquet(t, index=False))
-    _atomic_write(out / "map_replicate.csv", lambda t: res.replicate.to_csv(t, index=False))
+    write_atomic(out / "profiles.parquet", lambda t: normed.to_parquet(t, index=False))
+    write_atomic(out / "map_replicate.csv", lambda t: res.replicate.to_csv(t, index=False))
     if res.moa is not None:
-        _atomic_write(out / "map_moa.csv", lambda t: res.moa.to_csv(t, index=False))
+        write_atomic(out / "map_moa.csv", lambda t: res.moa.to_csv(t, index=False))
     summary = {**res.summary, "n_wells": int(len(wells)), "n_features": len(feats), "n_features_kept": len(kept),
                "by": by_cols, "control": control, "method": method, "source": str(path)}
-    _atomic_write(out / "summary.json", lambda t: Path(t).write_text(json.dumps(summary, indent=2)))
+    write_atomic(out / "summary.json", lambda t: Path(t).write_text(json.dumps(summary, indent=2)))
     return out, summary
