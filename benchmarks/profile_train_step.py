@@ -1,6 +1,7 @@
 """Where a training step's time goes: torch.profiler over forward, backward and AdamW, by kind of op.
 
     python benchmarks/profile_train_step.py [--model chada_vit_moyen] [--mix 1,2,2,3,3,4,4,5] [--precision fp32,bf16]
+    python benchmarks/profile_train_step.py --phase infer   # one inference forward (weights cast once, as embed)
 
 Prints, per precision, the self CPU time of each category (matmuls, attention forward and backward,
 layer norms, GELU, copies and dtype casts, zero fills, concatenation, optimiser, other) with its
@@ -41,13 +42,14 @@ def categorise(name: str) -> str:
     return "other"
 
 
-def profile_step(model_name: str, mix: list[int], size: int, precision: str, threads: int) -> None:
+def profile_step(model_name: str, mix: list[int], size: int, precision: str, threads: int, phase: str = "train"
+                 ) -> None:
     import numpy as np
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     from chadavit import ChannelBatch, create_model
-    from chadavit.precision import train_autocast
+    from chadavit.precision import prepare_inference, train_autocast
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -57,12 +59,20 @@ def profile_step(model_name: str, mix: list[int], size: int, precision: str, thr
     batch = ChannelBatch.from_images([rng.integers(0, 4096, (c, size, size)).astype(np.uint16) for c in mix])
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
 
-    def step() -> None:
+    def train_step() -> None:
         with train_autocast(dtype, "cpu"):
             cls = model(batch).cls
         cls.float().pow(2).mean().backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+
+    def infer_step() -> None:
+        with torch.inference_mode():
+            model(batch)
+
+    if phase == "infer":
+        prepare_inference(model.eval(), dtype)
+    step = infer_step if phase == "infer" else train_step
 
     step()  # warm-up (allocations, optimiser state)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -72,7 +82,7 @@ def profile_step(model_name: str, mix: list[int], size: int, precision: str, thr
     for e in events:
         by_cat[categorise(e.key)] += e.self_cpu_time_total / 1e6
     total = sum(by_cat.values())
-    print(f"\n{model_name} {size}px, channels {mix}, {precision}: {total:.2f} s self CPU time in aten ops")
+    print(f"\n{model_name} {size}px, channels {mix}, {precision} {phase}: {total:.2f} s self CPU time in aten ops")
     for cat, t in sorted(by_cat.items(), key=lambda kv: -kv[1]):
         print(f"  {cat:32s} {t:7.2f} s  {100 * t / total:5.1f} %")
     print("  heaviest ops:")
@@ -87,9 +97,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--precision", default="fp32,bf16")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--phase", choices=("train", "infer"), default="train")
     args = ap.parse_args()
     for p in args.precision.split(","):
-        profile_step(args.model, [int(c) for c in args.mix.split(",")], args.size, p, args.threads)
+        profile_step(args.model, [int(c) for c in args.mix.split(",")], args.size, p, args.threads, args.phase)
 
 
 if __name__ == "__main__":
