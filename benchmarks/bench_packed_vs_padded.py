@@ -10,6 +10,9 @@ channel slots, ``nn.MultiheadAttention`` with a key-padding mask), ``padded10`` 
 official layout), ``ours`` (packed tokens). Each with ``-fp32`` or ``-bf16`` (bf16: weights cast
 once for inference, autocast for training; official: fp32 only, as it was trained).
 
+The process's allocator is set as ``chadavit pretrain`` sets it (``keep_freed_memory``: glibc keeps freed
+memory instead of unmapping it), for every variant alike; ``--default-malloc`` leaves glibc's default.
+
     python benchmarks/bench_packed_vs_padded.py [--mix 1,2,2,3,3,4,4,5] [--steps 3] [--threads 2]
     python benchmarks/bench_packed_vs_padded.py --idr-mix --batch 8   # channel counts drawn like IDRCell100k
 """
@@ -112,12 +115,16 @@ def main() -> None:
     ap.add_argument("--phases", default="infer,train")
     ap.add_argument("--variants", default="official-fp32,ours-fp32,ours-bf16",
                     help="comma-separated: official-fp32, padded10-fp32, padded10-bf16, ours-fp32, ours-bf16")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator at its defaults")
     args = ap.parse_args()
 
     import torch
     from utilisation import config_forward_flops, peaks
 
+    from chadavit.pretrain.runtime import keep_freed_memory
+
     torch.set_num_threads(args.threads)
+    tuned = False if args.default_malloc else keep_freed_memory(torch.device("cpu"))
     if args.idr_mix:
         counts = idr_counts((args.steps + 1) * args.batch)
         per_batch = [counts[i * args.batch:(i + 1) * args.batch] for i in range(args.steps + 1)]
@@ -126,7 +133,8 @@ def main() -> None:
     batches = make_batches(per_batch, args.size)
     pk = peaks()
     print(f"{args.model} {args.size}px, {args.threads} threads, torch {torch.__version__}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}")
+          f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}, "
+          f"malloc {'keeps freed memory' if tuned else 'glibc default'}")
     print(f"matmul peak (4096x768 @ 768x2048): fp32 {pk['fp32']:.0f} GFLOP/s, bf16 {pk['bf16']:.0f} GFLOP/s")
     for phase in args.phases.split(","):
         variants = [Variant(v, phase, args.model, args.size) for v in args.variants.split(",")]

@@ -57,11 +57,10 @@ def test_unknown_precision_is_a_user_error() -> None:
         P.resolve_precision("fp8", "cpu")
 
 
-def test_train_precision_overrides_legacy_amp(native_bf16: None) -> None:
-    assert P.resolve_train_precision("", "auto", "cpu") == torch.float32  # old behaviour: bf16 on CUDA only
-    assert P.resolve_train_precision("", "bf16", "cpu") == torch.bfloat16
-    assert P.resolve_train_precision("auto", "off", "cpu") == torch.bfloat16
-    assert P.resolve_train_precision("fp32", "bf16", "cpu") == torch.float32
+def test_training_auto_is_fp32_on_cpu_and_explicit_bf16_is_honoured(native_bf16: None) -> None:
+    assert P.resolve_train_precision("auto", "cpu") == torch.float32  # measured no faster on CPUs
+    assert P.resolve_train_precision("bf16", "cpu") == torch.bfloat16
+    assert P.resolve_train_precision("fp32", "cpu") == torch.float32
 
 
 def test_bf16_inference_keeps_cls_direction() -> None:
@@ -98,3 +97,28 @@ def test_bf16_train_step_is_finite_and_learns() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
     assert all(s["exp_avg"].dtype == torch.float32 for s in opt.state.values())
     assert losses[-1] < losses[0]
+
+
+def test_cpu_bf16_training_attends_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under CPU autocast with gradients attention runs in fp32 (its bf16 backward is slower there)."""
+    import chadavit.models.layers.attention as A
+
+    seen: list[torch.dtype] = []
+    sdpa = A.F.scaled_dot_product_attention
+
+    def spy(q: torch.Tensor, *a: object, **kw: object) -> torch.Tensor:
+        seen.append(q.dtype)
+        return sdpa(q, *a, **kw)
+
+    monkeypatch.setattr(A.F, "scaled_dot_product_attention", spy)
+    model = small_model(depth=1, img_size=32)
+    batch = random_batch([1, 3, 2], size=32, seed=0)
+    with P.train_autocast(torch.bfloat16, "cpu"):
+        cls = model(batch).cls
+    assert seen and set(seen) == {torch.float32}
+    cls.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.blocks[0].attn.qkv.parameters())
+    seen.clear()
+    with torch.inference_mode():  # inference keeps bf16 attention (equal speed, no casts)
+        P.prepare_inference(model, torch.bfloat16)(batch)
+    assert set(seen) == {torch.bfloat16}

@@ -67,3 +67,16 @@ def test_cli_reports_config_error(capsys):
     assert "valid keys in train" in capsys.readouterr().err
     assert main(["pretrain", "--list"]) == 0
     assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("amp", "precision"), [("auto", "auto"), ("bf16", "bf16"), ("off", "fp32")])
+def test_legacy_amp_key_reads_as_precision(tmp_path, caplog, amp, precision):
+    """Run folders written before ``train.precision`` replaced ``train.amp`` still load (resume reads them)."""
+    old = tmp_path / "config.yaml"
+    old.write_text(f"base: demo\ntrain:\n  amp: {amp}\n  precision: ''\n")
+    with caplog.at_level("WARNING", logger="chadavit.pretrain.config"):
+        assert load_config(str(old)).train.precision == precision
+    assert "train.amp is deprecated" in caplog.text
+    assert load_config("demo", ["train.amp=off"]).train.precision == "fp32"
+    with pytest.raises(ConfigError, match="train.amp"):
+        load_config("demo", ["train.amp=fp16"])

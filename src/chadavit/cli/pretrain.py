@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-3")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="training precision (same as train.precision=...): bf16 autocast for the forward, fp32 "
-                        "weights, optimiser state and DINO loss; auto = bf16 where the CPU/GPU computes it natively")
+                        "weights, optimiser state and DINO loss; auto (default) = bf16 on CUDA, fp32 on CPUs (bf16 "
+                        "training measured no faster there)")
     p.add_argument("--list", action="store_true", help="list presets and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)

@@ -8,6 +8,7 @@ command-line overrides. The resolved config is saved in the run directory and in
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +20,8 @@ import yaml
 from chadavit.data.augment import AugmentConfig
 from chadavit.errors import ChadavitError
 from chadavit.pretrain.cells import CellCropConfig
+
+log = logging.getLogger("chadavit.pretrain.config")
 
 
 class ConfigError(ChadavitError, ValueError):
@@ -106,8 +109,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps; a checkpoint is also written at the end
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda | cuda:1
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off; used when precision is empty
-    precision: str = ""  # auto | fp32 | bf16 (chadavit.precision; auto = bf16 where native); overrides amp
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU: measured faster there) | fp32 | bf16; chadavit.precision
     compile: bool = False
     progress: bool = True
     progress_every_s: float = 30.0  # when stdout is not a terminal: a plain progress line this often (no tqdm bar)
@@ -221,10 +223,36 @@ def _field_names(cls: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+_LEGACY_AMP = {"auto": "auto", "bf16": "bf16", "off": "fp32"}
+
+
+def _legacy_key(prefix: str, k: str, v: Any) -> tuple[str, Any] | None:
+    """Keys of older configs (saved in run folders, so ``resume`` must read them) in today's terms.
+
+    ``train.amp`` (auto | bf16 | off) became ``train.precision`` (auto | bf16 | fp32); an empty
+    ``train.precision`` meant "use amp". None = drop the key.
+    """
+    if prefix != "train":
+        return k, v
+    if k == "amp":
+        v = "off" if v is False else v  # YAML 1.1 reads a bare `off` as false
+        if v not in _LEGACY_AMP:
+            raise ConfigError(f"train.amp (now train.precision) must be auto, bf16 or off, not {v!r}")
+        log.warning("config key train.amp is deprecated: read as train.precision=%s", _LEGACY_AMP[v])
+        return "precision", _LEGACY_AMP[v]
+    if k == "precision" and v in ("", None):
+        return None
+    return k, v
+
+
 def _merge(obj: Any, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(type(obj))
     names = _field_names(obj)
-    for k, v in data.items():
+    for k0, v0 in data.items():
+        renamed = _legacy_key(prefix, str(k0), v0)
+        if renamed is None:
+            continue
+        k, v = renamed
         key = f"{prefix}.{k}" if prefix else str(k)
         if k not in names:
             raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + prefix if prefix else ''}: "
@@ -353,9 +381,7 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("train.epochs must be >= 1")
     if cfg.train.log_every < 1 or cfg.train.collapse_patience < 1 or cfg.train.progress_every_s < 0:
         errs.append("train.log_every and train.collapse_patience must be >= 1, train.progress_every_s >= 0")
-    if cfg.train.amp not in ("auto", "bf16", "off"):
-        errs.append("train.amp must be auto, bf16 or off")
-    if cfg.train.precision not in ("", "auto", "fp32", "bf16"):
+    if cfg.train.precision not in ("auto", "fp32", "bf16"):
         errs.append("train.precision must be auto, fp32 or bf16")
     if cfg.augment.n_local < 0:
         errs.append("augment.n_local must be >= 0")

@@ -38,7 +38,7 @@ from chadavit.pretrain.net import DinoNet, MaybeCompiled, build_backbone, param_
 from chadavit.pretrain.plots import plot_loss
 from chadavit.pretrain.progress import Progress
 from chadavit.pretrain.report import read_summary, write_summary
-from chadavit.pretrain.runtime import amp_context, cpu_threads, step_seed
+from chadavit.pretrain.runtime import amp_context, cpu_threads, keep_freed_memory, step_seed
 from chadavit.pretrain.schedules import make_schedules
 from chadavit.pretrain.signals import StopRequest, children_shielded, shutdown_workers
 
@@ -87,6 +87,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     is_main = dist_info.is_main
     out = Path(cfg.train.out_dir)
     torch.set_num_threads(cpu_threads(cfg, dist_info))
+    keep_freed_memory(device)
 
     # ---- everything that can fail on bad input happens before any work
     paths = resolve_paths(cfg)

@@ -106,12 +106,18 @@ def packed_attention(
 ) -> torch.Tensor:
     """Attention of ``(T, H, d)`` packed queries/keys/values within each sequence of ``seqs``."""
     t, h, d = q.shape
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and q.requires_grad:
+        # bf16 training on CPU: the flash kernel computes in fp32 inside anyway and its bf16 backward is
+        # slower, so the casts pay for themselves (a bf16 chada_vit_moyen step 4-8 % faster; docs/models.md)
+        with torch.autocast("cpu", enabled=False):
+            return packed_attention(q.float(), k.float(), v.float(), seqs, backend).to(torch.bfloat16)
     if seqs.key_valid is not None:  # padded-slot reference mode: equal lengths, masked keys
         b, n = len(seqs.lengths), seqs.lengths[0]
         out = _sdpa(q.view(b, n, h, d), k.view(b, n, h, d), v.view(b, n, h, d), seqs.key_valid.view(b, n))
         return out.reshape(t, h, d)
     if backend == "auto":
-        backend = "varlen" if (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_available()) else "grouped"
+        low = q.dtype in (torch.float16, torch.bfloat16)
+        backend = "varlen" if (q.is_cuda and low and varlen_available()) else "grouped"
     if backend == "grouped":
         # split (not slicing): its backward is one concatenation, where the backward of every slice
         # would zero-fill and accumulate a full (T, H, d) gradient per run
