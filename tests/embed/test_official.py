@@ -23,7 +23,7 @@ def official_images(shared_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, n
     folder.mkdir()
     start = 0
     for i, c in enumerate(counts):
-        tifffile.imwrite(folder / f"img{i}.tif", planes[start : start + c])
+        tifffile.imwrite(folder / f"img{i}.tif", planes[start : start + c], photometric="minisblack")
         start += c
     return folder, ref
 

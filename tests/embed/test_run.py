@@ -225,7 +225,7 @@ def test_identity_model_warns_about_unknown_channel_names(plate_folder: Path, tm
 
 def test_too_many_channels_for_the_slots_is_a_per_image_error(tmp_path: Path, tiny_model) -> None:
     tifffile.imwrite(tmp_path / "many.tif", np.stack([blobs(64, 64, 2, k) for k in range(12)]))
-    tifffile.imwrite(tmp_path / "ok.tif", np.stack([blobs(64, 64, 2, k) for k in range(3)]))
+    tifffile.imwrite(tmp_path / "ok.tif", np.stack([blobs(64, 64, 2, k) for k in range(3)]), photometric="minisblack")
     res = run_embed(cfg(tmp_path, tmp_path / "m.parquet"), model=tiny_model)
     assert res.n_failed == 1 and res.errors[0]["image_id"] == "many" and "10 channel slots" in res.errors[0]["message"]
 
@@ -249,7 +249,7 @@ def test_cli_end_to_end_with_random_preset(shared_dir: Path, tmp_path: Path) -> 
     df = pd.read_parquet(out)
     assert len(df) == 3 and set(df.Metadata_Channels) == {"DNA,Red"}
     assert set(df.Metadata_Site) == {"POS002", "POS076", "POS218"}
-    assert (df.Metadata_ImageHeight == 1006).all() and torch.is_tensor(torch.as_tensor(features(df, "cls")))
+    assert (df.Metadata_ImageHeight == 1006).all() and torch.is_tensor(torch.as_tensor(np.array(features(df, "cls"))))
 
 
 def test_sigterm_mid_run_then_rerun_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
