@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CATEGORIES = [  # (category, substrings of aten op names), first match wins
-    ("attention backward", ("flash_attention_for_cpu_backward", "flash_attention_backward", "efficient_attention_backward",
+    ("attention backward", ("flash_attention_for_cpu_backward", "flash_attention_backward",
+                            "efficient_attention_backward",
                             "_scaled_dot_product_attention_math_backward", "varlen")),
     ("attention forward", ("scaled_dot_product", "flash_attention", "efficient_attention")),
     ("matmul (linear, conv)", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",

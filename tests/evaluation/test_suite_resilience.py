@@ -34,7 +34,8 @@ def suite_file(tmp_path: Path) -> Path:
 
 def test_failing_task_is_reported_and_others_run(suite_file: Path, tmp_path: Path):
     said: list[str] = []
-    summary = run_suite(suite_file, ["pixels"], tmp_path / "out", figures=False, progress=False, baselines=False, say=said.append)
+    summary = run_suite(suite_file, ["pixels"], tmp_path / "out", figures=False, progress=False, baselines=False,
+                        say=said.append)
     assert set(summary["task"]) == {"first", "third"}
     md = (tmp_path / "out" / "results.md").read_text()
     assert "## Failures" in md and "| pixels | broken | SuiteError: task 'broken'" in md

@@ -44,9 +44,8 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
 @pytest.mark.parametrize("name", ["chada_vit_nano", "one_channel_vit_tiny", "inter_channel_vit_moyen"])
 def test_save_load_round_trip(tmp_path, name):
-    model = small_model(name, embed_dim=32, num_heads=4, mlp_dim=64, channel_embedding="identity",
-                        channel_vocab=["DNA", "Actin"]) if name == "chada_vit_nano" else small_model(name, embed_dim=32,
-                                                                                                  num_heads=4, mlp_dim=64)
+    extra = {"channel_embedding": "identity", "channel_vocab": ["DNA", "Actin"]} if name == "chada_vit_nano" else {}
+    model = small_model(name, embed_dim=32, num_heads=4, mlp_dim=64, **extra)
     save_pretrained(model, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded = load_pretrained(tmp_path / "m")

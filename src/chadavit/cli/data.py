@@ -142,8 +142,9 @@ def dataset_summary(path: Path, verify: bool = False) -> str:
             names = sorted({tuple(n) for n in grp.channel_names})
             shown = "; ".join(",".join(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
             lines.append(f"    {src or '(none)'}: {len(grp)} images, channels {shown}")
-        extra = [c for c in m.columns if c not in ("image_id", "source", "imaging_method", "channel_names", "n_channels",
-                                                    "height", "width", "dtype", "array", "plane_offset", "checksum")]
+        known = ("image_id", "source", "imaging_method", "channel_names", "n_channels", "height", "width", "dtype",
+                 "array", "plane_offset", "checksum")
+        extra = [c for c in m.columns if c not in known]
         if extra:
             lines.append("  extra columns: " + ", ".join(extra))
     if verify:

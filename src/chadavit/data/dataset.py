@@ -131,7 +131,8 @@ class ChannelDataset:
 
     def verify(self) -> list[str]:
         """Image ids whose stored planes do not match their recorded checksum."""
-        return [str(r.image_id) for i, r in enumerate(self.manifest.itertuples()) if image_checksum(self.read(i)) != r.checksum]
+        rows = enumerate(self.manifest.itertuples())
+        return [str(r.image_id) for i, r in rows if image_checksum(self.read(i)) != r.checksum]
 
 
 def open_dataset(path: str | os.PathLike[str]) -> ChannelDataset:
@@ -151,7 +152,8 @@ class DatasetWriter:
     merge them with :func:`merge_datasets`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], flush_every: int = 256, attrs: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], flush_every: int = 256,
+                 attrs: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "manifest").mkdir(exist_ok=True)
@@ -204,7 +206,8 @@ class DatasetWriter:
         image_id = str(image_id)
         if image_id in self._ids:
             raise DatasetError(f"{self.path}: image id {image_id!r} is already in the dataset")
-        names = [str(n) for n in channel_names] if channel_names is not None else [f"ch{k}" for k in range(arr.shape[0])]
+        names = ([str(n) for n in channel_names] if channel_names is not None
+                 else [f"ch{k}" for k in range(arr.shape[0])])
         if len(names) != arr.shape[0]:
             raise DatasetError(f"image {image_id!r}: {arr.shape[0]} channels but {len(names)} channel names")
         c, h, w = arr.shape

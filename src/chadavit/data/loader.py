@@ -87,7 +87,8 @@ class ConcatChannelDataset:
         return str(d.manifest.iloc[j]["image_id"])
 
     def column(self, name: str) -> list:
-        return [v for d in self.datasets for v in (d.manifest[name].tolist() if name in d.manifest else [None] * len(d))]
+        return [v for d in self.datasets
+                for v in (d.manifest[name].tolist() if name in d.manifest else [None] * len(d))]
 
 
 def as_concat(datasets: ChannelDataset | Sequence[ChannelDataset] | ConcatChannelDataset,

@@ -84,7 +84,8 @@ def read_image_file(path: str | Path) -> np.ndarray:
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind == "i":
-        arr = arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 else arr.astype(np.float32)
+        fits_uint16 = arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536
+        arr = arr.astype(np.uint16) if fits_uint16 else arr.astype(np.float32)
     if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
         arr = arr.astype(np.float32)
     if arr.dtype.kind == "f" and arr.dtype != np.float32:

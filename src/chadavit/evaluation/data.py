@@ -53,7 +53,8 @@ class EvalData:
         self.channel_names = [tuple(str(c) for c in n) for n in self.channel_names]
         for i, (img, names) in enumerate(zip(self.images, self.channel_names)):
             if img.ndim != 3 or img.shape[0] != len(names):
-                raise EvalInputError(f"dataset {self.name}: image {i} has shape {img.shape} but {len(names)} channel names")
+                raise EvalInputError(f"dataset {self.name}: image {i} has shape {img.shape} "
+                                     f"but {len(names)} channel names")
         self.labels = self.labels.reset_index(drop=True)
 
     def __len__(self) -> int:

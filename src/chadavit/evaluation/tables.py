@@ -90,7 +90,8 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
     if meta.get("failures"):
         md += ["## Failures", "", ("These tasks raised; every other task ran. Rerunning the same command retries "
-                                   "them and resumes the finished ones."), "", "| model | task | error |", "|---|---|---|"]
+                                   "them and resumes the finished ones."), "",
+               "| model | task | error |", "|---|---|---|"]
         md += [f"| {f['model']} | {f['task']} | {f['error'].replace('|', '/')} |" for f in meta["failures"]] + [""]
     if meta.get("datasets"):
         md += ["## Datasets", "", "| dataset | images | split | notes |", "|---|---:|---|---|"]

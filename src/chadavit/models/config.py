@@ -66,7 +66,8 @@ class ChadaViTConfig:
     def __post_init__(self) -> None:
         check_num_heads(self.embed_dim, self.num_heads)
         if self.channel_embedding not in ("slot", "identity", "none"):
-            raise ModelConfigError(f"channel_embedding must be 'slot', 'identity' or 'none', got {self.channel_embedding!r}")
+            raise ModelConfigError("channel_embedding must be 'slot', 'identity' or 'none', "
+                                   f"got {self.channel_embedding!r}")
         if self.block not in ("prenorm", "legacy"):
             raise ModelConfigError(f"block must be 'prenorm' or 'legacy', got {self.block!r}")
         if self.normalization not in NORMALIZATION_METHODS:

@@ -33,7 +33,8 @@ class OneChannelViT(ChAdaViT):
         per_image = torch.split(out.cls, counts, 0)
         if self.config.pooling == "concat":
             if len(set(counts)) > 1:
-                raise InvalidImageError(f"concat pooling needs one channel count per batch, got counts {sorted(set(counts))}")
+                raise InvalidImageError("concat pooling needs one channel count per batch, "
+                                        f"got counts {sorted(set(counts))}")
             cls = torch.stack([c.reshape(-1) for c in per_image])
         else:
             cls = torch.stack([c.mean(0) for c in per_image])
