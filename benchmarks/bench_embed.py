@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import chadavit.openmp  # noqa: F401  (before torch, as the chadavit command: OMP_WAIT_POLICY=PASSIVE)
 import numpy as np
 import tifffile
 import torch
@@ -65,7 +66,8 @@ def main() -> None:
     cpu = f"{os.cpu_count()} logical CPUs ({platform.processor() or platform.machine()})"
     mc = model.config
     print(f"model {args.model}: D={mc.embed_dim}, depth={mc.depth}, img_size={mc.img_size}"
-          f" | device {device} | {cpu} | torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f" | device {device} | {cpu} | torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f" | OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
     from utilisation import config_forward_flops, peaks
 

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import chadavit.openmp  # noqa: F401  (before torch, as the chadavit command: OMP_WAIT_POLICY=PASSIVE)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # IDRCell100k: 104,093 images with 308,898 channels (mean 2.97), 1 to 10 channels per image
@@ -134,7 +136,8 @@ def main() -> None:
     pk = peaks()
     print(f"{args.model} {args.size}px, {args.threads} threads, torch {torch.__version__}, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}, "
-          f"malloc {'keeps freed memory' if tuned else 'glibc default'}")
+          f"malloc {'keeps freed memory' if tuned else 'glibc default'}, "
+          f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     print(f"matmul peak (4096x768 @ 768x2048): fp32 {pk['fp32']:.0f} GFLOP/s, bf16 {pk['bf16']:.0f} GFLOP/s")
     for phase in args.phases.split(","):
         variants = [Variant(v, phase, args.model, args.size) for v in args.variants.split(",")]

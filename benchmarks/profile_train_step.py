@@ -16,6 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import chadavit.openmp  # noqa: F401  (before torch, as the chadavit command: OMP_WAIT_POLICY=PASSIVE)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CATEGORIES = [  # (category, substrings of aten op names), first match wins

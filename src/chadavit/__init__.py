@@ -1,5 +1,6 @@
 """chadavit: channel-adaptive Vision Transformers for heterogeneous microscopy images."""
 
+import chadavit.openmp  # noqa: F401  (first: OMP_WAIT_POLICY must be set before torch loads OpenMP)
 from chadavit.batch import ChannelBatch, InvalidImageError
 from chadavit.data.dataset import ChannelDataset, DatasetWriter, open_dataset
 from chadavit.models import (
