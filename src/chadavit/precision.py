@@ -11,7 +11,9 @@ How each precision is applied (see docs/models.md, "Speed"):
   keep float32 parameters and compute their statistics in float32 (measured faster than autocast,
   which re-casts activations around every op);
 * training (:func:`train_autocast`): ``torch.autocast`` over the forward only, so parameters,
-  gradients and the optimiser state stay float32; the DINO loss and centring run in float32.
+  gradients and the optimiser state stay float32; the DINO loss and centring run in float32, and so
+  does attention on CPU (``packed_attention``). ``auto`` trains in fp32 on CPUs
+  (:func:`resolve_train_precision`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chadavit.precision import PRECISIONS
+
 EPILOG = r"""
 examples:
   chadavit embed plate1/ --pattern "{well}_{site}_{channel}.tif" --channel-map w1=DNA,w2=Actin \
@@ -76,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after a successful run")
     g = p.add_argument_group("execution")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, mps")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto (default): bf16 where the CPU (AMX / AVX-512 BF16) or GPU computes it natively, "
                         "else fp32")
     g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from chadavit.precision import PRECISIONS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="benchmark frozen encoders on an evaluation suite (tables + figures)",
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the suite's threads, else torch's default)")
     p.add_argument("--device", default="cpu", help="where encoders and the decoder run, e.g. cuda (default: cpu)")
-    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="feature extraction precision: fp32 (default, reproducible), bf16, or auto (bf16 where "
                         "the CPU/GPU computes it natively)")
     p.add_argument("--skip-missing", action="store_true",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chadavit.precision import PRECISIONS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "chadavit pretrain --list")
     p.add_argument("--config", default="demo", help="preset name (see --list) or a YAML file (default: demo)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-3")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="training precision (same as train.precision=...): bf16 autocast for the forward, fp32 "
                         "weights, optimiser state and DINO loss; auto (default) = bf16 on CUDA, fp32 on CPUs (bf16 "
                         "training measured no faster there)")

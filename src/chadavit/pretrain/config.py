@@ -19,6 +19,7 @@ import yaml
 
 from chadavit.data.augment import AugmentConfig
 from chadavit.errors import ChadavitError
+from chadavit.precision import PRECISIONS
 from chadavit.pretrain.cells import CellCropConfig
 
 log = logging.getLogger("chadavit.pretrain.config")
@@ -381,7 +382,7 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("train.epochs must be >= 1")
     if cfg.train.log_every < 1 or cfg.train.collapse_patience < 1 or cfg.train.progress_every_s < 0:
         errs.append("train.log_every and train.collapse_patience must be >= 1, train.progress_every_s >= 0")
-    if cfg.train.precision not in ("auto", "fp32", "bf16"):
+    if cfg.train.precision not in PRECISIONS:
         errs.append("train.precision must be auto, fp32 or bf16")
     if cfg.augment.n_local < 0:
         errs.append("augment.n_local must be >= 0")

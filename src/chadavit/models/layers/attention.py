@@ -108,7 +108,7 @@ def packed_attention(
     t, h, d = q.shape
     if q.dtype == torch.bfloat16 and q.device.type == "cpu" and q.requires_grad:
         # bf16 training on CPU: the flash kernel computes in fp32 inside anyway and its bf16 backward is
-        # slower, so the casts pay for themselves (a bf16 chada_vit_moyen step 4-8 % faster; docs/models.md)
+        # slower, so the casts pay for themselves (a bf16 chada_vit_moyen step 4-10 % faster; docs/models.md)
         with torch.autocast("cpu", enabled=False):
             return packed_attention(q.float(), k.float(), v.float(), seqs, backend).to(torch.bfloat16)
     if seqs.key_valid is not None:  # padded-slot reference mode: equal lengths, masked keys
