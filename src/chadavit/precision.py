@@ -23,11 +23,13 @@ import functools
 import logging
 import platform
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from chadavit.errors import ChadavitError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads PRECISIONS without loading torch
+    import torch
+    from torch import nn
 
 log = logging.getLogger("chadavit.precision")
 
@@ -74,6 +76,7 @@ def cpu_bf16_support() -> str | None:
 
 def device_bf16_support(device: torch.device) -> str | None:
     """Why ``device`` computes bf16 natively (a short reason), or None when it does not."""
+    import torch
     if device.type == "cuda":
         if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
             return f"CUDA device {torch.cuda.get_device_name(device)} supports bf16"
@@ -96,6 +99,7 @@ def _say_once(level: int, key: tuple[str, str], msg: str, *args: object) -> None
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """The compute dtype for ``precision`` on ``device``; logs the choice, warns on a bf16 fallback."""
+    import torch
     name = normalize_precision(precision)
     device = torch.device(device)
     if name == "fp32":
@@ -123,6 +127,7 @@ def resolve_train_precision(precision: str, device: torch.device | str) -> torch
     gains only 1.3x, because attention (which does not speed up in bf16 there) dominates the step
     (docs/models.md, "Speed"). ``bf16`` still asks for it explicitly.
     """
+    import torch
     name = normalize_precision(precision)
     device = torch.device(device)
     if name == "auto" and device.type != "cuda":
@@ -133,6 +138,7 @@ def resolve_train_precision(precision: str, device: torch.device | str) -> torch
 
 
 def precision_name(dtype: torch.dtype) -> str:
+    import torch
     return "bf16" if dtype == torch.bfloat16 else "fp32"
 
 
@@ -142,6 +148,8 @@ def prepare_inference(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     The CPU and CUDA layer-norm kernels accept bf16 inputs with float32 weights and compute the
     statistics in float32, so norms stay accurate while every matmul runs in bf16.
     """
+    import torch
+    from torch import nn
     if dtype == torch.float32:
         return model.float()
     model.to(dtype)
@@ -153,6 +161,7 @@ def prepare_inference(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 
 def train_autocast(dtype: torch.dtype, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
     """Autocast context for a training forward pass (a no-op in fp32). Parameters and optimiser stay fp32."""
+    import torch
     device = torch.device(device)
     if dtype == torch.float32:
         return contextlib.nullcontext()

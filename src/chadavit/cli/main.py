@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from chadavit import __version__
+from chadavit.version import __version__
 from chadavit.errors import ChadavitError
 
 SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",

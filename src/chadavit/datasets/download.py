@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from chadavit import __version__
+from chadavit.version import __version__
 from chadavit.errors import ChadavitError
 from chadavit.retry import RetryPolicy
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from chadavit import __version__
+from chadavit.version import __version__
 from chadavit.errors import ChadavitError
 from chadavit.retry import RetryPolicy
 

@@ -13,6 +13,7 @@ from torch import nn
 from chadavit.errors import ChadavitError
 from chadavit.models.catalog import build_model
 from chadavit.models.config import ChadaViTConfig
+from chadavit.version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -43,8 +44,6 @@ def strict_load(model: nn.Module, state: dict[str, torch.Tensor], source: str) -
 
 def save_pretrained(model: nn.Module, out_dir: str | os.PathLike[str], extra: dict | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors``; each file appears atomically."""
-    from chadavit import __version__
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config: ChadaViTConfig = model.config  # type: ignore[assignment]
