@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from chadavit.data.dataset import DatasetWriter, open_dataset
-from chadavit.embed.crops import guess_nucleus_channel as nucleus_channel
+from chadavit.data.crops import guess_nucleus_channel as nucleus_channel
 from chadavit.pretrain.cells import CellCropConfig, build_cell_crops
 
 

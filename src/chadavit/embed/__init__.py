@@ -7,8 +7,8 @@ count; writes Parquet (``Metadata_*`` + ``cls_*`` + ``meanpatch_*``), optionally
 resumes interrupted runs. See ``docs/embed.md``.
 """
 
+from chadavit.data.crops import Crop, find_nuclei, grid_crops, nucleus_crops
 from chadavit.embed.channels import ChannelError, ChannelSpec
-from chadavit.embed.crops import Crop, find_nuclei, grid_crops, nucleus_crops
 from chadavit.embed.model_spec import load_model, pick_device
 from chadavit.embed.output import EmbedError, write_h5ad
 from chadavit.embed.runner import CROP_MODES, EmbedConfig, EmbedResult, run_embed

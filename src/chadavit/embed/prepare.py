@@ -9,7 +9,7 @@ import numpy as np
 from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
-from chadavit.embed.crops import Crop, full_crop, grid_crops, guess_nucleus_channel, nucleus_crops
+from chadavit.data.crops import Crop, full_crop, grid_crops, guess_nucleus_channel, nucleus_crops
 from chadavit.embed.sources import ImageRecord
 from chadavit.errors import ChadavitError
 

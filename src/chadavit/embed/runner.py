@@ -22,7 +22,7 @@ from torch import nn
 from chadavit.batch import ChannelBatch
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
-from chadavit.embed.crops import extract
+from chadavit.data.crops import extract
 from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
@@ -188,7 +188,7 @@ class Embedder:
 
     def _check_nuclei_option(self, source: set[str], records: list[ImageRecord]) -> None:
         """``--crops nuclei`` must know where the nuclei are before every image fails on it."""
-        from chadavit.embed.crops import NUCLEUS_CHANNEL_GUESSES
+        from chadavit.data.crops import NUCLEUS_CHANNEL_GUESSES
 
         mapped = {self.spec.channel_map.get(n, n) for n in source}
         want = self.cfg.nuclei_channel

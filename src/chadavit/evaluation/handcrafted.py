@@ -35,7 +35,7 @@ def _nearest_label(labels: np.ndarray) -> int:
 def central_object(plane: np.ndarray) -> np.ndarray:
     """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
     nearest the centre, split from touching neighbours by a distance-transform watershed (as
-    :func:`chadavit.embed.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
+    :func:`chadavit.data.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
     from skimage.segmentation import watershed

@@ -4,7 +4,7 @@ Why: in a 512-1400 px field the cells are 10-40 px wide, so a random crop of the
 is mostly background with cells of a few pixels, and DINO has nothing to match between views (measured:
 the loss stays at ln(out_dim), see docs/pretraining.md). Cell-profiling self-supervision trains on
 single-cell crops; we cut them with the same nucleus segmentation as ``chadavit embed --crops nuclei``
-(:func:`chadavit.embed.crops.nucleus_crops`). Fields without a nuclear channel are tiled instead.
+(:func:`chadavit.data.crops.nucleus_crops`). Fields without a nuclear channel are tiled instead.
 
 The crops are written once into ``OUT/data/cells-<hash>`` (a normal chadavit dataset, raw dtype kept) and
 reused on resume; the usual multi-crop loader then reads them.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from chadavit.data.dataset import ChannelDataset, DatasetError, DatasetWriter, open_dataset
-from chadavit.embed.crops import extract, find_nuclei, grid_crops, guess_nucleus_channel, nucleus_crops
+from chadavit.data.crops import extract, find_nuclei, grid_crops, guess_nucleus_channel, nucleus_crops
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The `real` suite's tasks: single-cell crops cut from real fields, with per-cell targets measured classically.
 
-Every builder segments nuclei (:func:`chadavit.embed.crops.find_nuclei`, or the given instance mask), measures
+Every builder segments nuclei (:func:`chadavit.data.crops.find_nuclei`, or the given instance mask), measures
 the target on the full-resolution field, and cuts a window centred on each nucleus (about 2.5 nucleus
 diameters), resized to ``size``. The channels the model sees leave out the measured one where the task allows
 (``shown``). Channel names follow the CellProfiler pipelines' (as the demo's pretraining data names them).
@@ -54,7 +54,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _cut(field_chw: np.ndarray, ys: Sequence[float], xs: Sequence[float], window: int, size: int) -> np.ndarray:
-    from chadavit.embed.crops import Crop, extract
+    from chadavit.data.crops import Crop, extract
     from chadavit.evaluation.data import resize_images
 
     crops = []
@@ -71,7 +71,7 @@ def _window(areas: Sequence[int], factor: float = 2.5) -> int:
 
 
 def _nuclei(dna: np.ndarray, min_area: int) -> tuple[list, np.ndarray]:
-    from chadavit.embed.crops import find_nuclei
+    from chadavit.data.crops import find_nuclei
 
     nuclei, labels = find_nuclei(dna, min_area=min_area)
     h, w = dna.shape

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from chadavit.embed.crops import Crop, extract, find_nuclei, grid_crops, nucleus_crops
+from chadavit.data.crops import Crop, extract, find_nuclei, grid_crops, nucleus_crops
 
 
 def test_grid_covers_the_field_without_overlap_when_it_can() -> None:
