@@ -99,3 +99,17 @@ def test_pretraining_run_folder_and_training_checkpoint(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), got.state_dict().values()))
     with pytest.raises(ChadavitError, match=r"backbone/ or checkpoint.pt"):
         load_model_from_spec(str(tmp_path / "runs"))
+
+
+def test_legacy_training_checkpoint_with_auto_vocabulary_is_refused_not_guessed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {name: chada_vit_nano}\n")
+    model = create_model("chada_vit_nano", channel_embedding="identity", channel_vocab=["DNA", "GFP"])
+    state = {"teacher": {f"backbone.{k}": v for k, v in model.state_dict().items()}, "student": {}, "step": 3,
+             "config": {"model": {"name": "chada_vit_nano",
+                                  "overrides": {"channel_embedding": "identity", "channel_vocab": "auto"}},
+                        "data": {"normalization": "dataset"}}}
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(ChadavitError, match=r"predates stored encoder configs.*backbone/"):
+        load_model_from_spec(str(run / "checkpoint.pt"))

@@ -74,3 +74,16 @@ def test_plate_style_run_saves_vocabulary_and_dataset_statistics(tmp_path):
     assert 0 <= lo < hi <= 1
     batch = model.make_batch([_field(1)[:, :32, :32]], channel_names=[["DNA", "GFP"]])
     assert 0 <= float(batch.planes.min()) and float(batch.planes.max()) <= 1
+    # an unfinished run is used through its training checkpoint: the same encoder as backbone/ at that step
+    # (channel vocabulary from the data, `dataset` statistics), not a model rebuilt from the YAML
+    import torch
+
+    from chadavit.models.spec import load_model_from_spec
+
+    from_ckpt = load_model_from_spec(str(tmp_path / "run" / "checkpoint.pt"))
+    assert from_ckpt.config == model.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), from_ckpt.state_dict().values()))
+    with torch.no_grad():
+        a = model(model.make_batch([_field(1)[:, :32, :32]], channel_names=[["DNA", "GFP"]])).cls
+        b = from_ckpt(from_ckpt.make_batch([_field(1)[:, :32, :32]], channel_names=[["DNA", "GFP"]])).cls
+    assert torch.equal(a, b)

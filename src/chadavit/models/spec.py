@@ -95,8 +95,15 @@ def load_official(path: str | Path, opts: dict[str, Any], teacher: bool = False)
 
 
 def _load_training_checkpoint(path: Path) -> nn.Module:
-    """The teacher backbone of a ``chadavit pretrain`` training checkpoint (what ``backbone/`` holds at the end)."""
-    from chadavit.models import create_model
+    """The teacher backbone of a ``chadavit pretrain`` training checkpoint (what ``backbone/`` holds at the end).
+
+    The model is rebuilt from the encoder config the trainer stores in the checkpoint (``backbone_config``):
+    the pretraining YAML cannot say it, since ``channel_vocab: auto`` and ``dataset`` statistics are resolved
+    from the training data when the run starts. Checkpoints written before that key existed are rebuilt from the
+    YAML with their stored statistics; a vocabulary that cannot be recovered is reported, never guessed.
+    """
+    from chadavit.models.catalog import build_model
+    from chadavit.models.config import ChadaViTConfig
     from chadavit.models.io import CheckpointError, strict_load
 
     try:
@@ -106,14 +113,34 @@ def _load_training_checkpoint(path: Path) -> nn.Module:
     cfg = state.get("config", {}) if isinstance(state, dict) else {}
     if "teacher" not in state or "model" not in cfg:
         raise CheckpointError(f"{path}: not a chadavit pretrain checkpoint (no teacher weights and model config)")
-    model = create_model(cfg["model"]["name"], **cfg["model"].get("overrides", {}))
-    norm = cfg.get("data", {}).get("normalization", "auto")
-    if norm != "auto":
-        model.config.normalization = norm
+    if "backbone_config" in state:
+        model = build_model(ChadaViTConfig.from_dict(state["backbone_config"]))
+    else:
+        model = _model_from_legacy_checkpoint(path, cfg, state)
     prefix = "backbone."
     strict_load(model, {k[len(prefix):]: v for k, v in state["teacher"].items() if k.startswith(prefix)}, str(path))
     log.info("%s: using the teacher backbone of the training checkpoint (step %s)", path, state.get("step", "?"))
     return model.eval()
+
+
+def _model_from_legacy_checkpoint(path: Path, cfg: dict[str, Any], state: dict[str, Any]) -> nn.Module:
+    """A checkpoint without ``backbone_config``: the YAML's model, its statistics, and no guessed vocabulary."""
+    from chadavit.models import create_model
+    from chadavit.models.io import CheckpointError
+
+    overrides = dict(cfg["model"].get("overrides", {}))
+    if overrides.get("channel_vocab") == "auto":
+        raise CheckpointError(f"{path}: this checkpoint predates stored encoder configs and its channel vocabulary "
+                              "was 'auto' (taken from the training data), so it cannot be rebuilt safely; resume the "
+                              "run for a step with this version of chadavit, or use the run's backbone/ folder")
+    model = create_model(cfg["model"]["name"], **overrides)
+    norm = cfg.get("data", {}).get("normalization", "auto")
+    stats = state.get("normalization_stats")
+    if stats:
+        model.config = model.config.replace(normalization="dataset", normalization_stats=stats)
+    elif norm != "auto":
+        model.config.normalization = norm
+    return model
 
 
 def _load_run_folder(path: Path) -> nn.Module | None:

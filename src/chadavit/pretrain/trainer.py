@@ -209,6 +209,9 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
             "center": loss_fn.center.detach().cpu(), "step": step, "epoch": step // spe, "steps_per_epoch": spe,
             "config": cfg.to_dict(), "world_size": world,
+            # the encoder's own config (resolved channel vocabulary, normalisation and its statistics): what
+            # `--model RUN/checkpoint.pt` rebuilds the model from, so it equals what backbone/ would hold
+            "backbone_config": teacher.backbone.config.to_dict(),
             **({"normalization_stats": stats} if stats is not None else {}),
         }, ckpt_path)
 
