@@ -69,20 +69,3 @@ def test_param_groups_no_decay_on_bias_norm_1d():
     nd = {names[id(p)] for p in no_decay["params"]}
     assert any(n.endswith(".bias") for n in nd) and "backbone.cls_token" in nd and "backbone.pos_embed" in nd
     assert decay["apply_wd"] is not False and no_decay["weight_decay"] == 0.0
-
-
-def test_knn_accuracy_and_learning_check_shapes():
-    from chadavit.models import create_model
-    from chadavit.pretrain.knn import knn_accuracy, learning_check
-
-    torch.manual_seed(0)
-    centers = torch.randn(3, 8) * 5
-    y = torch.arange(60) % 3
-    x = centers[y] + torch.randn(60, 8) * 0.1
-    assert knn_accuracy(x[:30], y[:30], x[30:], y[30:], k=5) == 1.0
-    assert knn_accuracy(x[:30], y[:30], x[30:], (y[30:] + 1) % 3, k=5) == 0.0
-    small = dict(embed_dim=16, depth=1, num_heads=2, mlp_dim=32, img_size=32)
-    res = learning_check(create_model("chada_vit_nano", **small), [create_model("chada_vit_nano", **small)] * 2,
-                         ["DNA", "protein"], n_train=12, n_test=12, size=32)
-    assert set(res) == {"chance", "knn_trained", "knn_random", "knn_random_all"} and len(res["knn_random_all"]) == 2
-    assert 0 <= res["knn_trained"] <= 1

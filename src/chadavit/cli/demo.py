@@ -30,8 +30,8 @@ def run_demo(out_dir: str | Path = "runs/demo", overrides: list[str] | tuple[str
     Keys include ``knn_trained``, ``knn_random``, ``chance``, ``train_img_s``, ``loader_img_s``,
     ``backbone`` (a ``load_pretrained`` folder), ``checkpoint`` and ``wall_s``.
     """
+    from chadavit.experiments.pretraining import pretrain
     from chadavit.pretrain.config import load_config
-    from chadavit.pretrain.trainer import train
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -39,7 +39,7 @@ def run_demo(out_dir: str | Path = "runs/demo", overrides: list[str] | tuple[str
                                *overrides])
     from chadavit.pretrain.report import clean, write_summary
 
-    summary = clean(train(cfg))  # a re-run into the same folder reports the finished run (already_finished)
+    summary = clean(pretrain(cfg))  # a re-run into the same folder reports the finished run (already_finished)
     summary["demo_wall_s"] = round(time.perf_counter() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)
     write_summary(summary, out / "demo_summary.json")

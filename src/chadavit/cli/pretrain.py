@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
+    from chadavit.experiments.pretraining import pretrain
     from chadavit.pretrain.distributed import cleanup
-    from chadavit.pretrain.trainer import train
 
     try:
-        summary = train(cfg)
+        summary = pretrain(cfg)
     finally:
         cleanup()
     if summary.get("world_size", 1) == 1 or "backbone" in summary:

@@ -123,7 +123,7 @@ def run_one(exp: Experiment, run: RunSpec, out: str | os.PathLike[str] | None = 
             progress: bool = True, say: Callable[[str], Any] = print) -> dict[str, Any] | None:
     """Pretrain + evaluate one run; returns its metrics (None when it was already finished and not ``force``)."""
     from chadavit.experiments.provenance import provenance
-    from chadavit.pretrain.trainer import train
+    from chadavit.experiments.pretraining import pretrain
 
     rdir = exp.run_dir(run, out)
     if (rdir / METRICS).is_file() and not force:
@@ -150,7 +150,7 @@ def run_one(exp: Experiment, run: RunSpec, out: str | os.PathLike[str] | None = 
         say(f"[{run.index}] {run.name}: {run.model} at random initialisation (seed {cfg.train.seed}), no pretraining")
     else:
         say(f"[{run.index}] {run.name}: pretraining {run.model} -> {rdir / 'pretrain'}")
-        summary = train(cfg)
+        summary = pretrain(cfg)
     t_pre = time.time() - t0
     lm = evaluation_model(run, Path(summary["backbone"]))
     n_params = count_parameters(lm.model)

@@ -22,7 +22,6 @@ from torch import nn
 
 from chadavit.data.augment import MultiCrop
 from chadavit.pretrain import distributed as D
-from chadavit.pretrain.check import run_learning_check
 from chadavit.pretrain.checkpoint import ResumeError, load_resumable, save_checkpoint
 from chadavit.pretrain.collapse import CollapseDetector
 from chadavit.pretrain.config import PretrainConfig
@@ -42,7 +41,7 @@ from chadavit.pretrain.runtime import amp_context, cpu_threads, keep_freed_memor
 from chadavit.pretrain.schedules import make_schedules
 from chadavit.pretrain.signals import StopRequest, children_shielded, shutdown_workers
 
-__all__ = ["CHECKPOINT_NAME", "DinoNet", "build_backbone", "param_groups", "run_learning_check", "train"]
+__all__ = ["CHECKPOINT_NAME", "DinoNet", "build_backbone", "param_groups", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +371,6 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         if metrics_path.exists():
             plot_loss(metrics_path, out / "loss_curve.png")
             summary["loss_curve"] = str(out / "loss_curve.png")
-        if cfg.check.enabled and "knn_trained" not in summary:
-            summary.update(run_learning_check(cfg, teacher.backbone, normalization, device))
         summary["wall_s"] = round(time.perf_counter() - t_start, 1)
         if previous is None:  # a finished run's good summary is never overwritten
             write_summary(summary, out / "summary.json")
