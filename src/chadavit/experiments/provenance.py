@@ -58,7 +58,7 @@ def hardware() -> dict[str, Any]:
 
 def provenance() -> dict[str, Any]:
     """Everything above in one JSON-able dict (``chadavit`` version first)."""
-    from chadavit import __version__
+    from chadavit.version import __version__
 
     return {"chadavit_version": __version__, "git": git_commit(), "libraries": library_versions(),
             "hardware": hardware(), "command": " ".join(sys.argv)}
