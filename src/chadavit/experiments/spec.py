@@ -37,7 +37,6 @@ Every value is checked when the file is loaded, so a misspelt key fails before a
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from chadavit.config import parse_override
 from chadavit.errors import ChadavitError
 
 RUN_KEYS = {"name", "label", "family", "model", "model_overrides", "data", "pretrain", "seed", "eval_model", "sweep",
@@ -130,8 +130,8 @@ def _overrides(value: Any, where: str) -> dict[str, Any]:
         for item in value:
             if not isinstance(item, str) or "=" not in item:
                 raise ExperimentError(f"{where}: override {item!r} must look like key=value")
-            k, raw = item.split("=", 1)
-            out[k.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            key, parsed = parse_override(item)
+            out[key] = parsed
         return out
     raise ExperimentError(f"{where}: give overrides as a mapping or a list of key=value, not {value!r}")
 
@@ -144,11 +144,6 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
             out.update(_flatten(f"{prefix}.{k}", v))
         return out
     return {prefix: value}
-
-
-def override_strings(mapping: dict[str, Any]) -> list[str]:
-    """Dotted overrides as the ``key=value`` strings :func:`chadavit.pretrain.config.load_config` takes."""
-    return [f"{k}={json.dumps(v)}" for k, v in mapping.items()]
 
 
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:
@@ -238,8 +233,8 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
                       evaluation=ev, runs=runs, report=report, description=str(raw.get("description", "")))
 
 
-def pretrain_overrides(exp: Experiment, run: RunSpec, run_dir: Path, progress: bool = True) -> list[str]:
-    """The ``key=value`` list that turns the experiment's base pretraining config into this run's config."""
+def pretrain_overrides(exp: Experiment, run: RunSpec, run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Dotted overrides (key -> value, no string round trip) turning the base pretraining config into this run's."""
     mapping: dict[str, Any] = dict(exp.pretrain_overrides)
     mapping["model.name"] = run.model
     mapping.update({f"model.overrides.{k}": v for k, v in run.model_overrides.items()})
@@ -249,4 +244,4 @@ def pretrain_overrides(exp: Experiment, run: RunSpec, run_dir: Path, progress: b
     mapping["train.out_dir"] = str(run_dir / "pretrain")
     if not progress:
         mapping["train.progress"] = False
-    return override_strings(mapping)
+    return mapping

@@ -1,15 +1,14 @@
-"""Pretraining configuration: nested dataclasses, YAML presets and dotted ``key=value`` overrides.
+"""Pretraining configuration: the schema (nested dataclasses), its value checks and its presets.
 
-Why own code instead of OmegaConf/Hydra: ~100 lines give typed, validated configs with errors that
-list the valid keys, and no working-directory magic. Precedence: dataclass defaults < preset YAML <
-command-line overrides. The resolved config is saved in the run directory and inside every checkpoint.
+Loading (YAML presets and files, ``base:`` chains, dotted overrides, typed coercion) is the one config
+loader, :mod:`chadavit.config`. Precedence: dataclass defaults < preset YAML < command-line overrides. The
+resolved config is saved in the run directory and inside every checkpoint.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,16 +16,13 @@ from typing import Any
 
 import yaml
 
+from chadavit import config as loader
+from chadavit.config import ConfigError, field_names, to_plain
 from chadavit.data.augment import AugmentConfig
-from chadavit.errors import ChadavitError
 from chadavit.precision import PRECISIONS
 from chadavit.pretrain.cells import CellCropConfig
 
 log = logging.getLogger("chadavit.pretrain.config")
-
-
-class ConfigError(ChadavitError, ValueError):
-    """A preset, file or override is invalid; the message says which key and what is allowed."""
 
 
 @dataclass
@@ -145,83 +141,7 @@ class PretrainConfig:
     check: CheckConfig = field(default_factory=CheckConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
-# ------------------------------------------------------------------------------------------ coercion
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} is a section; give sub-keys ({', '.join(_field_names(tp))}), not {value!r}")
-        return _merge(tp(), value, key)
-    if origin is typing.Union or str(origin) == "types.UnionType":
-        for a in args:
-            if a is type(None) and value is None:
-                return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: cannot use {value!r} as {tp}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return str(value)
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v] if value else []
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        if origin is tuple:
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(v, args[0], key) for v in value)
-            if len(value) != len(args):
-                raise ConfigError(f"{key} needs {len(args)} values, got {value!r}")
-            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
-        return [_coerce(v, args[0], key) for v in value] if args else list(value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-        return dict(value)
-    return value
-
-
-def _field_names(cls: Any) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
+        return to_plain(self)
 
 
 _LEGACY_AMP = {"auto": "auto", "bf16": "bf16", "off": "fp32"}
@@ -246,62 +166,16 @@ def _legacy_key(prefix: str, k: str, v: Any) -> tuple[str, Any] | None:
     return k, v
 
 
-def _merge(obj: Any, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(type(obj))
-    names = _field_names(obj)
-    for k0, v0 in data.items():
-        renamed = _legacy_key(prefix, str(k0), v0)
-        if renamed is None:
-            continue
-        k, v = renamed
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in names:
-            raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + prefix if prefix else ''}: "
-                              f"{', '.join(names)}")
-        cur = getattr(obj, k)
-        if dataclasses.is_dataclass(cur):
-            if not isinstance(v, dict):
-                raise ConfigError(f"{key} is a section; give sub-keys ({', '.join(_field_names(cur))}), not {v!r}")
-            _merge(cur, v, key)
-        else:
-            setattr(obj, k, _coerce(v, hints[k], key))
-    return obj
-
-
 def apply_override(cfg: PretrainConfig, item: str) -> None:
     """Apply one ``a.b.c=value`` override (value parsed as YAML: numbers, lists ``[1,2]``, booleans)."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like key=value (e.g. train.epochs=5)")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    parts = key.split(".")
-    obj: Any = cfg
-    for i, p in enumerate(parts[:-1]):
-        if isinstance(obj, dict):  # free-form mapping (model.overrides.depth=2)
-            obj = obj.setdefault(p, {})
-            continue
-        if not dataclasses.is_dataclass(obj) or p not in _field_names(obj):
-            where = ".".join(parts[:i])
-            valid = _field_names(obj) if dataclasses.is_dataclass(obj) else []
-            raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r}; valid keys"
-                              f"{' in ' + where if where else ''}: {', '.join(valid)}")
-        obj = getattr(obj, p)
-    last = parts[-1]
-    if isinstance(obj, dict):
-        obj[last] = value
-        return
-    _merge(obj, {last: value}, ".".join(parts[:-1]))
+    loader.apply_override(cfg, *loader.parse_override(item), rename=_legacy_key)
 
 
 # ------------------------------------------------------------------------------------------ presets
 def list_presets() -> list[str]:
     """Pretraining presets in ``chadavit/configs`` (YAML files whose sections are pretraining sections)."""
     files = resources.files("chadavit.configs")
-    allowed = set(_field_names(PretrainConfig)) | {"base"}
+    allowed = set(field_names(PretrainConfig)) | {"base"}
     out = []
     for p in files.iterdir():
         if not p.name.endswith(".yaml"):
@@ -315,56 +189,22 @@ def list_presets() -> list[str]:
     return sorted(out)
 
 
-def _read_yaml(name_or_file: str) -> tuple[dict[str, Any], str]:
-    p = Path(name_or_file)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        text, label = p.read_text(), str(p)
-    else:
-        f = resources.files("chadavit.configs") / f"{name_or_file}.yaml"
-        if not f.is_file():
-            raise ConfigError(f"unknown config {name_or_file!r}: not a file and not a preset; presets: "
-                              f"{', '.join(list_presets())}")
-        text, label = f.read_text(), name_or_file
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}: invalid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: top level must be a mapping of sections")
-    return data, label
+def load_config(name_or_file: str | Mapping[str, Any] = "demo",
+                overrides: Iterable[str] | Mapping[str, Any] = ()) -> PretrainConfig:
+    """Resolve a preset name, YAML file or mapping plus overrides into a validated :class:`PretrainConfig`.
 
-
-def load_config(name_or_file: str = "demo", overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """Resolve a preset name or YAML file plus overrides into a validated :class:`PretrainConfig`.
-
-    A YAML file may name ``base: <preset or file>`` to start from another config.
+    A YAML file may name ``base: <preset or file>`` to start from another config. ``overrides`` are
+    ``key=value`` strings (the command line) or a mapping of dotted keys to values (experiment files).
     """
-    chain: list[tuple[dict[str, Any], str]] = []
-    cur: str | None = name_or_file
-    while cur is not None:
-        data, label = _read_yaml(cur)
-        chain.append((data, label))
-        cur = data.pop("base", None)
-        if len(chain) > 8:
-            raise ConfigError(f"config base chain too deep starting at {name_or_file}")
-    cfg = PretrainConfig()
-    for data, label in reversed(chain):
-        try:
-            _merge(cfg, data)
-        except ConfigError as exc:
-            raise ConfigError(f"{label}: {exc}") from exc
-    if cfg.name == "custom":
+    cfg = loader.load(PretrainConfig, name_or_file, overrides, known=list_presets, rename=_legacy_key)
+    if cfg.name == "custom" and isinstance(name_or_file, str):
         cfg.name = Path(name_or_file).stem
-    for item in overrides:
-        apply_override(cfg, item)
     validate(cfg)
     return cfg
 
 
 def config_from_dict(data: dict[str, Any]) -> PretrainConfig:
-    cfg = _merge(PretrainConfig(), dict(data))
+    cfg = loader.merge(PretrainConfig(), dict(data), rename=_legacy_key)
     validate(cfg)
     return cfg
 
