@@ -52,8 +52,6 @@ LONG_FILES: dict[str, str] = {
     "chadavit.embed.sources": "every input kind of embed (folders, CSV, OME-Zarr, datasets, microscope files)",
     "chadavit.evaluation.suite": "suite loading, validation and the run loop; to split with the encoder contract",
     "chadavit.idr.client": "the IDR API client: every endpoint with its paging and validation",
-    "chadavit.pretrain.config": "the pretraining schema and its YAML loading; the loading moves to the one config "
-                                "loader (issue 23 step 5)",
 }
 
 
@@ -70,14 +68,19 @@ def _package(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
+def _is_submodule(name: str) -> bool:
+    return (SRC / f"{name}.py").is_file() or (SRC / name).is_dir()
+
+
 def _imports(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "chadavit":  # a submodule, or the package face
+            names.update(f"chadavit.{a.name}" if _is_submodule(a.name) else "chadavit" for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
     return {n for n in names if n.split(".")[0] == "chadavit"}
 
 
