@@ -7,7 +7,7 @@ below is used, so that the ``chadavit`` command starts fast and the version leaf
 import importlib
 
 import chadavit.openmp  # noqa: F401  (first: OMP_WAIT_POLICY must be set before torch loads OpenMP)
-from chadavit.version import __version__
+from chadavit.version import __version__  # noqa: F401  (re-exported: chadavit.__version__)
 
 _EXPORTS = {
     "ChannelBatch": "chadavit.batch",

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def temp_path(path: Path) -> Path:
-    """The hidden temporary name a write to ``path`` goes through (same folder, so the rename is atomic)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def temp_path(path: Path, suffix: str = "") -> Path:
+    """The hidden temporary name a write to ``path`` goes through (same folder, so the rename is atomic).
+
+    ``suffix`` ends the name for writers that choose the format by it (``.png`` for matplotlib, ``.npz``).
+    """
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
 
 
 def replace_synced(tmp: Path, path: Path) -> None:
@@ -22,9 +25,9 @@ def replace_synced(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], sync: bool = False) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object], sync: bool = False, suffix: str = "") -> None:
     """``write(tmp)`` then replace ``path`` with it; ``sync`` flushes to disk first."""
-    tmp = temp_path(path)
+    tmp = temp_path(path, suffix)
     write(tmp)
     if sync:
         replace_synced(tmp, path)

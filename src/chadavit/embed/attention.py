@@ -8,12 +8,13 @@ colour scale, so their maps can be compared.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from chadavit.atomic import write_atomic
 
 DISPLAY_PERCENTILES = (1.0, 99.5)
 
@@ -74,8 +75,6 @@ def save_attention(folder: Path, image_id: str, crop_index: int, channel_names: 
     for k, name in enumerate(channel_names):
         fig = attention_figure(image_id, crop_index, channel_names, k, pixels[k], maps[k], vmax)
         p = out / f"crop{crop_index:04d}_{k}_{safe_name(name)}.png"
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}.png")
-        fig.savefig(tmp)
-        os.replace(tmp, p)
+        write_atomic(p, fig.savefig, suffix=".png")
         paths.append(p)
     return paths

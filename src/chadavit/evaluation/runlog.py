@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from chadavit.atomic import write_atomic
 from chadavit.evaluation.data import EvalData
 from chadavit.evaluation.features import LoadedModel
 
@@ -30,9 +30,7 @@ def task_key(lm: LoadedModel, task: Any, data: EvalData, seeds: Sequence[int]) -
 def save_task_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """One finished task's rows, written whole or not at all (tmp + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp, index=False))
 
 
 def dataset_notes(datasets: dict[str, EvalData | None]) -> dict[str, dict[str, Any]]:

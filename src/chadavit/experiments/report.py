@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chadavit.atomic import write_text_atomic
+from chadavit.atomic import write_atomic, write_text_atomic
 from chadavit.experiments.runner import METRICS
 from chadavit.experiments.spec import Experiment, RunSpec
 
@@ -29,9 +29,7 @@ def _plt():  # noqa: ANN202
 
 
 def _save_fig(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100), suffix=".png")
 
 
 def collect(exp: Experiment, results: str | os.PathLike[str] | None = None) -> tuple[dict[str, dict], list[str]]:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chadavit.atomic import write_atomic
 from chadavit.errors import ChadavitError
 from chadavit.idr.client import IDRClient
 
@@ -312,16 +313,12 @@ def _fill_missing_meta(client: IDRClient, images: pd.DataFrame, workers: int) ->
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Parquet for ``*.parquet``, else CSV; written to a temporary name and renamed (never half-written)."""
-    import os
-
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     if p.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
+        write_atomic(p, lambda tmp: df.to_parquet(tmp, index=False))
     else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, p)
+        write_atomic(p, lambda tmp: df.to_csv(tmp, index=False))
     return p
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from chadavit.atomic import write_text_atomic
 from chadavit.pretrain.metrics_log import finite_or_none
 
 
@@ -18,9 +18,7 @@ def clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:
     """Write ``summary.json`` atomically; ``allow_nan=False`` guarantees no ``NaN`` token ever reaches the file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(clean(summary), indent=2, default=str, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(clean(summary), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def read_summary(path: Path) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chadavit.atomic import write_atomic
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
 from chadavit.evaluation.real.sources import BUILDERS, CellSet, RealSourceMissing
 
@@ -38,9 +39,7 @@ def save_cellsets(sets: list[CellSet], path: Path) -> Path:
         meta[s.name] = {"channels": list(s.channels), "targets": list(s.targets), "info": s.info}
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
     return path
 
 
