@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         from chadavit.cli.embed_merge import run_torchrun
 
         return run_torchrun(cfg, group)
-    from chadavit.cli.signals import sigterm_as_interrupt
+    from chadavit.signals import sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():

@@ -51,16 +51,12 @@ def run_devices(cfg: EmbedConfig, spec: str) -> int:
 
 
 def run_torchrun(cfg: EmbedConfig, group: ProcessGroup) -> int:
-    import signal
-
     from chadavit.embed.distributed import run_distributed
+    from chadavit.signals import sigterm_as_interrupt
 
-    def _terminate(signum: int, frame: object) -> None:  # torchrun forwards SIGTERM: save finished images first
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
     try:
-        res = run_distributed(cfg, group)
+        with sigterm_as_interrupt():  # torchrun forwards SIGTERM: save finished images first
+            res = run_distributed(cfg, group)
     except KeyboardInterrupt:
         print(f"chadavit embed: rank {group.rank} interrupted; finished images are saved (rerun the same command "
               "to resume)", file=sys.stderr)

@@ -190,7 +190,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.flush_every < 1 or not args.flush_seconds > 0:
         raise BuildError(f"--flush-every ({args.flush_every}) and --flush-seconds ({args.flush_seconds}) must be "
                          "positive")
-    from chadavit.cli.signals import sigterm_as_interrupt
+    from chadavit.signals import sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():

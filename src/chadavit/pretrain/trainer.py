@@ -39,7 +39,8 @@ from chadavit.pretrain.progress import Progress
 from chadavit.pretrain.report import read_summary, write_summary
 from chadavit.pretrain.runtime import amp_context, cpu_threads, keep_freed_memory, step_seed
 from chadavit.pretrain.schedules import make_schedules
-from chadavit.pretrain.signals import StopRequest, children_shielded, shutdown_workers
+from chadavit.pretrain.signals import shutdown_workers
+from chadavit.signals import StopRequest, children_shielded
 
 __all__ = ["CHECKPOINT_NAME", "DinoNet", "build_backbone", "param_groups", "train"]
 
