@@ -48,8 +48,11 @@ class WriteLock:
     def __init__(self, target: str | os.PathLike[str], lock_file: str | os.PathLike[str], what: str = "") -> None:
         self.target = Path(target)
         self.path = Path(lock_file)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ChadavitError(f"{self.target}: cannot write there ({exc.strerror or exc})") from exc
         if not _try_lock(fd):
             holder = _read_holder(fd)
             os.close(fd)
