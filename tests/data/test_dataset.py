@@ -152,3 +152,24 @@ def test_stale_temp_parts_of_a_killed_writer_are_removed(tmp_path):
     stale.write_bytes(b"half")
     with DatasetWriter(tmp_path / "ds"):
         assert not stale.exists()
+
+
+def test_a_damaged_store_is_an_error_on_read_not_a_blank_image(damaged_dataset, tmp_path, capsys):
+    """Issue 22 item 3: a missing chunk read as zeros was embedded as a blank image; --verify exited 0."""
+    from chadavit.cli.main import main
+
+    ds = damaged_dataset
+    with pytest.raises(DatasetError, match=r"image 'im0' differs from its checksum"):
+        ds.read(0)
+    assert ds.read(0, verify=False).max() == 0  # what used to reach the model
+    assert ds.verify() == ["im0", "im1", "im2"]
+    assert main(["data", "info", str(ds.path), "--verify"]) == 1
+    assert "3 image(s) differ from their checksum" in capsys.readouterr().out
+
+
+def test_pretraining_skips_damaged_images(damaged_dataset):
+    from chadavit.data.loader import as_concat, read_normalized
+
+    ds = damaged_dataset
+    with pytest.raises(DatasetError, match="differs from its checksum"):
+        read_normalized(as_concat(ds, preload_mb=100), 1, "percentile")

@@ -124,12 +124,14 @@ def run_import(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def dataset_summary(path: Path, verify: bool = False) -> str:
+def dataset_summary(path: Path, verify: bool = False) -> tuple[str, int]:
+    """The summary text and the number of images that differ from their checksum (0 unless ``verify``)."""
     from chadavit.data.dataset import open_dataset
 
     ds = open_dataset(path)
     m = ds.manifest
     lines = [f"dataset {path}", f"  images: {len(ds)}"]
+    bad: list[str] = []
     if len(ds):
         lines.append(f"  planes: {int(m.n_channels.sum())}")
         counts = m.n_channels.value_counts().sort_index()
@@ -150,9 +152,10 @@ def dataset_summary(path: Path, verify: bool = False) -> str:
     if verify:
         bad = ds.verify()
         lines.append(f"  verify: {'OK' if not bad else f'{len(bad)} image(s) differ from their checksum: {bad[:10]}'}")
-    return "\n".join(lines)
+    return "\n".join(lines), len(bad)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    print(dataset_summary(args.path, args.verify))
-    return 0
+    text, damaged = dataset_summary(args.path, args.verify)
+    print(text)
+    return 1 if damaged else 0  # 1, as for images that failed: a damaged dataset is not a clean bill

@@ -62,6 +62,14 @@ def image_checksum(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def check_image(arr: np.ndarray, row: pd.Series, path: Path) -> np.ndarray:
+    """``arr`` if it matches the manifest row's checksum, else :class:`DatasetError` naming the image."""
+    if row["checksum"] and image_checksum(arr) != row["checksum"]:
+        raise DatasetError(f"{path}: image {row['image_id']!r} differs from its checksum (a missing or damaged "
+                           "chunk of planes.zarr); `chadavit data info --verify` lists every such image")
+    return arr
+
+
 def array_name(dtype: np.dtype | str, height: int, width: int) -> str:
     return f"{np.dtype(dtype).name}_{height}x{width}"
 
@@ -117,11 +125,16 @@ class ChannelDataset:
             self._pid = os.getpid()
         return self._group
 
-    def read(self, i: int) -> np.ndarray:
-        """Image ``i`` as a ``(C, H, W)`` array in its stored dtype."""
+    def read(self, i: int, verify: bool = True) -> np.ndarray:
+        """Image ``i`` as a ``(C, H, W)`` array in its stored dtype, checked against its manifest checksum.
+
+        Zarr gives zeros for a missing chunk, so a damaged store would otherwise be read as blank images:
+        a mismatch raises :class:`DatasetError` naming the image (``verify=False`` skips the check).
+        """
         row = self.manifest.iloc[int(i)]
         start = int(row["plane_offset"])
-        return np.asarray(self._arrays()[row["array"]][start : start + int(row["n_channels"])])
+        arr = np.asarray(self._arrays()[row["array"]][start : start + int(row["n_channels"])])
+        return check_image(arr, row, self.path) if verify else arr
 
     def channel_names(self, i: int) -> list[str]:
         return list(self.manifest.iloc[int(i)]["channel_names"])
@@ -133,7 +146,7 @@ class ChannelDataset:
     def verify(self) -> list[str]:
         """Image ids whose stored planes do not match their recorded checksum."""
         rows = enumerate(self.manifest.itertuples())
-        return [str(r.image_id) for i, r in rows if image_checksum(self.read(i)) != r.checksum]
+        return [str(r.image_id) for i, r in rows if image_checksum(self.read(i, verify=False)) != r.checksum]
 
 
 def open_dataset(path: str | os.PathLike[str]) -> ChannelDataset:
