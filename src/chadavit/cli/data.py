@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "0-based indices or ch0.. in --multichannel mode); mapped channels come first, in map order")
     imp.add_argument("--source", default="", help="value of the manifest's source column (default: the folder name)")
     imp.add_argument("--imaging-method", default="", help="value of the imaging_method column")
+    imp.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                     help="refuse images over N values (channels x height x width; default 268435456)")
     imp.set_defaults(func=run_import)
 
     info = sub.add_parser("info", help="summarise a dataset", description="Print a summary of a chadavit dataset.")
@@ -113,6 +115,10 @@ def run_import(args: argparse.Namespace) -> int:
     from chadavit.embed.channels import parse_channel_map
 
     cmap = parse_channel_map(args.channel_map)
+    if args.max_pixels is not None:
+        from chadavit.data.readers import set_max_pixels
+
+        set_max_pixels(args.max_pixels)
     added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
                                   args.imaging_method)
     for e in errors:

@@ -48,6 +48,10 @@ class Embedder:
         except ChannelError as exc:
             raise EmbedError(str(exc)) from exc
         self.progress_callback = progress_callback
+        if cfg.max_pixels is not None:
+            from chadavit.data.readers import set_max_pixels
+
+            set_max_pixels(cfg.max_pixels)  # process-wide: the readers run in worker threads
         from chadavit.embed.model_spec import load_model, pick_device
 
         self.device = pick_device(cfg.device)
