@@ -264,3 +264,23 @@ def test_downloads_and_archive_members_stay_inside(tmp_path: Path):
     with pytest.raises(UnsafePathError, match=r"member '\.\./up\.txt'"):
         safe_extract(tmp_path / "bad.zip", tmp_path / "t" / "out")
     assert not (tmp_path / "t" / "up.txt").exists()
+
+
+def test_a_trickling_server_is_given_up_on_and_resumed(tmp_path: Path):
+    """Issue 22 item 11: a 1-byte/s server kept `datasets fetch` waiting forever (no socket timeout ever fires)."""
+    import time
+
+    body = bytes(range(256)) * 8
+    policy = RetryPolicy(retries=1, backoff=0.0, timeout=10, stall_seconds=0.4, stall_bytes=1000)
+    with serve() as m:
+        m.files["/f.bin"] = body
+        m.trickle["/f.bin"] = 0.02  # 50 bytes/s
+        t0 = time.monotonic()
+        with pytest.raises(DownloadError, match=r"failed after 2 attempts \(StalledError: .*stalled, \d+ bytes in"):
+            download(m.url + "/f.bin", tmp_path / "f.bin", size=len(body), policy=policy, say=lambda s: None)
+        assert time.monotonic() - t0 < 5
+        kept = (tmp_path / "f.bin.part").stat().st_size
+        assert 0 < kept < len(body)
+        del m.trickle["/f.bin"]  # the server recovers: the rerun resumes from the bytes kept
+        download(m.url + "/f.bin", tmp_path / "f.bin", size=len(body), policy=policy, say=lambda s: None)
+        assert (tmp_path / "f.bin").read_bytes() == body and m.log[-1][1] == f"bytes={kept}-"
