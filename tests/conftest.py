@@ -35,3 +35,21 @@ def cli_error(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201 - returns the
         return err[-1]
 
     return run
+
+
+@pytest.fixture
+def damaged_dataset(tmp_path):  # noqa: ANN001, ANN201
+    """A 3-image dataset whose stored planes are gone: zarr reads them as zeros (issue 22 item 3)."""
+    import numpy as np
+
+    from chadavit.data.dataset import DatasetWriter, open_dataset
+
+    rng = np.random.default_rng(5)
+    with DatasetWriter(tmp_path / "damaged") as w:
+        for i in range(3):
+            w.add(rng.integers(1, 60000, (2, 24, 24)).astype(np.uint16), f"im{i}", ["DNA", "Actin"])
+    shards = [p for p in (tmp_path / "damaged" / "planes.zarr").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    assert shards
+    for p in shards:
+        p.unlink()
+    return open_dataset(tmp_path / "damaged")

@@ -51,3 +51,50 @@ def test_corrupt_file_is_named(tmp_path):
     with pytest.raises(ImageReadError, match="unsupported file type"):
         (tmp_path / "x.bmp").write_bytes(b"")
         read_image_file(tmp_path / "x.bmp")
+
+
+def test_pixel_limit_is_read_from_the_header_before_decoding(tmp_path, monkeypatch):
+    """Issue 22 item 10: a 160 KB TIFF decoded to 2.1 GB; now the declared shape is checked first."""
+    import tifffile
+
+    from chadavit.data import readers
+
+    big = tmp_path / "bomb.tif"
+    tile = np.zeros((1024, 1024), np.uint8)  # 360 M values written tile by tile: ~0.4 MB on disk, little memory
+    tifffile.imwrite(big, (tile for _ in range(3 * 20 * 6)), shape=(3, 20000, 6000), dtype=np.uint8,
+                     tile=(1024, 1024), compression="zlib", photometric="minisblack")
+    assert big.stat().st_size < 2_000_000
+    decoded = []
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", lambda *a, **k: decoded.append(1))
+    with pytest.raises(readers.ImageReadError, match=r"bomb\.tif: 360,000,000 pixel values .* exceed the limit "
+                                                     r"of 268,435,456; raise it with --max-pixels"):
+        readers.read_image_file(big)
+    assert not decoded
+    png = tmp_path / "wide.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(png)
+    monkeypatch.setattr(readers, "_max_pixels", [1999])
+    with pytest.raises(readers.ImageReadError, match="2,000 pixel values"):
+        readers.read_image_file(png)
+    readers.set_max_pixels(2000)
+    assert readers.read_image_file(png).shape == (1, 40, 50)
+
+
+def test_max_pixels_option_reaches_embed_and_import(tmp_path, monkeypatch, capsys):
+    import tifffile
+
+    from chadavit.cli.main import main
+    from chadavit.data import readers
+
+    monkeypatch.setattr(readers, "_max_pixels", [readers.DEFAULT_MAX_PIXELS])
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", np.ones((2, 64, 64), np.uint16))
+    assert main(["data", "import", str(tmp_path / "in"), "--out", str(tmp_path / "ds"), "--multichannel",
+                 "--max-pixels", "1000"]) == 1
+    assert "exceed the limit of 1,000" in capsys.readouterr().err
+    rc = main(["embed", str(tmp_path / "in"), "--out", str(tmp_path / "e.parquet"), "--model", "random:chada_vit_nano",
+               "--no-progress", "--max-pixels", "8000"])
+    assert rc == 1 and "exceed the limit of 8,000" in (tmp_path / "e.errors.csv").read_text()
+    assert main(["embed", str(tmp_path / "in"), "--out", str(tmp_path / "e.parquet"), "--model",
+                 "random:chada_vit_nano", "--no-progress", "--max-pixels", "8192000"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -341,3 +342,53 @@ def test_nuclei_found_in_a_channel_that_is_not_embedded(shared_dir: Path, tmp_pa
     db = pd.read_parquet(both.out)
     box = ["Metadata_CropY0", "Metadata_CropX0", "Metadata_CropY1", "Metadata_CropX1"]
     assert (df[box].to_numpy() == db[box].to_numpy()).all()  # same cells either way
+
+
+def test_resume_refuses_other_weights_behind_the_same_model_argument(plate_folder: Path, tmp_path: Path,
+                                                                     tiny_model) -> None:
+    """Issue 22 item 2: a run folder still training (or an unpinned hf: repo) changed the weights between runs."""
+    import copy
+
+    out = tmp_path / "e.parquet"
+    kw = dict(pattern="{well}_s{site}_{channel}.tif", part_size=1)
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_embed(cfg(plate_folder, out, **kw), model=tiny_model, progress_callback=stop)
+    retrained = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        next(retrained.parameters()).add_(1e-3)
+    with pytest.raises(EmbedError, match="other weights.*would mix two models"):
+        run_embed(cfg(plate_folder, out, **kw), model=retrained)
+    res = run_embed(cfg(plate_folder, out, **kw), model=tiny_model)  # the same weights resume
+    assert res.n_done_before >= 1 and res.n_failed == 0
+    digest = json.loads(pq.read_schema(out).metadata[b"chadavit.embed"])["weights_digest"]
+    from chadavit.models.io import weights_digest
+
+    assert digest == weights_digest(tiny_model) != weights_digest(retrained)
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_stale_temps_removed(plate_folder: Path, tmp_path: Path,
+                                                                            tiny_model, capsys) -> None:
+    """Issue 22 item 15: two runs on one output crashed one of them; killed merges left hidden temp files."""
+    from chadavit.embed.output import lock_output
+    from chadavit.locks import LockedError
+
+    out = tmp_path / "e.parquet"
+    kw = dict(pattern="{well}_s{site}_{channel}.tif")
+    with lock_output(out):  # another run holds the output
+        with pytest.raises(LockedError, match="another process .* is writing it"):
+            run_embed(cfg(plate_folder, out, **kw), model=tiny_model)
+        rc = main(["embed", str(plate_folder), "--out", str(out), "--pattern", kw["pattern"],
+                   "--model", "random:chada_vit_nano", "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "error:" in err and "another process" in err
+    stale = [tmp_path / ".e.parquet.tmp-99999", tmp_path / ".e.errors.csv.tmp-99999"]
+    for s in stale:
+        s.write_bytes(b"x" * 1000)
+    keep = tmp_path / ".other.parquet.tmp-99999"
+    keep.write_bytes(b"another output's")
+    res = run_embed(cfg(plate_folder, out, **kw), model=tiny_model)
+    assert res.n_computed == 6 and not any(s.exists() for s in stale) and keep.exists()

@@ -198,3 +198,28 @@ def test_devices_option_is_checked_before_any_process_starts(screen: Path, tmp_p
     for extra, msg in ((["--devices", "cuda:7"], "cuda:7 is not available"), (["--devices", "gpu0"], "not a device"),
                        (["--devices", "cpu,cpu", "--shard", "0/2"], "drop --shard")):
         assert msg in cli_error([*base, *extra])
+
+
+def test_merge_refuses_shards_embedded_with_other_weights(screen: Path, tmp_path: Path, tiny_model) -> None:
+    """Issue 22 item 2: the same --model argument, other weights behind it, between two shard runs."""
+    import copy
+
+    import torch
+
+    a = embed_shards(screen, tmp_path / "a", 2, tiny_model)
+    other = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        next(other.parameters()).mul_(1.01)
+    b = run_embed(cfg(screen, tmp_path / "b" / "1.parquet", shard="1/2"), model=other).out
+    with pytest.raises(MergeError, match=r"embedded with other weights .* the model changed between the shard runs"):
+        merge_shards([a[0], b], tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_killed_merge_leaves_no_temp_file_after_the_next_merge(screen: Path, tmp_path: Path, tiny_model) -> None:
+    """Issue 22 item 15: hidden temp files of killed merges stayed (up to 170 MB)."""
+    a = embed_shards(screen, tmp_path / "a", 2, tiny_model)
+    stale = tmp_path / ".x.parquet.tmp-424242"
+    stale.write_bytes(b"\0" * 4096)
+    merge_shards(a, tmp_path / "x.parquet")
+    assert not stale.exists() and (tmp_path / "x.parquet").is_file()

@@ -132,3 +132,14 @@ def test_dataset_source(tmp_path: Path) -> None:
     assert [r.image_id for r in recs] == ["im0", "im1"]
     assert recs[0].metadata["Well"] == "C07" and recs[1].channel_names == ["DNA"]
     assert recs[0].read(["Tubulin", "DNA"])[0].shape == (2, 32, 32)
+
+
+def test_damaged_dataset_images_are_error_rows(damaged_dataset, tmp_path: Path, tiny_model) -> None:
+    """Issue 22 item 3: `embed` of a dataset with a missing chunk wrote blank-image features, exit 0."""
+    from chadavit.embed import EmbedConfig, run_embed
+
+    res = run_embed(EmbedConfig(input=str(damaged_dataset.path), out=str(tmp_path / "e.parquet"), progress=False,
+                                model="random:chada_vit_nano",
+                                workers=1), model=tiny_model)
+    assert res.n_failed == 3 and res.n_computed == 0
+    assert all("differs from its checksum" in e["message"] for e in res.errors)

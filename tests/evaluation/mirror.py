@@ -15,6 +15,7 @@ class Mirror:
         self.cut: dict[str, int] = {}  # path -> bytes to send before dropping the connection (once)
         self.log: list[tuple[str, str | None]] = []
         self.fail: dict[str, int] = {}  # path -> number of 503 answers before serving it
+        self.trickle: dict[str, float] = {}  # path -> seconds between single bytes (a server that stalls)
         self.ignore_range = False  # answer 200 with the whole body even when a Range is asked
         self.url = ""
 
@@ -54,6 +55,17 @@ def _handler(m: Mirror) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(part[: m.cut.pop(path)])
                 self.wfile.flush()
                 self.close_connection = True
+                return
+            if path in m.trickle:
+                import time
+
+                try:
+                    for i in range(len(part)):
+                        self.wfile.write(part[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(m.trickle[path])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on us
                 return
             self.wfile.write(part)
 

@@ -224,3 +224,63 @@ def test_fetch_bray_plate_from_idr_with_the_idr_client(tmp_path: Path, shared_di
     got = tifffile.imread(target / "images" / "24277-Hoechst" / hoechst[0])
     assert np.array_equal(got, render(imgs[0].data[2, 0], *imgs[0].window(2)))  # Hoechst is IDR's third channel
     assert check("bray", target).startswith("3 sites with five channels on 1 plate(s)")
+
+
+@pytest.mark.parametrize("hostile", ["../../../evil", "/tmp/evil-abs", "..", "a/b", "C:evil"])
+def test_a_mirror_cannot_write_outside_the_target(tmp_path: Path, hostile: str):
+    """Issue 22 item 8: plate names from the server's table became folders three levels up."""
+    from chadavit.datasets.extract import UnsafePathError
+
+    work = tmp_path / "a" / "b" / "c"
+    with serve() as m:
+        m.files["/bbbc021/BBBC021_v1_image.csv"] = f"Image_Metadata_Plate_DAPI\n{hostile}\n".encode()
+        m.files["/bbbc021/BBBC021_v1_moa.csv"] = b"compound,moa\n"
+        m.files[f"/bbbc021/BBBC021_v1_images_{hostile}.zip"] = zip_tree(tmp_path, tmp_path)
+        with pytest.raises(UnsafePathError, match=r"BBBC021_v1_image\.csv: plate: .* is not a plain file name"):
+            fetch("bbbc021", work / "data", base_url=m.url, policy=NO_WAIT, say=lambda s: None)
+        m.files["/bray/metadata/barcode_platemap.csv"] = f"Assay_Plate_Barcode,Plate_Map_Name\n24277,{hostile}\n".encode()
+        m.files["/bray/metadata/CDRP_MOA_MATCHES_official.csv"] = b"x\n"
+        m.files[f"/bray/metadata/platemap/{hostile}.txt"] = b"#!/bin/sh\n"
+        with pytest.raises(UnsafePathError, match=r"barcode_platemap\.csv: plate map: .* is not a plain file name"):
+            fetch("bray", work / "data", base_url=m.url, policy=NO_WAIT, say=lambda s: None)
+    made = {p for p in tmp_path.rglob("*")}
+    assert all(work / "data" in p.parents or p in (work, work / "data") or p in work.parents for p in made), made
+
+
+def test_downloads_and_archive_members_stay_inside(tmp_path: Path):
+    from chadavit.datasets.extract import UnsafePathError, inside, safe_extract
+    from chadavit.datasets.fetch import Fetch
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "link").symlink_to(tmp_path)
+    with pytest.raises(UnsafePathError, match="would be written outside"):
+        inside(tmp_path / "t", tmp_path / "t" / "link" / "x", "test")
+    with pytest.raises(UnsafePathError, match="would be written outside"):
+        Fetch("bbbc021", tmp_path / "t").get("http://127.0.0.1:9/x", "x", tmp_path / "t" / ".." / "x")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../up.txt", "x")
+    (tmp_path / "bad.zip").write_bytes(buf.getvalue())
+    with pytest.raises(UnsafePathError, match=r"member '\.\./up\.txt'"):
+        safe_extract(tmp_path / "bad.zip", tmp_path / "t" / "out")
+    assert not (tmp_path / "t" / "up.txt").exists()
+
+
+def test_a_trickling_server_is_given_up_on_and_resumed(tmp_path: Path):
+    """Issue 22 item 11: a 1-byte/s server kept `datasets fetch` waiting forever (no socket timeout ever fires)."""
+    import time
+
+    body = bytes(range(256)) * 8
+    policy = RetryPolicy(retries=1, backoff=0.0, timeout=10, stall_seconds=0.4, stall_bytes=1000)
+    with serve() as m:
+        m.files["/f.bin"] = body
+        m.trickle["/f.bin"] = 0.02  # 50 bytes/s
+        t0 = time.monotonic()
+        with pytest.raises(DownloadError, match=r"failed after 2 attempts \(StalledError: .*stalled, \d+ bytes in"):
+            download(m.url + "/f.bin", tmp_path / "f.bin", size=len(body), policy=policy, say=lambda s: None)
+        assert time.monotonic() - t0 < 5
+        kept = (tmp_path / "f.bin.part").stat().st_size
+        assert 0 < kept < len(body)
+        del m.trickle["/f.bin"]  # the server recovers: the rerun resumes from the bytes kept
+        download(m.url + "/f.bin", tmp_path / "f.bin", size=len(body), policy=policy, say=lambda s: None)
+        assert (tmp_path / "f.bin").read_bytes() == body and m.log[-1][1] == f"bytes={kept}-"

@@ -224,3 +224,19 @@ def test_eval_takes_an_hf_model(mirror):
     mirror.add("me/m", official_repo_files(official_model()))
     loaded = load_model_spec("hf:me/m@main")
     assert loaded.label == "hf:me/m@main" and loaded.model.config.source == "hf:me/m"
+
+
+@pytest.mark.parametrize("revision", ["main/../../../../escaped", "../escaped", "/escaped", "a//b", "v1/."])
+def test_revisions_that_leave_the_cache_are_refused(mirror, tmp_path, revision):
+    """Issue 22 item 9: `hf:owner/name@../..` made huggingface_hub write a commit id outside its cache."""
+    mirror.add("me/m", official_repo_files(official_model(seed=1)))
+    with pytest.raises(HubError, match=r"is not a branch, tag or commit name"):
+        load_from_hub(f"hf:me/m@{revision}")
+    assert not [p for p in tmp_path.rglob("escaped*")]
+
+
+def test_plain_revisions_pass_the_check():
+    from chadavit.models.hub import check_revision, parse_hf_spec
+
+    for ok in ("main", "v1.0", "refs/pr/1", "feature/x-y_z", "0123456789abcdef0123456789abcdef01234567"):
+        assert parse_hf_spec(f"hf:me/m@{ok}") == ("me/m", ok) and check_revision(ok, "t") == ok

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "0-based indices or ch0.. in --multichannel mode); mapped channels come first, in map order")
     imp.add_argument("--source", default="", help="value of the manifest's source column (default: the folder name)")
     imp.add_argument("--imaging-method", default="", help="value of the imaging_method column")
+    imp.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                     help="refuse images over N values (channels x height x width; default 268435456)")
     imp.set_defaults(func=run_import)
 
     info = sub.add_parser("info", help="summarise a dataset", description="Print a summary of a chadavit dataset.")
@@ -113,6 +115,10 @@ def run_import(args: argparse.Namespace) -> int:
     from chadavit.embed.channels import parse_channel_map
 
     cmap = parse_channel_map(args.channel_map)
+    if args.max_pixels is not None:
+        from chadavit.data.readers import set_max_pixels
+
+        set_max_pixels(args.max_pixels)
     added, errors = import_folder(args.src, args.out, args.pattern, args.multichannel, cmap, args.source,
                                   args.imaging_method)
     for e in errors:
@@ -124,12 +130,14 @@ def run_import(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def dataset_summary(path: Path, verify: bool = False) -> str:
+def dataset_summary(path: Path, verify: bool = False) -> tuple[str, int]:
+    """The summary text and the number of images that differ from their checksum (0 unless ``verify``)."""
     from chadavit.data.dataset import open_dataset
 
     ds = open_dataset(path)
     m = ds.manifest
     lines = [f"dataset {path}", f"  images: {len(ds)}"]
+    bad: list[str] = []
     if len(ds):
         lines.append(f"  planes: {int(m.n_channels.sum())}")
         counts = m.n_channels.value_counts().sort_index()
@@ -150,9 +158,10 @@ def dataset_summary(path: Path, verify: bool = False) -> str:
     if verify:
         bad = ds.verify()
         lines.append(f"  verify: {'OK' if not bad else f'{len(bad)} image(s) differ from their checksum: {bad[:10]}'}")
-    return "\n".join(lines)
+    return "\n".join(lines), len(bad)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    print(dataset_summary(args.path, args.verify))
-    return 0
+    text, damaged = dataset_summary(args.path, args.verify)
+    print(text)
+    return 1 if damaged else 0  # 1, as for images that failed: a damaged dataset is not a clean bill

@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--normalize", choices=("percentile", "dtype_range", "none"),
                    help="override the model's pixel normalisation")
     g.add_argument("--limit", type=int, help="embed only the first N images (a quick look)")
+    g.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images over N values (channels x height x width; default 268435456), read from "
+                        "the file's header before decoding")
     g = p.add_argument_group("crops")
     g.add_argument("--crops", default="grid", choices=("grid", "nuclei", "full"),
                    help="grid tiles (default), windows centred on nuclei, or the full field resized")
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
-        limit=args.limit, progress=args.progress, shard=args.shard,
+        limit=args.limit, progress=args.progress, shard=args.shard, max_pixels=args.max_pixels,
     )
     from chadavit.embed.distributed import torchrun_group
 

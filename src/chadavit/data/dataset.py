@@ -29,6 +29,7 @@ import pandas as pd
 
 from chadavit.atomic import write_atomic, write_text_atomic
 from chadavit.errors import ChadavitError
+from chadavit.locks import lock_folder, remove_stale_temps
 
 FORMAT_NAME = "chadavit-dataset"
 FORMAT_VERSION = 1
@@ -59,6 +60,14 @@ def image_checksum(image: np.ndarray) -> str:
     h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())
     return h.hexdigest()
+
+
+def check_image(arr: np.ndarray, row: pd.Series, path: Path) -> np.ndarray:
+    """``arr`` if it matches the manifest row's checksum, else :class:`DatasetError` naming the image."""
+    if row["checksum"] and image_checksum(arr) != row["checksum"]:
+        raise DatasetError(f"{path}: image {row['image_id']!r} differs from its checksum (a missing or damaged "
+                           "chunk of planes.zarr); `chadavit data info --verify` lists every such image")
+    return arr
 
 
 def array_name(dtype: np.dtype | str, height: int, width: int) -> str:
@@ -116,11 +125,16 @@ class ChannelDataset:
             self._pid = os.getpid()
         return self._group
 
-    def read(self, i: int) -> np.ndarray:
-        """Image ``i`` as a ``(C, H, W)`` array in its stored dtype."""
+    def read(self, i: int, verify: bool = True) -> np.ndarray:
+        """Image ``i`` as a ``(C, H, W)`` array in its stored dtype, checked against its manifest checksum.
+
+        Zarr gives zeros for a missing chunk, so a damaged store would otherwise be read as blank images:
+        a mismatch raises :class:`DatasetError` naming the image (``verify=False`` skips the check).
+        """
         row = self.manifest.iloc[int(i)]
         start = int(row["plane_offset"])
-        return np.asarray(self._arrays()[row["array"]][start : start + int(row["n_channels"])])
+        arr = np.asarray(self._arrays()[row["array"]][start : start + int(row["n_channels"])])
+        return check_image(arr, row, self.path) if verify else arr
 
     def channel_names(self, i: int) -> list[str]:
         return list(self.manifest.iloc[int(i)]["channel_names"])
@@ -132,7 +146,7 @@ class ChannelDataset:
     def verify(self) -> list[str]:
         """Image ids whose stored planes do not match their recorded checksum."""
         rows = enumerate(self.manifest.itertuples())
-        return [str(r.image_id) for i, r in rows if image_checksum(self.read(i)) != r.checksum]
+        return [str(r.image_id) for i, r in rows if image_checksum(self.read(i, verify=False)) != r.checksum]
 
 
 def open_dataset(path: str | os.PathLike[str]) -> ChannelDataset:
@@ -148,15 +162,31 @@ class DatasetWriter:
 
     Use as a context manager; call :meth:`add` per image and :meth:`flush` to make everything
     added so far visible (it is also called every ``flush_every`` images and on exit). Only one
-    writer may hold a directory at a time (concurrent builders write separate directories and
-    merge them with :func:`merge_datasets`).
+    writer may hold a directory at a time: a second one, in this or another process, is refused with
+    :class:`chadavit.locks.LockedError` (concurrent builders write separate directories and merge them
+    with :func:`merge_datasets`). The lock is held until :meth:`close` (or the end of the ``with``).
     """
 
     def __init__(self, path: str | os.PathLike[str], flush_every: int = 256,
                  attrs: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        # before the manifest is read: two writers would both append part-00000 and planes from offset 0
+        self._lock = lock_folder(self.path, " (another chadavit writer: data import, idr build, ...)")
+        try:
+            self._open(attrs)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.flush_every = flush_every
+        self._rows: list[dict[str, Any]] = []
+        self._pending: dict[str, list[np.ndarray]] = {}
+        self._pending_start: dict[str, int] = {}
+
+    def _open(self, attrs: dict[str, Any] | None) -> None:
         (self.path / "manifest").mkdir(exist_ok=True)
+        remove_stale_temps(self.path / "manifest")  # parts a killed writer never published
+        remove_stale_temps(self.path, ["dataset.json"])
         meta = self.path / "dataset.json"
         if meta.exists():
             info = json.loads(meta.read_text())
@@ -165,7 +195,6 @@ class DatasetWriter:
         else:
             info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "attrs": attrs or {}}
             write_text_atomic(meta, json.dumps(info, indent=2))
-        self.flush_every = flush_every
         self._group = _open_group(self.path, "a")
         existing = _read_manifest(self.path)
         self._ids: set[str] = set(existing["image_id"].astype(str))
@@ -173,15 +202,19 @@ class DatasetWriter:
         for name, grp in existing.groupby("array"):
             self._next_plane[str(name)] = int((grp["plane_offset"] + grp["n_channels"]).max())
         self._part = len(list((self.path / "manifest").glob("part-*.parquet")))
-        self._rows: list[dict[str, Any]] = []
-        self._pending: dict[str, list[np.ndarray]] = {}
-        self._pending_start: dict[str, int] = {}
 
     def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.flush()
+        self.close()
+
+    def close(self) -> None:
+        """Publish what is queued, then let another writer in."""
+        try:
+            self.flush()
+        finally:
+            self._lock.release()
 
     def __contains__(self, image_id: str) -> bool:
         return str(image_id) in self._ids

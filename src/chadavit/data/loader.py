@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from chadavit.data.dataset import ChannelDataset
+from chadavit.data.dataset import ChannelDataset, check_image
 from chadavit.data.normalize import ChannelStats, NormalizationMethod, check_method, normalize_planes, plane_stats
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class ConcatChannelDataset:
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)
         row = self.datasets[k].manifest.iloc[i - int(self.offsets[k])]
         start = int(row["plane_offset"])
-        return np.asarray(self._array(k, str(row["array"]))[start : start + int(row["n_channels"])])
+        arr = np.asarray(self._array(k, str(row["array"]))[start : start + int(row["n_channels"])])
+        return check_image(arr, row, self.datasets[k].path)  # a damaged store is skipped, not trained on as zeros
 
     def channel_names(self, i: int) -> list[str]:
         d, j = self._locate(i)

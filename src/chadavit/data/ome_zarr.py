@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError
+from chadavit.data.readers import ImageReadError, check_pixels
 
 _MAX_DEPTH = 3
 
@@ -172,7 +172,12 @@ def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", lev
         raise ImageReadError(f"{src}: resolution level {level} requested but only {len(datasets)} exist")
     axes_meta = ms[0].get("axes")
     try:
-        arr = np.asarray(group[datasets[level]["path"]][...])
+        zarr_arr = group[datasets[level]["path"]]
+    except Exception as exc:  # noqa: BLE001
+        raise ImageReadError(f"{src}: unreadable pixel array ({type(exc).__name__}: {exc})") from exc
+    check_pixels(zarr_arr.shape, src)
+    try:
+        arr = np.asarray(zarr_arr[...])
     except Exception as exc:  # noqa: BLE001
         raise ImageReadError(f"{src}: unreadable pixel array ({type(exc).__name__}: {exc})") from exc
     if axes_meta:

@@ -8,6 +8,8 @@ every field except ``channel`` identifies the image, ``channel`` names the plane
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +22,28 @@ from chadavit.errors import ChadavitError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+DEFAULT_MAX_PIXELS = 1 << 28  # values per image (C x H x W): 268 M, 512 MB as uint16; e.g. 5 x 7300 x 7300
+_max_pixels: list[int] = [int(os.environ.get("CHADAVIT_MAX_PIXELS", DEFAULT_MAX_PIXELS))]
 
 
 class ImageReadError(ChadavitError, ValueError):
     """An image file cannot be read or has an unusable layout; the message names the file."""
+
+
+def set_max_pixels(n: int) -> None:
+    """Raise (or lower) the largest image, in values ``C x H x W``, that a reader decodes (``--max-pixels``)."""
+    if n < 1:
+        raise ImageReadError(f"--max-pixels must be a positive integer, got {n}")
+    _max_pixels[0] = int(n)
+
+
+def check_pixels(shape: Sequence[int], source: object) -> None:
+    """Refuse an image by its declared shape, before decoding: a 160 KB TIFF can declare 2 GB of pixels."""
+    n = math.prod(int(d) for d in shape)
+    if n > _max_pixels[0]:
+        raise ImageReadError(f"{source}: {n:,} pixel values (shape {tuple(int(d) for d in shape)}) exceed the limit "
+                             f"of {_max_pixels[0]:,}; raise it with --max-pixels (or CHADAVIT_MAX_PIXELS) if the "
+                             "file is genuine")
 
 
 def _to_chw(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -54,6 +74,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
 
             with tifffile.TiffFile(p) as tif:
                 series = tif.series[0]
+                check_pixels(series.shape, p)
                 arr = series.asarray()
                 axes = series.axes
             if "C" in axes and "Y" in axes and "X" in axes:
@@ -69,6 +90,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
             from PIL import Image
 
             with Image.open(p) as im:
+                check_pixels((len(im.getbands()), im.height, im.width), p)
                 if im.mode == "P":
                     im = im.convert("L")
                 arr = np.asarray(im)

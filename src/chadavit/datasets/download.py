@@ -103,7 +103,7 @@ def download(url: str, dest: str | Path, size: int | None = None, md5: str | Non
             say(f"  retrying {url} in {wait:.0f} s ({type(last).__name__}: {last})")
             time.sleep(wait)
         try:
-            if _fetch_once(url, part, size, policy.timeout, say, tty):
+            if _fetch_once(url, part, size, policy, say, tty):
                 break
         except DownloadError:
             raise
@@ -127,7 +127,7 @@ def download(url: str, dest: str | Path, size: int | None = None, md5: str | Non
     return dest
 
 
-def _fetch_once(url: str, part: Path, size: int | None, timeout: float, say: Callable[[str], None],
+def _fetch_once(url: str, part: Path, size: int | None, policy: RetryPolicy, say: Callable[[str], None],
                 tty: bool | None) -> bool:
     """One request; appends to ``part`` from where it ends. True when the body arrived whole."""
     have = part.stat().st_size if part.is_file() else 0
@@ -136,7 +136,7 @@ def _fetch_once(url: str, part: Path, size: int | None, timeout: float, say: Cal
     headers = {"User-Agent": USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=policy.timeout) as resp:
         if have and resp.status != 206:  # the server ignored the Range: start over
             have = 0
         length = resp.headers.get("Content-Length")
@@ -147,11 +147,12 @@ def _fetch_once(url: str, part: Path, size: int | None, timeout: float, say: Cal
         bar = Progress(part.name.removesuffix(".part"), total, say, tty)
         bar.start(have)
         got = 0
+        watch = policy.stall_watch()  # a trickle never trips the socket timeout: give up on it, resume later
         try:
             with part.open("ab" if have else "wb") as f:
                 while True:
                     try:
-                        block = resp.read(CHUNK)
+                        block = resp.read1(CHUNK)  # what has arrived, so the stall watch sees every byte
                     except http.client.IncompleteRead as exc:
                         f.write(exc.partial)
                         raise
@@ -160,6 +161,7 @@ def _fetch_once(url: str, part: Path, size: int | None, timeout: float, say: Cal
                     f.write(block)
                     got += len(block)
                     bar.update(len(block))
+                    watch.received(len(block), url)
         finally:
             bar.close()
         if expect is not None and got < expect:

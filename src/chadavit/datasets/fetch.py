@@ -15,7 +15,16 @@ import pandas as pd
 from chadavit.atomic import write_bytes_atomic
 from chadavit.datasets import catalog as C
 from chadavit.datasets.download import RetryPolicy, download
-from chadavit.datasets.extract import ArchiveError, find_dir, find_file, publish_dir, safe_extract, scratch_dir
+from chadavit.datasets.extract import (
+    ArchiveError,
+    find_dir,
+    find_file,
+    inside,
+    plain_name,
+    publish_dir,
+    safe_extract,
+    scratch_dir,
+)
 from chadavit.datasets.manual import manual_steps
 from chadavit.errors import ChadavitError
 
@@ -50,6 +59,7 @@ class Fetch:
 
     def get(self, official: str, mirror_path: str, dest: Path, size: int | None = None, md5: str | None = None) -> Path:
         url = self.url(official, mirror_path)
+        inside(self.target, dest, url)  # every download lands under the dataset's folder, whatever a table said
         self.say(f"fetch {url} -> {dest}")
         return download(url, dest, size=size, md5=md5, policy=self.policy, say=self.say, tty=self.tty)
 
@@ -84,7 +94,8 @@ def fetch_bbbc021(f: Fetch) -> None:
     for name in ("BBBC021_v1_image.csv", "BBBC021_v1_moa.csv"):
         f.get(C.BBBC021_BASE + name, name, f.target / name)
     table = pd.read_csv(f.target / "BBBC021_v1_image.csv", usecols=["Image_Metadata_Plate_DAPI"])
-    plates = sorted(table["Image_Metadata_Plate_DAPI"].astype(str).unique())
+    plates = [plain_name(p, f"{f.target / 'BBBC021_v1_image.csv'}: plate")
+              for p in sorted(table["Image_Metadata_Plate_DAPI"].astype(str).unique())]
     if f.subset:
         wanted = set(f.subset)
         chosen = [p for p in plates if p in wanted or p.split("_")[0] in wanted]
@@ -155,7 +166,9 @@ def fetch_bray(f: Fetch) -> None:
     f.get(C.BRAY_METADATA + "barcode_platemap.csv", "metadata/barcode_platemap.csv", meta / "barcode_platemap.csv")
     f.get(C.BRAY_MOA, f"metadata/{MOA_FILE}", meta / MOA_FILE)
     bmap = pd.read_csv(meta / "barcode_platemap.csv", dtype=str)
-    plate_to_map = dict(zip(bmap["Assay_Plate_Barcode"].str.strip(), bmap["Plate_Map_Name"].str.strip()))
+    where = f"{meta / 'barcode_platemap.csv'}"
+    plate_to_map = {plain_name(p, f"{where}: plate"): plain_name(m, f"{where}: plate map")
+                    for p, m in zip(bmap["Assay_Plate_Barcode"].str.strip(), bmap["Plate_Map_Name"].str.strip())}
     plates = list(f.subset or [])
     unknown = [p for p in plates if p not in plate_to_map]
     if unknown:

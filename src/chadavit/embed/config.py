@@ -52,6 +52,7 @@ class EmbedConfig:
     keep_parts: bool = False
     limit: int | None = None
     progress: bool = True
+    max_pixels: int | None = None  # refuse images above this many values C x H x W (None: readers' default)
     shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
 
     def settings(self) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def validate_options(cfg: EmbedConfig) -> None:
         problems.append(f"--normalize must be one of {', '.join(NORMALIZATION_METHODS)}, got {cfg.normalize!r}")
     positive = {"--batch-size": cfg.batch_size, "--part-size": cfg.part_size, "--crop-size": cfg.crop_size,
                 "--stride": cfg.stride, "--max-crops-per-image": cfg.max_crops_per_image, "--limit": cfg.limit,
-                "--attention-crops": cfg.attention_crops, "--num-heads": cfg.num_heads}
+                "--attention-crops": cfg.attention_crops, "--num-heads": cfg.num_heads, "--max-pixels": cfg.max_pixels}
     problems += [f"{k} must be a positive integer, got {v}" for k, v in positive.items() if v is not None and v < 1]
     non_negative = {"--workers": cfg.workers, "--min-nucleus-area": cfg.min_nucleus_area,
                     "--save-attention": cfg.save_attention}

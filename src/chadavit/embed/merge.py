@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from chadavit.atomic import replace_synced
 from chadavit.embed.kway import SortedSource, merge_sorted, rechunk
-from chadavit.embed.output import ERROR_COLUMNS, SETTINGS_KEY, EmbedError
+from chadavit.embed.output import ERROR_COLUMNS, SETTINGS_KEY, WEIGHTS_KEY, EmbedError, lock_output
 from chadavit.embed.shards import LISTING_DIGEST_KEY, LISTING_IMAGES_KEY, SHARD_IMAGES_KEY, SHARD_KEY
 from chadavit.sharding import parse_shard, shard_of
 
@@ -148,6 +148,10 @@ def check_headers(shards: Sequence[Shard]) -> list[Shard]:
                 raise MergeError(f"{s.name} listed {s.settings.get(LISTING_IMAGES_KEY)} input images, {ref.name} "
                                  f"{ref.settings.get(LISTING_IMAGES_KEY)} (or other ones): the input changed "
                                  "between the shard runs; rerun the shards on the same input")
+            if key == WEIGHTS_KEY:
+                raise MergeError(f"{s.name} was embedded with other weights than {ref.name} (digest "
+                                 f"{s.settings.get(key)}, not {ref.settings.get(key)}): the model changed between "
+                                 "the shard runs; rerun the shards with the same weights")
             raise MergeError(f"{s.name} was run with other settings than {ref.name}: "
                              f"{_describe_difference(key, s.settings.get(key), ref.settings.get(key))}")
     return ordered
@@ -313,12 +317,12 @@ def merge_shards(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     resolved = {Path(p).resolve() for p in paths}
     if out_p.resolve() in resolved:
         raise MergeError(f"{out_p}: the output is one of the shards; choose another --out")
-    if out_p.exists() and not overwrite:
-        raise MergeError(f"{out_p} already exists; pass --overwrite to replace it")
-    shards = check_shards(paths)
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    rows = write_merged(shards, out_p, batch_rows)
-    errors = write_merged_errors(shards, errors_path_for(out_p))
+    with lock_output(out_p):  # one merge (or embed) per output; a killed merge's temp file is removed
+        if out_p.exists() and not overwrite:
+            raise MergeError(f"{out_p} already exists; pass --overwrite to replace it")
+        shards = check_shards(paths)
+        rows = write_merged(shards, out_p, batch_rows)
+        errors = write_merged_errors(shards, errors_path_for(out_p))
     n_failed = int((errors["level"] == "error").sum()) if len(errors) else 0
     return MergeResult(out_p, len(shards), rows, sum(len(s.ids) for s in shards), n_failed,
                        len(errors) - n_failed, errors_path_for(out_p) if len(errors) else None,

@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 
 from chadavit.atomic import replace_synced
 from chadavit.errors import ChadavitError
+from chadavit.locks import WriteLock, lock_file, remove_stale_temps
 
 DONE_KEY = b"chadavit.embed.done"
 SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when assembled
 SETTINGS_KEY = b"chadavit.embed"
+WEIGHTS_KEY = "weights_digest"  # run setting: chadavit.models.io.weights_digest of the model as loaded
 INT_COLUMNS = ("ImageIndex", "ImageHeight", "ImageWidth", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
                "NucleusArea", "NucleusLabel", "NumCrops")
 FLOAT_COLUMNS = ("NucleusY", "NucleusX")
@@ -69,8 +71,27 @@ def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.nd
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def lock_output(out: Path, *others: str | os.PathLike[str] | None) -> WriteLock:
+    """Hold ``out`` against a second run (embed or merge), then delete the temp files killed runs left.
+
+    Removed under the lock: ``.OUT.tmp-PID``, ``.OUT.errors.csv.tmp-PID`` and those of ``others`` (an
+    ``--h5ad`` file); no live process can be writing them, and a killed merge leaves hundreds of MB.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_file(out, " (another chadavit embed or embed merge with this output)")
+    stem = out.name.removesuffix(".parquet")
+    remove_stale_temps(out.parent, [out.name, f"{stem}.errors.csv"])
+    for other in others:
+        if other:
+            remove_stale_temps(Path(other).parent, [Path(other).name])
+    return lock
+
+
 class RunStore:
-    """The ``OUT.parts`` folder of one run: settings check, done-list, atomic parts, errors."""
+    """The ``OUT.parts`` folder of one run: settings check, done-list, atomic parts, errors.
+
+    Open it only while holding :func:`lock_output` for ``OUT``.
+    """
 
     def __init__(self, out: str | os.PathLike[str], settings: dict[str, Any], overwrite: bool = False) -> None:
         self.out = Path(out)
@@ -86,6 +107,12 @@ class RunStore:
             diff = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
             if diff and not finished_any:  # nothing was finished with the old settings: nothing to protect
                 run_json.unlink()
+            elif WEIGHTS_KEY in diff:
+                raise EmbedError(f"{self.dir} holds an unfinished run made with other weights (digest "
+                                 f"{previous.get(WEIGHTS_KEY)}, now {settings.get(WEIGHTS_KEY)}): the model behind "
+                                 f"--model {settings.get('model')} changed since, and resuming would mix two models "
+                                 "in one table; pin the weights (hf:...@REVISION, a copied checkpoint) or pass "
+                                 "--overwrite to start again")
             elif diff:
                 detail = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in diff)
                 raise EmbedError(f"{self.dir} holds an unfinished run with different settings ({detail}); "
@@ -94,8 +121,7 @@ class RunStore:
             tmp = run_json.with_name(f".run.json.tmp-{os.getpid()}")
             tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
             replace_synced(tmp, run_json)
-        for stale in self.dir.glob(".part-*.tmp-*"):
-            stale.unlink(missing_ok=True)
+        remove_stale_temps(self.dir)  # the caller holds the output's lock (lock_output)
         self.parts = sorted(self.dir.glob("part-*.parquet"))
         self.done: set[str] = set()
         for p in self.parts:

@@ -23,7 +23,7 @@ from chadavit.batch import ChannelBatch
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
 from chadavit.data.crops import extract
-from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
+from chadavit.embed.output import WEIGHTS_KEY, EmbedError, RunStore, lock_output, rows_to_table, write_h5ad
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
@@ -48,6 +48,10 @@ class Embedder:
         except ChannelError as exc:
             raise EmbedError(str(exc)) from exc
         self.progress_callback = progress_callback
+        if cfg.max_pixels is not None:
+            from chadavit.data.readers import set_max_pixels
+
+            set_max_pixels(cfg.max_pixels)  # process-wide: the readers run in worker threads
         from chadavit.embed.model_spec import load_model, pick_device
 
         self.device = pick_device(cfg.device)
@@ -60,6 +64,9 @@ class Embedder:
             model = copy.deepcopy(model)  # the caller's model keeps its float32 weights
         self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
                                                                        final_norm_eps=cfg.final_norm_eps)
+        from chadavit.models.io import weights_digest
+
+        self.weights_digest = weights_digest(self.model)  # before any cast: the weights as loaded
         self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
@@ -210,6 +217,11 @@ class Embedder:
 
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> EmbedResult:
+        """Embed everything not yet done, holding the output against a second run for the whole time."""
+        with lock_output(self.out, self.cfg.h5ad):
+            return self._run_locked()
+
+    def _run_locked(self) -> EmbedResult:
         cfg = self.cfg
         t0 = time.perf_counter()
         try:
@@ -226,7 +238,8 @@ class Embedder:
         self._check_channel_options(records)
         if self.out.exists() and not self.out.with_name(self.out.name + ".parts").exists() and not cfg.overwrite:
             raise EmbedError(f"{self.out} already exists (a finished run); pass --overwrite to compute it again")
-        self.store = RunStore(self.out, cfg.settings(), overwrite=cfg.overwrite)
+        settings = {**cfg.settings(), WEIGHTS_KEY: self.weights_digest}
+        self.store = RunStore(self.out, settings, overwrite=cfg.overwrite)
         if cfg.overwrite:
             self.out.unlink(missing_ok=True)  # discarded: a run that ends with no rows must not leave it behind
         if cfg.overwrite and self.attention_dir.is_dir():

@@ -32,6 +32,7 @@ from chadavit.models.official import convert_official_state, official_config
 
 HF_PREFIX = "hf:"
 _REPO_RX = re.compile(r"^[\w.\-]+/[\w.\-]+$")
+_REVISION_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
 # official config.json keys that may carry the final LayerNorm eps (the class default is 1e-5)
 _EPS_KEYS = ("final_norm_eps", "norm_eps", "layer_norm_eps", "eps")
 _TRUE = {"1", "on", "yes", "true"}
@@ -45,13 +46,28 @@ class HubExtraMissing(HubError, ImportError):
     """``huggingface_hub`` is not installed."""
 
 
+def check_revision(revision: str | None, where: str) -> str | None:
+    """``revision`` if it is a branch, tag or commit name: ``/``-separated plain segments, no ``..``.
+
+    huggingface_hub writes ``refs/<revision>`` in its cache, so ``main/../../../x`` would overwrite a
+    file outside the cache with a commit id.
+    """
+    if revision is None:
+        return None
+    if not _REVISION_RX.match(revision) or ".." in revision or revision.endswith((".lock", "/")) or \
+            any(seg in (".", "") for seg in revision.split("/")) or len(revision) > 255:
+        raise HubError(f"{where}: revision {revision!r} is not a branch, tag or commit name (letters, digits, "
+                       "'.', '_', '-', segments joined by '/'; no '..', no leading '/')")
+    return revision
+
+
 def parse_hf_spec(spec: str) -> tuple[str, str | None]:
     """``hf:OWNER/NAME[@REVISION]`` (the ``hf:`` prefix optional) -> ``(repo_id, revision or None)``."""
     body = spec.strip().removeprefix(HF_PREFIX)
     repo, _, revision = body.partition("@")
     if not _REPO_RX.match(repo):
         raise HubError(f"model spec {spec!r}: expected hf:OWNER/NAME[@REVISION], e.g. hf:nicoboou/chadavit16-moyen")
-    return repo, (revision or None)
+    return repo, check_revision(revision or None, f"model spec {spec!r}")
 
 
 def _hub() -> Any:
@@ -81,6 +97,7 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
     hub = _hub()
     s = hub_settings()
     where = f"hf:{repo_id}{'@' + revision if revision else ''} {filename}"
+    check_revision(revision, where)
     try:
         path = hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=s["cache_dir"],
                                    local_files_only=s["offline"], endpoint=s["endpoint"], token=s["token"])
@@ -176,6 +193,7 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, revision: str | No
         raise HubError(f"{folder}: not a save_pretrained folder (missing {', '.join(missing)})")
     if not _REPO_RX.match(repo_id):
         raise HubError(f"repository {repo_id!r}: expected OWNER/NAME")
+    check_revision(revision, f"push to {repo_id}")
     load_config(folder)  # refuse to publish a folder whose config does not load
     s = hub_settings()
     if s["offline"]:

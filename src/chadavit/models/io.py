@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,20 @@ CONFIG_NAME = "config.json"
 
 class CheckpointError(ChadavitError, ValueError):
     """A weights file does not fit the model; the message lists the offending keys by name."""
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 over the model's state (names, dtypes, shapes and bytes, in name order), first 16 hex digits.
+
+    What the features depend on, whatever file or repository the weights came from: a resumed or
+    merged embedding compares it to refuse mixing two models in one table.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 def strict_load(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
