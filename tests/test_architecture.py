@@ -38,7 +38,7 @@ MAX_FILE_LINES = 400
 LONG_FUNCTIONS: dict[str, str] = {
     "chadavit.pretrain.trainer:train": "the whole DINO loop, resume and monitoring in one function; issue 23 step 4 "
                                        "splits the method from the loop (dinov2's shape)",
-    "chadavit.embed.runner:run": "preparation, batching, writing and resume interleave through two closures; to split "
+    "chadavit.embed.runner:_run_locked": "preparation, batching, writing and resume interleave through two closures; to split "
                                  "with the one pixel road (issue 23 step 3)",
     "chadavit.evaluation.suite:_run_suite": "per-task loop with caching, baselines and reporting; to split with the "
                                             "encoder contract (issue 23 step 3)",
