@@ -30,7 +30,7 @@ def check_num_heads(embed_dim: int, num_heads: int) -> None:
 
 
 _POSITIVE = ("embed_dim", "depth", "num_heads", "mlp_dim", "patch_size", "img_size", "in_chans", "num_slots")
-_INTEGERS = _POSITIVE
+_INTEGERS = (*_POSITIVE, "crop_size")
 _FLOATS = ("norm_eps", "final_norm_eps", "drop_path_rate")
 _BOOLS = ("qkv_bias",)
 _STRINGS = ("architecture", "channel_embedding", "block", "act", "pooling", "normalization", "source", "revision")
@@ -66,6 +66,8 @@ def _check_types(cfg: Any) -> None:
     for key in _POSITIVE:
         if getattr(cfg, key) < 1:
             raise ModelConfigError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
+    if cfg.crop_size < 0:
+        raise ModelConfigError(f"crop_size must be 0 (not recorded) or a positive integer, got {cfg.crop_size}")
     for key in _FLOATS:
         setattr(cfg, key, _as_float(key, getattr(cfg, key)))
     if not (cfg.norm_eps > 0 and cfg.final_norm_eps > 0):
@@ -115,6 +117,9 @@ class ChadaViTConfig:
     drop_path_rate: float = 0.0
     pooling: Literal["mean", "concat"] = "mean"
     normalization: str = "percentile"
+    # side in source pixels of the crops it was trained on (a `plate` run's data.cells.size); embed crops at
+    # this size by default; 0 = not recorded (crops are the input size)
+    crop_size: int = 0
     # where the weights came from (e.g. "hf:nicoboou/chadavit16-moyen") and the commit they were read at
     source: str = ""
     revision: str = ""
