@@ -16,6 +16,7 @@ program takes effect. The resolved commit is recorded in the model config (``sou
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from chadavit.errors import ChadavitError
+from chadavit.net import unreachable
 from chadavit.models.catalog import build_model
 from chadavit.models.io import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_config, read_safetensors, strict_load
 from chadavit.models.io import save_pretrained as _save_folder
@@ -37,6 +39,10 @@ _REPO_RX = re.compile(rf"^{_NAME}/{_NAME}$")
 # official config.json keys that may carry the final LayerNorm eps (the class default is 1e-5)
 _EPS_KEYS = ("final_norm_eps", "norm_eps", "layer_norm_eps", "eps")
 _TRUE = {"1", "on", "yes", "true"}
+
+
+_SAID_CACHED: set[tuple[str, str | None]] = set()
+log = logging.getLogger(__name__)
 
 
 class HubError(ChadavitError, ValueError):
@@ -83,13 +89,16 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
     hub = _hub()
     s = hub_settings()
     where = f"hf:{repo_id}{'@' + revision if revision else ''} {filename}"
+    why = None if s["offline"] else unreachable(s["endpoint"])
     try:
         path = hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=s["cache_dir"],
-                                   local_files_only=s["offline"], endpoint=s["endpoint"], token=s["token"])
+                                   local_files_only=s["offline"] or why is not None, endpoint=s["endpoint"],
+                                   token=s["token"])
     except hub.errors.LocalEntryNotFoundError as exc:
         hint = ("HF_HUB_OFFLINE is set and the file is not in the cache" if s["offline"]
-                else f"the endpoint {s['endpoint']} cannot be reached and the file is not in the cache")
-        raise HubError(f"{where}: {hint} ({s['cache_dir']})") from exc
+                else f"the endpoint {s['endpoint']} cannot be reached ({why or 'no answer'}) and the file is not "
+                     "in the cache")
+        raise HubError(f"{where}: {hint} ({s['cache_dir']})") from None
     except hub.errors.HFValidationError as exc:
         raise HubError(f"{where}: not a valid repository name or revision ({exc})") from None
     except hub.errors.RevisionNotFoundError as exc:
@@ -100,6 +109,9 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
         raise HubError(f"{where}: repository not found (or private: set HF_TOKEN)") from exc
     except (OSError, hub.errors.HfHubHTTPError) as exc:
         raise HubError(f"{where}: download failed ({type(exc).__name__}: {exc})") from exc
+    if why is not None and (repo_id, revision) not in _SAID_CACHED:
+        _SAID_CACHED.add((repo_id, revision))  # one line per model, not one per file
+        log.warning("hf:%s: %s; using the cached copy in %s", repo_id, why, s["cache_dir"])
     return Path(path)
 
 
