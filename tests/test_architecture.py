@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "chadavit"
 
 # top-level name under chadavit -> layer; a module may import only lower layers, or its own package
 LAYERS = {
-    **dict.fromkeys(("errors", "version", "atomic", "retry", "sharding", "openmp", "config", "configs", "signals", "locks"), 0),
+    **dict.fromkeys(("errors", "version", "atomic", "retry", "sharding", "openmp", "config", "configs", "signals", "locks", "net", "device"), 0),
     **dict.fromkeys(("data", "batch", "precision", "measure"), 1),
     "models": 2,
     **dict.fromkeys(("pretrain", "evaluation", "embed", "idr", "profiling", "datasets"), 3),

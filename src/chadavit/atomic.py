@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from chadavit.errors import ChadavitError
+
 
 def temp_path(path: Path, suffix: str = "") -> Path:
     """The hidden temporary name a write to ``path`` goes through (same folder, so the rename is atomic).
@@ -41,3 +43,37 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda t: t.write_bytes(data))
+
+
+class NotWritableError(ChadavitError, OSError):
+    """An output location cannot be written (read-only, full, or a file where a folder should be)."""
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Refuse, before any work, an output that could not be written when the work is done.
+
+    Probes the folder that would hold ``path`` (its nearest existing ancestor when the folders are yet to
+    be made) by creating and removing a hidden file, which finds read-only folders and file systems even
+    for root, and a full disk. Nothing is left behind.
+    """
+    target = Path(path)
+    folder = target.parent if target.suffix or not target.is_dir() else target
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotWritableError(f"{what} {path}: {folder} is not a folder")
+    probe = folder / f".chadavit-write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NotWritableError(f"{what} {path}: cannot write in {folder} ({reason}); choose another location or "
+                               "free some space") from None
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass

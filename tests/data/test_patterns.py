@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +57,16 @@ def test_ambiguous_split_that_changes_images_is_an_error(tmp_path: Path) -> None
     assert {i.key["plate"] for i in g.images} == {"1649_1109_B"}
 
 
-def test_ambiguous_split_of_metadata_only_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    _write(tmp_path, ["AS_0912_D03f00d0.tif", "AS_0912_D03f00d1.tif"])
-    with caplog.at_level(logging.WARNING):
-        g = group_pattern_files(tmp_path, "{plate}_{well}f{site}d{channel}.tif")
-    assert len(g.images) == 1 and sorted(g.images[0].channels) == ["0", "1"]
-    assert "metadata is ambiguous" in caplog.text
+def test_ambiguous_split_of_metadata_only_is_an_error(tmp_path: Path) -> None:
+    """Issue 22 item 16: ExampleHuman's names under {plate}_{well}... gave Plate=AS, Well=09125_..._D03 and exit 0."""
+    _write(tmp_path, ["AS_09125_050116030001_D03f00d0.tif", "AS_09125_050116030001_D03f00d1.tif"])
+    with pytest.raises(PatternError, match="more than one way") as info:
+        group_pattern_files(tmp_path, "{plate}_{well}f{site}d{channel}.tif")
+    msg = str(info.value)
+    assert "'plate': 'AS', 'well': '09125_050116030001_D03'" in msg  # both readings are shown
+    assert "'plate': 'AS_09125_050116030001', 'well': 'D03'" in msg and "{well:[A-P]\\d\\d}" in msg
+    g = group_pattern_files(tmp_path, "{plate}_{well:[A-P]\\d\\d}f{site}d{channel}.tif")
+    assert [(i.key["plate"], i.key["well"]) for i in g.images] == [("AS_09125_050116030001", "D03")]
 
 
 def test_unmatched_files_are_counted_and_named(tmp_path: Path) -> None:

@@ -151,7 +151,7 @@ def test_fetch_bbbc021_subset_plate_zips(tmp_path: Path, shared_dir: Path):
         for p in plates:
             m.files[f"/bbbc021/BBBC021_v1_images_{p}.zip"] = zip_tree(src, src / p)  # unzips to Week1_22123/
         target = fetch("bbbc021", tmp_path / "data", base_url=m.url, subset=["Week1"], policy=NO_WAIT,
-                       say=lambda s: None)
+                       say=lambda s: None, yes=True)  # two real plates would be ~1.5 GB: confirmed
         assert sorted(p.name for p in target.iterdir() if p.is_dir()) == week1
         with pytest.raises(ChadavitError, match="unknown plates/weeks"):
             fetch("bbbc021", tmp_path / "data", base_url=m.url, subset=["Week99"], policy=NO_WAIT, say=lambda s: None)
@@ -170,7 +170,7 @@ def test_fetch_bray_subset_from_cil_zips(tmp_path: Path, shared_dir: Path):
         for d in (src / "images").iterdir():
             m.files[f"/bray/images/{d.name}.zip"] = zip_tree(src / "images", d)
         target = fetch("bray", tmp_path / "data", base_url=m.url, subset=["24277"], policy=NO_WAIT,
-                       say=lambda s: None)
+                       say=lambda s: None, yes=True)  # a real plate is ~7.6 GB: confirmed
     assert sorted(p.name for p in (target / "images").iterdir()) == sorted(
         f"24277-{c}" for c in ("Hoechst", "ERSyto", "ERSytoBleed", "Ph_golgi", "Mito"))
     n_sites = int((wells["plate"] == "24277").sum())
@@ -217,7 +217,7 @@ def test_fetch_bray_plate_from_idr_with_the_idr_client(tmp_path: Path, shared_di
         sid = emu.add_screen("idr0016-wawer-bioactivecompoundprofiling/screenA", [[[imgs[0], imgs[1]], [imgs[2]]]])
         emu.world.plates[emu.world.screens[sid]["plates"][0]]["name"] = "24277"
         target = fetch("bray", tmp_path / "data", base_url=m.url, subset=["24277"], source="idr", idr_url=emu.url,
-                       policy=NO_WAIT, say=lambda s: None)
+                       policy=NO_WAIT, say=lambda s: None, yes=True)
     hoechst = sorted(p.name for p in (target / "images" / "24277-Hoechst").iterdir())
     assert hoechst == [f"cdp2bioactives_a01_s1_w1idr{imgs[0].id}.tif", f"cdp2bioactives_a01_s2_w1idr{imgs[1].id}.tif",
                        f"cdp2bioactives_a02_s1_w1idr{imgs[2].id}.tif"]

@@ -19,7 +19,7 @@ datasets:
   blobs: {adapter: npz, path: "${data_root}/blobs.npz"}
 tasks:
   - {name: first, dataset: blobs, protocol: knn, label: label, k: 5}
-  - {name: broken, dataset: blobs, protocol: linear, label: no_such_column}
+  - {name: broken, dataset: blobs, protocol: reconstruction, target_channel: no_such_channel}
   - {name: third, dataset: blobs, protocol: linear, label: label, epochs: 5}
 """
 

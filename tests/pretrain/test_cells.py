@@ -70,6 +70,7 @@ def test_plate_style_run_saves_vocabulary_and_dataset_statistics(tmp_path):
     model = load_pretrained(summary["backbone"])
     assert model.config.channel_vocab == ["DNA", "GFP"]
     assert model.config.normalization == "dataset"
+    assert model.config.crop_size == 32  # the training scale, embed's default crop size (issue 22 item 18)
     lo, hi = model.config.normalization_stats["DNA"]
     assert 0 <= lo < hi <= 1
     batch = model.make_batch([_field(1)[:, :32, :32]], channel_names=[["DNA", "GFP"]])

@@ -13,6 +13,7 @@ cannot be fetched automatically it prints the manual steps; ``check`` verifies t
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Bray images: Cell Image Library zips (cil, default) or IDR idr0016 through the IDR client")
     f.add_argument("--wells", default=None, help="Bray from IDR: comma-separated wells to fetch, e.g. A01,B02")
     f.add_argument("--idr-url", default=None, help="IDR server (default: the public IDR)")
+    f.add_argument("--yes", "-y", action="store_true",
+                   help="download more than 1 GB without asking (asked on a terminal; refused otherwise)")
     f.set_defaults(func=run_fetch)
     c = s.add_parser("check", help="validate a dataset folder; names the first thing that is wrong")
     c.add_argument("name")
@@ -58,13 +61,19 @@ def run_fetch(args: argparse.Namespace) -> int:
     subset = [x.strip() for x in args.subset.split(",") if x.strip()] if args.subset else None
     target = fetch(args.name, args.root, base_url=args.base_url, subset=subset,
                    policy=RetryPolicy(retries=args.retries, backoff=args.backoff), keep_archives=args.keep_archives,
-                   source=args.source, wells=args.wells.split(",") if args.wells else None, idr_url=args.idr_url)
+                   source=args.source, wells=args.wells.split(",") if args.wells else None, idr_url=args.idr_url,
+                   yes=args.yes, ask=_ask if sys.stdin.isatty() and sys.stderr.isatty() else None)
     try:
         print(f"{args.name}: {check(args.name, target)}")
         print(f"ready: chadavit eval --suite paper --set data_root={args.root}")
     except DatasetLayoutError as exc:  # manual datasets: the images are not there yet
         print(f"{args.name}: not complete yet ({str(exc).splitlines()[0]})")
     return 0
+
+
+def _ask(question: str) -> bool:
+    print(question, end="", file=sys.stderr, flush=True)
+    return input().strip().lower() in ("y", "yes")
 
 
 def run_check(args: argparse.Namespace) -> int:

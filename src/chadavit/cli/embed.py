@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g = p.add_argument_group("crops")
     g.add_argument("--crops", default="grid", choices=("grid", "nuclei", "full"),
                    help="grid tiles (default), windows centred on nuclei, or the full field resized")
-    g.add_argument("--crop-size", type=int, help="crop size in pixels (default: the model input size; "
-                   "other sizes are resized to it)")
+    g.add_argument("--crop-size", type=int, help="crop size in pixels (default: the scale the model was trained "
+                   "at, where its config records it, else the model input size; crops are resized to the input)")
     g.add_argument("--stride", type=int, help="grid step in pixels (default: crop size, no overlap)")
     g.add_argument("--nuclei-channel", help="channel to find nuclei in (default: DNA/DAPI/Hoechst if present)")
     g.add_argument("--min-nucleus-area", type=int, default=30, help="smallest nucleus kept, in pixels (default 30)")

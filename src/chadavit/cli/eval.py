@@ -6,11 +6,14 @@ Beside the models asked for, every report shows baselines that need no training 
 CellProfiler-style features, random init of each trained model) and each model's gap to the best of them.
 Writes ``results.md`` (paper-style table: rows models, columns tasks, mean ± std over seeds), ``table.csv``,
 ``summary.csv``, ``results_per_seed.csv`` and ``figures/`` under ``--out``.
+
+Exit status: 0 every task ran, 1 some task failed (the others' results are written), 2 bad options or suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from chadavit.precision import PRECISIONS
 
@@ -63,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
             raise SuiteError(f"--set expects VAR=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         variables[k.strip()] = v
+    from chadavit.atomic import check_writable
+    from chadavit.device import check_device
+
     suite = load_suite(args.suite, variables)
+    check_device(args.device)
+    check_writable(args.out, "--out")
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
@@ -79,4 +87,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(terminal_summary(summary, summary.attrs.get("primary"), summary.attrs.get("baselines")))
     print(f"full table: {args.out}/results.md")
+    failures = summary.attrs.get("failures") or []
+    if failures:
+        print(f"{len(failures)} task(s) failed (listed in {args.out}/results.md), e.g. {failures[0]['model']} / "
+              f"{failures[0]['task']}: {failures[0]['error']}", file=sys.stderr)
+        return 1
     return 0

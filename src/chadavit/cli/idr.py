@@ -88,6 +88,12 @@ def make_client(args: argparse.Namespace):  # noqa: ANN201
 
     policy = RetryPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
                          timeout=args.timeout)
+    from chadavit.errors import ChadavitError
+    from chadavit.net import unreachable
+
+    if (why := unreachable(args.server)) is not None:  # offline: one line now, not minutes of retries
+        raise ChadavitError(f"IDR server {args.server}: {why} Connect, or plan offline from IDR's studies table "
+                            "with: chadavit idr plan --studies-table")
     studies = {s.strip() for s in args.zarr_studies.split(",") if s.strip()}
     return IDRClient(args.server, policy=policy, zarr_base=args.zarr_base, zarr_studies=studies)
 
@@ -140,7 +146,8 @@ def run_plan(args: argparse.Namespace) -> int:
     from chadavit.idr.plan import make_plan, write_table
 
     client = make_client(args)
-    plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type, args.workers, progress=True)
+    plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type, args.workers, progress=True,
+                     say=lambda m: print(m, file=sys.stderr, flush=True))
     _print_plan_totals(plan, args.json)
     if args.out:
         out = write_table(plan.images, args.out)

@@ -260,7 +260,8 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
     as unused. Raises :class:`PatternError`, naming the files, when names can be split in more than
     one way that changes which files form an image or what their channels are (type the fields,
     e.g. ``{well:[A-P]\\d\\d}``), or when two files claim the same image and channel. A split that
-    only changes metadata values (e.g. plate vs well) is a warning.
+    only changes metadata values (e.g. plate vs well) is an error too: a wrong plate or well in the
+    table is a silent wrong result.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -303,8 +304,8 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
         if any(o and _partition(splits | o) != base for o in other):
             raise PatternError(f"{what}, which groups the files into other images or channels. Pin the fields "
                                "down with types, e.g. {well:[A-P]\\d\\d} or {channel:w\\d}")
-        log.warning("%s; the images are the same either way, but their metadata is ambiguous (type the fields, "
-                    "e.g. {well:[A-P]\\d\\d}, to choose)", what)
+        raise PatternError(f"{what}. The images are the same either way but their metadata is not: pin the fields "
+                           "down with types, e.g. {well:[A-P]\\d\\d}, so that every name has one reading")
     images: dict[tuple[tuple[str, str], ...], ImageFiles] = {}
     duplicates: list[tuple[str, str, Path, Path]] = []
     for f, (key, channel) in splits.items():

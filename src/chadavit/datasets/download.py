@@ -94,6 +94,10 @@ def download(url: str, dest: str | Path, size: int | None = None, md5: str | Non
     if dest.is_file():
         verify(dest, size, md5, url)
         return dest
+    from chadavit.net import unreachable
+
+    if (why := unreachable(url)) is not None:  # offline: one line now, not minutes of retries
+        raise DownloadError(f"{url}: {why} Connect, or fetch from a reachable mirror with --base-url")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last: Exception | None = None

@@ -33,8 +33,17 @@ BLOODMNIST_MD5 = {28: "7053d0359d879ad8a5505303e11de1dc", 64: "2b94928a2ae491607
                   128: "adace1e0ed228fccda1f39692059dd4c", 224: "b718ff6835fcbdb22ba9eacccd7b2601"}
 
 
+LARGE_BYTES = 1e9  # downloads above this ask first (or need --yes)
+BBBC021_ZIP_BYTES = 750e6  # per plate zip, a third-party figure (the BBBC does not publish sizes)
+BRAY_PLATE_BYTES = 3.1e12 / 406  # 5 channel zips of one plate: the Cell Painting Gallery's total over its plates
+
+
 class SubsetError(ChadavitError, ValueError):
     """``--subset`` names something the dataset does not have."""
+
+
+class LargeDownloadError(ChadavitError):
+    """A multi-GB download was not confirmed (no ``--yes``, and no terminal to ask on, or the answer was no)."""
 
 
 @dataclass
@@ -52,6 +61,17 @@ class Fetch:
     source: str = "cil"  # Bray images: "cil" (Cell Image Library zips) or "idr" (IDR idr0016 via the IDR client)
     wells: Sequence[str] | None = None  # Bray from IDR: only these wells (e.g. A01)
     idr_url: str | None = None
+    yes: bool = False  # --yes: large downloads go ahead without asking
+    ask: Callable[[str], bool] | None = None  # asks on a terminal; None: refuse large downloads without --yes
+
+    def confirm(self, what: str, n_bytes: float) -> None:
+        """Go on only when ``n_bytes`` is small, ``--yes`` was given, or the user says yes."""
+        if n_bytes < LARGE_BYTES or self.yes:
+            return
+        question = f"{self.name}: {what}: about {n_bytes / 1e9:,.0f} GB to download into {self.target}"
+        if self.ask is not None and self.ask(f"{question}. Continue? [y/N] "):
+            return
+        raise LargeDownloadError(f"{question}; rerun with --yes to download it, or fetch a part with --subset")
 
     def url(self, official: str, mirror_path: str) -> str:
         """The official URL, or ``BASE_URL/<dataset>/<mirror_path>`` when a mirror is given."""
@@ -104,6 +124,8 @@ def fetch_bbbc021(f: Fetch) -> None:
             raise SubsetError(f"bbbc021: --subset names unknown plates/weeks {sorted(unknown)}; plates look like "
                               f"{plates[0]}, weeks like Week1")
         plates = chosen
+    todo = [p for p in plates if not (f.target / p).is_dir()]
+    f.confirm(f"{len(todo)} plate zip(s) of ~750 MB", len(todo) * BBBC021_ZIP_BYTES)
     for i, plate in enumerate(plates, 1):
         if (f.target / plate).is_dir():
             f.say(f"[{i}/{len(plates)}] {plate}: present, skipped")
@@ -181,6 +203,9 @@ def fetch_bray(f: Fetch) -> None:
     if not plates:
         f.say(manual_steps("bray", str(f.target)))
         return
+    if not f.wells:  # some wells of a plate: a small part, not worth a question
+        f.confirm(f"{len(plates)} plate(s) x {len(CHANNELS)} channels, ~{BRAY_PLATE_BYTES / 1e9:.1f} GB a plate",
+                  len(plates) * BRAY_PLATE_BYTES)
     if f.source == "idr":
         from chadavit.datasets.bray_idr import fetch_plates_from_idr
         from chadavit.idr.client import DEFAULT_SERVER, IDRClient
@@ -221,11 +246,13 @@ FETCHERS: dict[str, Callable[[Fetch], None]] = {
 def fetch(name: str, root: str | Path, base_url: str | None = None, subset: Sequence[str] | None = None,
           policy: RetryPolicy | None = None, say: Callable[[str], None] = print, tty: bool | None = None,
           keep_archives: bool = False, source: str = "cil", wells: Sequence[str] | None = None,
-          idr_url: str | None = None) -> Path:
+          idr_url: str | None = None, yes: bool = False, ask: Callable[[str], bool] | None = None) -> Path:
     """Fetch ``name`` into ``root/<name>`` (what the paper suite reads as ``${data_root}/<name>``); ``source``,
-    ``wells`` and ``idr_url`` choose where Bray's images come from."""
+    ``wells`` and ``idr_url`` choose where Bray's images come from. Downloads of more than
+    :data:`LARGE_BYTES` need ``yes`` or a yes from ``ask``."""
     C.get(name)
-    f = Fetch(name, Path(root) / name, base_url, subset, policy, say, tty, keep_archives, source, wells, idr_url)
+    f = Fetch(name, Path(root) / name, base_url, subset, policy, say, tty, keep_archives, source, wells, idr_url,
+              yes, ask)
     f.target.mkdir(parents=True, exist_ok=True)
     FETCHERS[name](f)
     if f.downloads.is_dir() and not any(f.downloads.iterdir()):

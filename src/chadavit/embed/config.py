@@ -138,3 +138,10 @@ def validate_options(cfg: EmbedConfig) -> None:
                             "(or pip install anndata)")
     if problems:
         raise EmbedError("; ".join(problems))
+    from chadavit.atomic import check_writable
+    from chadavit.device import check_device
+
+    check_device(cfg.device)  # a misspelt device or a missing GPU: now, not after the model is loaded
+    for what, path in (("--out", cfg.out), ("--h5ad", cfg.h5ad)):
+        if path:
+            check_writable(path, what)  # a read-only or full folder: now, not after every image is embedded

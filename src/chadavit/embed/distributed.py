@@ -124,19 +124,13 @@ def run_distributed(cfg: EmbedConfig, group: ProcessGroup) -> DistributedResult:
 
 def parse_devices(spec: str) -> list[str]:
     """``"cuda:0,cuda:1"`` -> one device per process; every entry must name a device torch knows."""
-    import torch
-
     devices = [d.strip() for d in spec.split(",") if d.strip()]
     if len(devices) < 1:
         raise EmbedError(f"--devices {spec!r}: expected a comma-separated list such as cuda:0,cuda:1")
+    from chadavit.device import check_device
+
     for d in devices:
-        try:
-            dev = torch.device(d)
-        except (RuntimeError, ValueError) as exc:
-            raise EmbedError(f"--devices {spec!r}: {d!r} is not a device ({exc})") from None
-        if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-            raise EmbedError(f"--devices {spec!r}: {d} is not available on this machine "
-                             f"({torch.cuda.device_count()} CUDA device(s))")
+        check_device(d, f"--devices {spec!r}:")
     return devices
 
 

@@ -29,15 +29,7 @@ def load_model(spec: str, num_heads: int | None = None, seed: int = 0, final_nor
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, then Apple MPS, else CPU."""
-    if name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise EmbedError(f"--device {name}: CUDA is not available on this machine")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto`` -> CUDA when available, then Apple MPS, else CPU; a bad name is a one-line error."""
+    from chadavit.device import check_device
+
+    return check_device(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,9 +10,12 @@ import numpy as np
 from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
-from chadavit.data.crops import Crop, full_crop, grid_crops, guess_nucleus_channel, nucleus_crops
+from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, full_crop, grid_crops, guess_nucleus_channel,
+                                 nucleus_crops)
 from chadavit.embed.sources import ImageRecord
 from chadavit.errors import ChadavitError
+
+log = logging.getLogger("chadavit.embed")
 
 MIN_COVERAGE = 0.25  # an image filling less of a crop than this is mostly zero padding: refused
 
@@ -55,7 +59,8 @@ def check_pixels(arr: np.ndarray, what: str) -> None:
 
 
 class ImagePreparer:
-    """Turns an :class:`ImageRecord` into a :class:`Prepared` image; thread-safe (no shared mutable state)."""
+    """Turns an :class:`ImageRecord` into a :class:`Prepared` image; thread-safe (the only shared state is the
+    set of once-per-run warnings already given, where a race at worst repeats one)."""
 
     def __init__(self, cfg: EmbedConfig, spec: ChannelSpec, crop_size: int, normalize: str, max_channels: int,
                  patch_size: int = 16, model_size: int | None = None,
@@ -64,6 +69,7 @@ class ImagePreparer:
         self.crop_size, self.normalize, self.max_channels = crop_size, normalize, max_channels
         self.normalization_stats = normalization_stats  # "dataset": the model's per-channel training-set numbers
         self.patch_size, self.model_size = patch_size, model_size or crop_size
+        self._said: set[str] = set()  # warnings given once per run, not once per image
 
     def check_size(self, image_id: str, h: int, w: int) -> list[str]:
         """Refuse images the model would see as padding; return warnings for ones smaller than a crop.
@@ -95,6 +101,7 @@ class ImagePreparer:
         """Where the nuclei are: an index into the embedded channels, or a source channel read only for that."""
         want = self.cfg.nuclei_channel
         if want is not None:
+            self._say_not_nuclear(want, f"--nuclei-channel {want}")
             for lst in (names, source_names):
                 if want in lst:
                     return lst.index(want), None
@@ -107,8 +114,18 @@ class ImagePreparer:
         if k is not None:
             return k, None
         if len(names) == 1:
+            self._say_not_nuclear(names[0], f"the only channel, {names[0]},")
             return 0, None
         raise ChannelError(f"{image_id}: --crops nuclei needs --nuclei-channel (one of {names})")
+
+    def _say_not_nuclear(self, channel: str, what: str) -> None:
+        """Warn (once) that nuclei are looked for in a channel not named like a nuclear stain."""
+        if channel.lower() in {g.lower() for g in NUCLEUS_CHANNEL_GUESSES} or "nuclear" in self._said:
+            return
+        self._said.add("nuclear")
+        log.warning("--crops nuclei: %s is not named like a nuclear stain (%s); nuclei are looked for in it anyway, "
+                    "and in a cytoplasmic or protein stain they are cells, speckles or noise: check the crop "
+                    "counts, or use --crops grid", what, ", ".join(NUCLEUS_CHANNEL_GUESSES))
 
     def prepare(self, item: tuple[int, ImageRecord]) -> Prepared:
         index, rec = item

@@ -71,7 +71,10 @@ class Embedder:
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
         self.patch_size = int(getattr(mcfg, "patch_size", 16))
-        self.crop_size = int(cfg.crop_size or self.img_size)
+        trained = int(getattr(mcfg, "crop_size", 0) or 0)  # the scale the model was trained at, when recorded
+        self.crop_size = int(cfg.crop_size or trained or self.img_size)
+        if not cfg.crop_size and trained and cfg.crops != "full":
+            log.info("crop size %d px: the scale the model was trained at (set --crop-size to change)", trained)
         self.normalize = cfg.normalize or str(getattr(mcfg, "normalization", "percentile"))
         self.max_channels = (int(getattr(mcfg, "num_slots", 0))
                              if getattr(mcfg, "channel_embedding", "slot") == "slot" else 0)

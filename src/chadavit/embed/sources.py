@@ -33,6 +33,7 @@ from chadavit.data.formats import (
     list_microscope_files,
     uses_bioio,
 )
+from chadavit.data.guess_pattern import channel_grouping_hint
 from chadavit.data.readers import (
     IMAGE_SUFFIXES,
     ImageFiles,
@@ -411,7 +412,11 @@ def open_source(path: str | os.PathLike[str], input_format: str = "auto", patter
     if pattern:
         raise SourceError(f"--pattern only applies to folders of one-file-per-channel images, not to {fmt} input")
     if fmt == "files":
-        return files_source(path, recursive)
+        records = files_source(path, recursive)
+        if input_format == "auto" and Path(path).is_dir() and (hint := channel_grouping_hint(path, [
+                r.sources[0] for r in records if len(r.sources) == 1])):
+            log.warning("%s", hint)
+        return records
     if fmt == "csv":
         return csv_source(path)
     if fmt == "ome-zarr":

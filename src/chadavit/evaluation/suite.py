@@ -30,23 +30,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from chadavit.errors import ChadavitError
 from chadavit.evaluation import protocols as P
 from chadavit.evaluation.data import DatasetLayoutError, EvalData
 from chadavit.evaluation.datasets import ADAPTERS, load_dataset
 from chadavit.evaluation.features import LoadedModel, extract_features, load_model_spec
 from chadavit.evaluation.reconstruction import channel_reconstruction, reconstruction_targets
 from chadavit.evaluation.runlog import RESULT_COLUMNS, dataset_notes, save_task_rows, task_key
+from chadavit.evaluation.suite_schema import SuiteError, check_labels, check_suite, read_suite_yaml
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROTOCOLS = ("linear", "knn", "regression", "reconstruction", "moa", "missing_channels")
 PRIMARY = {"linear": ["top1"], "knn": ["top1"], "regression": ["r2"], "reconstruction": ["r2"],
            "moa": ["nsc", "nsc_chance", "nscb", "nscb_chance"], "missing_channels": None}
-
-
-class SuiteError(ChadavitError, ValueError):
-    """A suite file is malformed; the message names the file and the key."""
 
 
 @dataclass
@@ -106,27 +102,13 @@ def load_suite(name_or_file: str | os.PathLike[str], variables: dict[str, str] |
             raise SuiteError(f"suite {name_or_file!r} is neither a file nor a preset; "
                              f"presets: {', '.join(list_suites())}")
         p = cand
-    raw = yaml.safe_load(p.read_text()) or {}
+    raw = read_suite_yaml(p)
     defaults = {str(k): str(v) for k, v in (raw.pop("variables", None) or {}).items()}
     raw = _expand(raw, default_variables() | defaults | (variables or {}))
-    for key in ("datasets", "tasks"):
-        if key not in raw:
-            raise SuiteError(f"{p}: missing top-level key {key!r}")
-    for name, spec in (raw["datasets"] or {}).items():  # settings are checked before any dataset is read
-        if not isinstance(spec, dict) or spec.get("adapter") not in ADAPTERS:
-            adapter = spec.get("adapter") if isinstance(spec, dict) else None
-            raise SuiteError(f"{p}: dataset {name!r} has unknown dataset adapter {adapter!r}; "
-                             f"choose one of {', '.join(ADAPTERS)}")
+    check_suite(raw, p, ADAPTERS)  # every key known, every task complete, before any dataset is read
     tasks = []
-    for i, t in enumerate(raw["tasks"]):
+    for t in raw["tasks"]:
         t = dict(t)
-        for key in ("name", "dataset", "protocol"):
-            if key not in t:
-                raise SuiteError(f"{p}: task {i} lacks {key!r}")
-        if t["protocol"] not in PROTOCOLS:
-            raise SuiteError(f"{p}: task {t['name']!r} has unknown protocol {t['protocol']!r}; use one of {PROTOCOLS}")
-        if t["dataset"] not in raw["datasets"]:
-            raise SuiteError(f"{p}: task {t['name']!r} uses undefined dataset {t['dataset']!r}")
         tasks.append(Task(name=t.pop("name"), dataset=t.pop("dataset"), protocol=t.pop("protocol"),
                           label=t.pop("label", None), features=t.pop("features", "cls"), params=t))
     return Suite(name=str(raw.get("name", p.stem)), datasets=dict(raw["datasets"]), tasks=tasks,
@@ -336,6 +318,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     t_start = time.time()
     load_errors: dict[str, str] = {}
     datasets = load_suite_datasets(suite, say, skip_missing, load_errors)
+    check_labels(suite.tasks, datasets, suite.source)  # before any model is loaded or feature computed
     models = [m if isinstance(m, LoadedModel) else load_model_spec(m, device, precision) for m in model_specs]
     if not models:
         raise SuiteError("give at least one model spec")
@@ -424,6 +407,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     say(f"wrote {out / 'results.md'} and {out / 'summary.csv'} ({time.time() - t_start:.0f} s total)")
     summary.attrs["primary"] = primaries
     summary.attrs["baselines"] = baseline_labels
+    summary.attrs["failures"] = failures  # the CLI exits 1 when any task failed
     return summary
 
 

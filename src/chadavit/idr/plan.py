@@ -25,7 +25,7 @@ import bisect
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -264,7 +264,8 @@ class Plan:
 
 
 def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str = "container",
-              sample_type: str = "cell", workers: int = 4, progress: bool = False) -> Plan:
+              sample_type: str = "cell", workers: int = 4, progress: bool = False,
+              say: Callable[[str], None] = lambda _: None) -> Plan:
     """Discover the Cell section and sample ``per_study`` images from each group that has enough.
 
     ``unit="container"``: every Screen/Project of the section is a group (what reproduces the paper's
@@ -274,8 +275,10 @@ def make_plan(client: IDRClient, per_study: int = 1300, seed: int = 0, unit: str
         raise PlanError(f"unit must be 'container' or 'study', got {unit!r}")
     from tqdm import tqdm
 
+    say(f"listing the screens and projects of {client.base_url} and their annotations ...")
     conts = discover(client, workers)
     wanted = [c for c in conts if c.get("Sample Type").strip().lower() == sample_type.lower()]
+    say(f"{len(conts)} non-empty containers, {len(wanted)} with Sample Type {sample_type}; sampling each")
     groups: dict[str, list[Container]] = {}
     for c in wanted:
         groups.setdefault(c.study if unit == "study" else c.name, []).append(c)

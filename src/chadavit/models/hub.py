@@ -16,6 +16,7 @@ program takes effect. The resolved commit is recorded in the model config (``sou
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -25,17 +26,24 @@ import torch
 from torch import nn
 
 from chadavit.errors import ChadavitError
+from chadavit.net import unreachable
 from chadavit.models.catalog import build_model
-from chadavit.models.io import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_config, strict_load
+from chadavit.models.io import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_config, read_safetensors, strict_load
 from chadavit.models.io import save_pretrained as _save_folder
 from chadavit.models.official import convert_official_state, official_config
 
 HF_PREFIX = "hf:"
-_REPO_RX = re.compile(r"^[\w.\-]+/[\w.\-]+$")
+# OWNER/NAME as the Hub spells them: letters, digits, '-', '_', '.', not starting or ending with '-' or '.'
+_NAME = r"[A-Za-z0-9_](?:[\w.\-]{0,94}[A-Za-z0-9_])?"
+_REPO_RX = re.compile(rf"^{_NAME}/{_NAME}$")
 _REVISION_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
 # official config.json keys that may carry the final LayerNorm eps (the class default is 1e-5)
 _EPS_KEYS = ("final_norm_eps", "norm_eps", "layer_norm_eps", "eps")
 _TRUE = {"1", "on", "yes", "true"}
+
+
+_SAID_CACHED: set[tuple[str, str | None]] = set()
+log = logging.getLogger(__name__)
 
 
 class HubError(ChadavitError, ValueError):
@@ -65,7 +73,7 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None]:
     """``hf:OWNER/NAME[@REVISION]`` (the ``hf:`` prefix optional) -> ``(repo_id, revision or None)``."""
     body = spec.strip().removeprefix(HF_PREFIX)
     repo, _, revision = body.partition("@")
-    if not _REPO_RX.match(repo):
+    if not _REPO_RX.match(repo) or ".." in repo:
         raise HubError(f"model spec {spec!r}: expected hf:OWNER/NAME[@REVISION], e.g. hf:nicoboou/chadavit16-moyen")
     return repo, check_revision(revision or None, f"model spec {spec!r}")
 
@@ -98,13 +106,18 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
     s = hub_settings()
     where = f"hf:{repo_id}{'@' + revision if revision else ''} {filename}"
     check_revision(revision, where)
+    why = None if s["offline"] else unreachable(s["endpoint"])
     try:
         path = hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=s["cache_dir"],
-                                   local_files_only=s["offline"], endpoint=s["endpoint"], token=s["token"])
-    except hub.errors.LocalEntryNotFoundError as exc:
+                                   local_files_only=s["offline"] or why is not None, endpoint=s["endpoint"],
+                                   token=s["token"])
+    except hub.errors.LocalEntryNotFoundError:
         hint = ("HF_HUB_OFFLINE is set and the file is not in the cache" if s["offline"]
-                else f"the endpoint {s['endpoint']} cannot be reached and the file is not in the cache")
-        raise HubError(f"{where}: {hint} ({s['cache_dir']})") from exc
+                else f"the endpoint {s['endpoint']} cannot be reached ({why or 'no answer'}) and the file is not "
+                     "in the cache")
+        raise HubError(f"{where}: {hint} ({s['cache_dir']})") from None
+    except hub.errors.HFValidationError as exc:
+        raise HubError(f"{where}: not a valid repository name or revision ({exc})") from None
     except hub.errors.RevisionNotFoundError as exc:
         raise HubError(f"{where}: revision {revision!r} not found") from exc
     except hub.errors.EntryNotFoundError as exc:
@@ -113,6 +126,9 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
         raise HubError(f"{where}: repository not found (or private: set HF_TOKEN)") from exc
     except (OSError, hub.errors.HfHubHTTPError) as exc:
         raise HubError(f"{where}: download failed ({type(exc).__name__}: {exc})") from exc
+    if why is not None and (repo_id, revision) not in _SAID_CACHED:
+        _SAID_CACHED.add((repo_id, revision))  # one line per model, not one per file
+        log.warning("hf:%s: %s; using the cached copy in %s", repo_id, why, s["cache_dir"])
     return Path(path)
 
 
@@ -136,15 +152,10 @@ def strip_official_prefix(state: dict[str, torch.Tensor], source: str) -> dict[s
 
 def official_hub_model(cfg: dict[str, Any], weights: Path, source: str) -> nn.Module:
     """Build the legacy ChAda-ViT that the official ``config.json`` describes and load its weights strictly."""
-    from safetensors.torch import load_file
-
     if "num_heads" not in cfg:
         raise CheckpointError(f"{source}: config.json has no num_heads")
     eps = next((float(cfg[k]) for k in _EPS_KEYS if k in cfg), 1e-5)
-    try:
-        raw = load_file(str(weights))
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({type(exc).__name__}: {exc})") from exc
+    raw = read_safetensors(weights)
     state = strip_official_prefix(raw, source)
     config = official_config(state, int(cfg["num_heads"]), eps, source)
     for key, ours in (("embed_dim", config.embed_dim), ("depth", config.depth)):
@@ -167,10 +178,8 @@ def load_from_hub(spec: str) -> nn.Module:
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{source} {CONFIG_NAME}: not valid JSON ({exc})") from exc
     if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):  # our save_pretrained layout
-        from safetensors.torch import load_file
-
         model = build_model(load_config(cfg_path))
-        strict_load(model, load_file(str(weights)), f"{source} {WEIGHTS_NAME}")
+        strict_load(model, read_safetensors(weights), f"{source} {WEIGHTS_NAME}")
     elif isinstance(cfg, dict):
         model = official_hub_model(cfg, weights, source)
     else:

@@ -13,7 +13,7 @@ from torch import nn
 
 from chadavit.errors import ChadavitError
 from chadavit.models.catalog import build_model
-from chadavit.models.config import ChadaViTConfig
+from chadavit.models.config import ChadaViTConfig, ModelConfigError
 from chadavit.version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
@@ -79,8 +79,26 @@ def load_config(path: str | os.PathLike[str]) -> ChadaViTConfig:
     cfg_path = p / CONFIG_NAME if p.is_dir() else p
     if not cfg_path.is_file():
         raise CheckpointError(f"{cfg_path}: no model config found (expected {CONFIG_NAME} from save_pretrained)")
-    data = json.loads(cfg_path.read_text())
-    return ChadaViTConfig.from_dict(data.get("config", data))
+    try:
+        data = json.loads(cfg_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc}); an interrupted download or copy? "
+                              "fetch or save the checkpoint again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config", data), dict):
+        raise CheckpointError(f"{cfg_path}: expected a JSON object with the model settings")
+    try:
+        return ChadaViTConfig.from_dict(data.get("config", data))
+    except ModelConfigError as exc:
+        raise CheckpointError(f"{cfg_path}: {exc}") from None
+
+
+def read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a damaged (e.g. truncated) file is a :class:`CheckpointError`."""
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{path}: unreadable safetensors file ({type(exc).__name__}: {exc}); an interrupted "
+                              "download or copy? fetch or save the checkpoint again") from None
 
 
 def load_pretrained(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
@@ -90,5 +108,5 @@ def load_pretrained(path: str | os.PathLike[str], map_location: str | torch.devi
     if not weights.is_file():
         raise CheckpointError(f"{folder}: no {WEIGHTS_NAME} found")
     model = build_model(load_config(folder))
-    strict_load(model, load_file(str(weights), device=str(map_location)), str(weights))
+    strict_load(model, read_safetensors(weights, device=str(map_location)), str(weights))
     return model.eval()

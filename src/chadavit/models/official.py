@@ -20,7 +20,7 @@ from torch import nn
 
 from chadavit.models.catalog import build_model
 from chadavit.models.config import ChadaViTConfig
-from chadavit.models.io import CheckpointError, strict_load
+from chadavit.models.io import CheckpointError, read_safetensors, strict_load
 
 DEFAULT_NUM_HEADS = 12  # the released "Moyen" model; the official code also trained with 2
 DEFAULT_FINAL_NORM_EPS = 1e-5  # the HF config of the released model; the training factory used 1e-6
@@ -51,12 +51,10 @@ def read_official_state(path: str | os.PathLike[str], teacher: bool = False) -> 
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file not found")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         if teacher:
             raise CheckpointError(f"{p}: a bare backbone safetensors file holds one backbone; --teacher needs "
                                   "the Lightning training checkpoint (.ckpt)")
-        return load_file(str(p))
+        return read_safetensors(p)
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:

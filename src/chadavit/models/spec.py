@@ -180,8 +180,13 @@ def load_model_from_spec(spec: str, num_heads: int | None = None, seed: int = 0,
                 raise ModelSpecError(f"model spec {spec!r}: override {opt!r} is not key=value")
             key, value = opt.split("=", 1)
             overrides[key.strip()] = _parse_value(value.strip())
+        from chadavit.models.config import ModelConfigError
+
         torch.manual_seed(seed)
-        return create_model(name, **overrides).eval()
+        try:
+            return create_model(name, **overrides).eval()
+        except ModelConfigError as exc:
+            raise ModelSpecError(f"model spec {spec!r}: {exc}") from None
     merged = with_official_options(spec, num_heads, final_norm_eps)
     if not spec.startswith("random:") and not is_official(split_official_options(spec)[0]) and (
             num_heads is not None or final_norm_eps is not None):

@@ -238,5 +238,25 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("dino.momentum_teacher must be in [0, 1]")
     if cfg.optim.lr <= 0:
         errs.append("optim.lr must be > 0")
+    errs += _model_problems(cfg.model)
     if errs:
         raise ConfigError("invalid config: " + "; ".join(errs))
+
+
+def _model_problems(model: ModelConfig) -> list[str]:
+    """``model.name`` and ``model.overrides`` checked now (typed, by the model config), not at model build."""
+    from chadavit.models import get_config, list_models
+    from chadavit.models.config import ModelConfigError
+
+    if model.name not in list_models():
+        return [f"model.name {model.name!r} is not a preset; presets: {', '.join(list_models())}"]
+    if not isinstance(model.overrides, dict):
+        return [f"model.overrides must be a mapping of model settings, got {model.overrides!r}"]
+    overrides = dict(model.overrides)
+    if overrides.get("channel_vocab") == "auto":  # filled with the data's stain names at training time
+        overrides["channel_vocab"] = []
+    try:
+        get_config(model.name, **overrides)
+    except ModelConfigError as exc:
+        return [f"model.overrides: {exc}"]
+    return []

@@ -29,11 +29,11 @@ class DistInfo:
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(spec)
+    from chadavit.device import check_device
+
+    dev = check_device(spec, "train.device")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={spec} but CUDA is not available")
     return dev
 
 

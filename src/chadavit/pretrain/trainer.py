@@ -133,6 +133,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         stats = state["normalization_stats"] if state is not None and "normalization_stats" in state \
             else channel_stats(datasets, seed=cfg.train.seed)
         backbone.config = backbone.config.replace(normalization="dataset", normalization_stats=stats)
+    if cfg.data.cells.size > 0:  # the scale it learns at: `chadavit embed` crops at it by default
+        backbone.config = backbone.config.replace(crop_size=cfg.data.cells.size)
 
     # ---- model, teacher, loss, optimiser
     torch.manual_seed(cfg.train.seed)
