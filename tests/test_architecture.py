@@ -28,7 +28,6 @@ LAYER_NAMES = ("ground", "core", "models", "application", "orchestration", "cli"
 PENDING = {
     ("datasets", "evaluation"): "the evaluation datasets' fetch and layout checks live apart from their loaders "
                                 "(issue 23: one module per dataset behind a registry)",
-    ("datasets", "idr"): "the Bray fetch lists IDR files with the IDR client (to move below the applications)",
 }
 
 MAX_FUNCTION_LINES = 80
@@ -51,7 +50,7 @@ LONG_FUNCTIONS: dict[str, str] = {
 LONG_FILES: dict[str, str] = {
     "chadavit.embed.sources": "every input kind of embed (folders, CSV, OME-Zarr, datasets, microscope files)",
     "chadavit.evaluation.suite": "suite loading, validation and the run loop; to split with the encoder contract",
-    "chadavit.idr.client": "the IDR API client: every endpoint with its paging and validation",
+    "chadavit.data.idr_client": "the IDR API client: every endpoint with its paging and validation",
 }
 
 

@@ -183,7 +183,7 @@ def fetch_bray(f: Fetch) -> None:
         return
     if f.source == "idr":
         from chadavit.datasets.bray_idr import fetch_plates_from_idr
-        from chadavit.idr.client import DEFAULT_SERVER, IDRClient
+        from chadavit.data.idr_client import DEFAULT_SERVER, IDRClient
 
         client = IDRClient(f.idr_url or DEFAULT_SERVER)
         fetch_plates_from_idr(client, f.target, plates, CHANNELS, wells=f.wells, say=f.say)
