@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chadavit.datasets.download import RetryPolicy, download
+from chadavit.evaluation.datasets.download import RetryPolicy, download
 
 
 class Quiet(SimpleHTTPRequestHandler):

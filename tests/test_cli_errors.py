@@ -58,7 +58,7 @@ def test_every_user_error_class_derives_from_the_base() -> None:
     from chadavit.evaluation.suite import SuiteError
     from chadavit.experiments.spec import ExperimentError
     from chadavit.idr.builder import BuildError
-    from chadavit.idr.client import IDRError
+    from chadavit.data.idr_client import IDRError
     from chadavit.idr.plan import PlanError, PlanFileNotFoundError
     from chadavit.models.config import ModelConfigError
     from chadavit.models.io import CheckpointError

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from chadavit.cli.main import main
-from chadavit.datasets import ChecksumError, DownloadError, RetryPolicy, check, download, fetch
 from chadavit.errors import ChadavitError
 from chadavit.evaluation.datasets import load_dataset
+from chadavit.evaluation.datasets.checking import check
+from chadavit.evaluation.datasets.download import ChecksumError, DownloadError, RetryPolicy, download
+from chadavit.evaluation.datasets.fetching import fetch
 
 from .mirror import serve
 from .standins import write_bbbc021, write_bbbc048, write_bloodmnist, write_bray
@@ -95,7 +97,7 @@ def test_404_is_a_clear_error(tmp_path: Path):
 def test_fetch_bloodmnist_verified(tmp_path: Path, monkeypatch):
     import importlib
 
-    F = importlib.import_module("chadavit.datasets.fetch")
+    F = importlib.import_module("chadavit.evaluation.datasets.bloodmnist")
 
     npz = write_bloodmnist(tmp_path / "src")
     monkeypatch.setitem(F.BLOODMNIST_MD5, 28, hashlib.md5(npz.read_bytes()).hexdigest())
@@ -111,7 +113,7 @@ def test_fetch_bloodmnist_verified(tmp_path: Path, monkeypatch):
 def test_cli_fetch_through_a_mirror(tmp_path: Path, monkeypatch, capsys):
     import importlib
 
-    F = importlib.import_module("chadavit.datasets.fetch")
+    F = importlib.import_module("chadavit.evaluation.datasets.bloodmnist")
     npz = write_bloodmnist(tmp_path / "src")
     monkeypatch.setitem(F.BLOODMNIST_MD5, 28, hashlib.md5(npz.read_bytes()).hexdigest())
     with serve() as m:
@@ -229,7 +231,7 @@ def test_fetch_bray_plate_from_idr_with_the_idr_client(tmp_path: Path, shared_di
 @pytest.mark.parametrize("hostile", ["../../../evil", "/tmp/evil-abs", "..", "a/b", "C:evil"])
 def test_a_mirror_cannot_write_outside_the_target(tmp_path: Path, hostile: str):
     """Issue 22 item 8: plate names from the server's table became folders three levels up."""
-    from chadavit.datasets.extract import UnsafePathError
+    from chadavit.evaluation.datasets.extract import UnsafePathError
 
     work = tmp_path / "a" / "b" / "c"
     with serve() as m:
@@ -248,8 +250,8 @@ def test_a_mirror_cannot_write_outside_the_target(tmp_path: Path, hostile: str):
 
 
 def test_downloads_and_archive_members_stay_inside(tmp_path: Path):
-    from chadavit.datasets.extract import UnsafePathError, inside, safe_extract
-    from chadavit.datasets.fetch import Fetch
+    from chadavit.evaluation.datasets.extract import UnsafePathError, inside, safe_extract
+    from chadavit.evaluation.datasets.fetching import Fetch
 
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "link").symlink_to(tmp_path)

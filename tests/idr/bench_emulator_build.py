@@ -44,7 +44,7 @@ if __name__ == "__main__":
     p.start()
     url = q.get(timeout=300)
     from chadavit.idr.builder import build
-    from chadavit.idr.client import IDRClient, RetryPolicy
+    from chadavit.data.idr_client import IDRClient, RetryPolicy
     from chadavit.idr.plan import make_plan
     c = IDRClient(url, policy=RetryPolicy(retries=6, backoff=0.05, max_backoff=0.5, timeout=5),
                   zarr_base=url + "/zarr/v0.1", zarr_studies={"idr0903"})

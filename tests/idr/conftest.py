@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from chadavit.idr.client import IDRClient, RetryPolicy
+from chadavit.data.idr_client import IDRClient, RetryPolicy
 
 from .emulator import IDREmulator
 

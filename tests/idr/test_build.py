@@ -16,7 +16,7 @@ import pytest
 from chadavit.cli.main import main
 from chadavit.data.dataset import open_dataset
 from chadavit.idr.builder import FAILURES_FILE, build, image_key, parse_shard, resize_plane, shard_plan
-from chadavit.idr.client import RetryPolicy
+from chadavit.data.idr_client import RetryPolicy
 from chadavit.idr.plan import make_plan
 
 from .conftest import QUALIFYING, SIZE, N, make_client

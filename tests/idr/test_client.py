@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chadavit.idr.client import IDRClient, IDRError, IDRNotFound, RetryPolicy, decode_png_gray
+from chadavit.data.idr_client import IDRClient, IDRError, IDRNotFound, RetryPolicy, decode_png_gray
 
 from .conftest import fast_policy, make_client
 from .emulator import IDREmulator, render
@@ -102,7 +102,7 @@ def test_retries_are_bounded_and_404_is_final(emu: IDREmulator) -> None:
 
 
 def test_decode_rejects_garbage() -> None:
-    from chadavit.idr.client import BadBody
+    from chadavit.data.idr_client import BadBody
 
     with pytest.raises(BadBody):
         decode_png_gray(b"\x89PNG\r\n\x1a\n" + bytes(40))

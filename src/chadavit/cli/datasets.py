@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from chadavit.datasets.catalog import CATALOG
+    from chadavit.evaluation.datasets import CATALOG
 
     for d in CATALOG.values():
         print(f"{d.name:11s} {d.title}\n  source:   {d.source}\n  size:     {d.size}\n  licence:  {d.licence}\n"
@@ -53,10 +53,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from chadavit.datasets.check import check
-    from chadavit.datasets.download import RetryPolicy
-    from chadavit.datasets.fetch import fetch
     from chadavit.evaluation.data import DatasetLayoutError
+    from chadavit.evaluation.datasets.checking import check
+    from chadavit.evaluation.datasets.download import RetryPolicy
+    from chadavit.evaluation.datasets.fetching import fetch
 
     subset = [x.strip() for x in args.subset.split(",") if x.strip()] if args.subset else None
     target = fetch(args.name, args.root, base_url=args.base_url, subset=subset,
@@ -77,7 +77,7 @@ def _ask(question: str) -> bool:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from chadavit.datasets.check import check
+    from chadavit.evaluation.datasets.checking import check
 
     print(f"{args.name}: OK: {check(args.name, args.dir)}")
     return 0

@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def make_client(args: argparse.Namespace):  # noqa: ANN201
-    from chadavit.idr.client import IDRClient, RetryPolicy
+    from chadavit.data.idr_client import IDRClient, RetryPolicy
 
     policy = RetryPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
                          timeout=args.timeout)

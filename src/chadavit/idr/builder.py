@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.errors import ChadavitError
-from chadavit.idr.client import IDRClient, IDRError
+from chadavit.data.idr_client import IDRClient, IDRError
 from chadavit.idr.plan import write_table
 from chadavit.sharding import parse_shard, shard_of  # noqa: F401 - parse_shard: the CLI imports it from here
 

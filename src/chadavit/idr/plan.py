@@ -37,7 +37,7 @@ import pandas as pd
 
 from chadavit.atomic import write_atomic
 from chadavit.errors import ChadavitError
-from chadavit.idr.client import IDRClient
+from chadavit.data.idr_client import IDRClient
 
 log = logging.getLogger(__name__)
 

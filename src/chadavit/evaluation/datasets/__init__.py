@@ -1,7 +1,11 @@
-"""Dataset adapters, one module per benchmark: each reads the dataset as its public download lays it out and
-returns an `EvalData`. ``LAYOUTS`` holds each expected layout (shown when a dataset is missing); adapters take
-``size`` (resize to ``size x size``), ``max_images`` (a fixed, seeded subsample) and, for the paper's datasets,
-``split`` (``official`` where one was published, else a fixed ``grouped`` split; ``random`` per seed as option).
+"""Evaluation datasets, one module per benchmark. Each paper dataset's module (``bbbc021.py``, ...) holds its
+catalogue entry, fetch, layout check, manual steps and loader, and registers them in `registry`; importing it
+below is all it takes to add one. ``CATALOG``, ``ADAPTERS`` and ``LAYOUTS`` are read from the registry.
+
+A loader reads the dataset as its public download lays it out and returns an `EvalData`. ``LAYOUTS`` holds each
+expected layout (shown when a dataset is missing); loaders take ``size`` (resize to ``size x size``),
+``max_images`` (a fixed, seeded subsample) and, for the paper's datasets, ``split`` (``official`` where one was
+published, else a fixed ``grouped`` split; ``random`` per seed as option).
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chadavit.evaluation.data import EvalData, EvalInputError
-from chadavit.evaluation.datasets import bbbc021, bbbc048, bloodmnist, bray, cyclops, generic, nfkb
+
+# the paper's datasets: importing a module registers it (adding a dataset = a module, and its name here)
+from chadavit.evaluation.datasets import bbbc021, bbbc048, bloodmnist, bray, cyclops, generic, nfkb  # noqa: F401
 from chadavit.evaluation.datasets.bbbc021 import load_bbbc021
 from chadavit.evaluation.datasets.bbbc048 import load_bbbc048
 from chadavit.evaluation.datasets.bloodmnist import load_bloodmnist
@@ -19,25 +25,18 @@ from chadavit.evaluation.datasets.common import crop_cells
 from chadavit.evaluation.datasets.cyclops import load_cyclops
 from chadavit.evaluation.datasets.generic import load_deeploc_yeast, load_npz, load_synthetic
 from chadavit.evaluation.datasets.nfkb import load_nfkb
+from chadavit.evaluation.datasets.registry import PAPER_DATASETS, DatasetInfo, PaperDataset
+
+CATALOG: dict[str, DatasetInfo] = {name: d.info for name, d in PAPER_DATASETS.items()}
 
 LAYOUTS: dict[str, str] = {
-    "bloodmnist": bloodmnist.LAYOUT,
-    "bbbc048": bbbc048.LAYOUT,
-    "cyclops": cyclops.LAYOUT,
-    "nfkb": nfkb.LAYOUT,
-    "bbbc021": bbbc021.LAYOUT,
-    "bray": bray.LAYOUT,
+    **{name: d.layout for name, d in PAPER_DATASETS.items()},
     "deeploc_yeast": generic.DEEPLOC_LAYOUT,
     "npz": generic.NPZ_LAYOUT,
 }
 
 ADAPTERS: dict[str, Callable[..., EvalData]] = {
-    "bloodmnist": load_bloodmnist,
-    "bbbc048": load_bbbc048,
-    "cyclops": load_cyclops,
-    "nfkb": load_nfkb,
-    "bbbc021": load_bbbc021,
-    "bray": load_bray,
+    **{name: d.load for name, d in PAPER_DATASETS.items()},
     "deeploc_yeast": load_deeploc_yeast,
     "npz": load_npz,
     "synthetic": load_synthetic,
@@ -61,5 +60,5 @@ def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
     return ADAPTERS[adapter](**kwargs)
 
 
-__all__ = ["ADAPTERS", "LAYOUTS", "crop_cells", "load_bbbc021", "load_bbbc048", "load_bloodmnist", "load_bray",
-           "load_cyclops", "load_dataset", "load_deeploc_yeast", "load_nfkb", "load_npz", "load_synthetic"]
+__all__ = ["ADAPTERS", "CATALOG", "LAYOUTS", "PAPER_DATASETS", "DatasetInfo", "PaperDataset", "crop_cells",
+           "load_bbbc021", "load_bbbc048", "load_bloodmnist", "load_bray", "load_cyclops", "load_dataset", "load_deeploc_yeast", "load_nfkb", "load_npz", "load_synthetic"]

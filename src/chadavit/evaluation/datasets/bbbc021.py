@@ -3,6 +3,7 @@ side by side (``Week1_22123/<file>.tif``); single-cell crops around DAPI nuclei.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.datasets.checking import first_readable
 from chadavit.evaluation.datasets.common import (
     check_split_mode,
     crop_cells,
@@ -18,6 +20,16 @@ from chadavit.evaluation.datasets.common import (
     layout_error,
     split_note,
 )
+from chadavit.evaluation.datasets.extract import (
+    ArchiveError,
+    find_dir,
+    plain_name,
+    publish_dir,
+    safe_extract,
+    scratch_dir,
+)
+from chadavit.evaluation.datasets.fetching import Fetch, SubsetError
+from chadavit.evaluation.datasets.registry import DatasetInfo, PaperDataset, register
 
 CHANNELS = ("DAPI", "Tubulin", "Actin")  # the CSV's column order (file tags w1, w2, w4)
 CONTROL = "DMSO"
@@ -29,6 +41,15 @@ BBBC021 v1 (https://bbbc.broadinstitute.org/BBBC021; `chadavit datasets fetch bb
   PATH/<plate>/<Image_FileName_*>   each BBBC021_v1_images_<plate>.zip unpacked in PATH, e.g.
                               Week1_22123/G10_s1_w1BEDC2073-A983-4B98-95E9-84466707A25D.tif
                               (the CSV's Week1/Week1_22123/ is also read)"""
+
+BBBC021_ZIP_BYTES = 750e6  # per plate zip, a third-party figure (the BBBC does not publish sizes)
+BBBC021_BASE = "https://data.broadinstitute.org/bbbc/BBBC021/"
+INFO = DatasetInfo("bbbc021", "BBBC021 v1, MCF-7 compound profiling (MoA, Actin reconstruction)",
+                   BBBC021_BASE + " (BBBC021_v1_image.csv, BBBC021_v1_moa.csv, 55 per-plate zips)",
+                   "55 zips of about 750 MB each (third-party figure); 39,600 TIFFs",
+                   "not verified (BBBC page: images copyright AstraZeneca per a third-party quote)",
+                   "Caie et al., Mol Cancer Ther 2010, doi:10.1158/1535-7163.MCT-09-1148; Ljosa et al., Nat Methods "
+                   "2012, doi:10.1038/nmeth.2083", "automatic")
 
 
 def read_metadata(root: Path) -> pd.DataFrame:
@@ -118,3 +139,53 @@ def load_bbbc021(path: str | Path, crop: int = 96, cells_per_field: int = 8, siz
         how = "fixed split by plate (no plate on both sides; none published)"
     info = {"source": str(path), "split": split_note(labels, how), **counts}
     return finish(EvalData("bbbc021", images, [CHANNELS] * len(images), labels, info), size, max_images)
+
+
+# ------------------------------------------------------------------------------------- fetch and check
+def fetch_bbbc021(f: Fetch) -> None:
+    for name in ("BBBC021_v1_image.csv", "BBBC021_v1_moa.csv"):
+        f.get(BBBC021_BASE + name, name, f.target / name)
+    table = pd.read_csv(f.target / "BBBC021_v1_image.csv", usecols=["Image_Metadata_Plate_DAPI"])
+    plates = [plain_name(p, f"{f.target / 'BBBC021_v1_image.csv'}: plate")
+              for p in sorted(table["Image_Metadata_Plate_DAPI"].astype(str).unique())]
+    if f.subset:
+        wanted = set(f.subset)
+        chosen = [p for p in plates if p in wanted or p.split("_")[0] in wanted]
+        unknown = wanted - set(chosen) - {p.split("_")[0] for p in chosen}
+        if unknown:
+            raise SubsetError(f"bbbc021: --subset names unknown plates/weeks {sorted(unknown)}; plates look like "
+                              f"{plates[0]}, weeks like Week1")
+        plates = chosen
+    todo = [p for p in plates if not (f.target / p).is_dir()]
+    f.confirm(f"{len(todo)} plate zip(s) of ~750 MB", len(todo) * BBBC021_ZIP_BYTES)
+    for i, plate in enumerate(plates, 1):
+        if (f.target / plate).is_dir():
+            f.say(f"[{i}/{len(plates)}] {plate}: present, skipped")
+            continue
+        zname = f"BBBC021_v1_images_{plate}.zip"
+        f.say(f"[{i}/{len(plates)}] {plate}")
+        archive = f.get(BBBC021_BASE + zname, zname, f.downloads / zname)
+        tmp = scratch_dir(f.target, plate)
+        safe_extract(archive, tmp)
+        src = find_dir(tmp, plate)
+        if src is None:  # files at the top of the zip: put them in the plate folder the adapter expects
+            src = tmp / plate
+            src.mkdir()
+            for p in list(tmp.iterdir()):
+                if p.is_file():
+                    p.rename(src / p.name)
+        if not any(src.glob("*.tif")):
+            raise ArchiveError(f"{archive}: no TIFF found for plate {plate}")
+        publish_dir(src, f.target / plate)
+        shutil.rmtree(tmp, ignore_errors=True)
+        f.done_with(archive)
+
+
+def check_bbbc021(root: Path) -> str:
+    t, counts = index_bbbc021(root)
+    first_readable("bbbc021", LAYOUT, [t["DAPI"].iloc[0]])
+    return (f"{counts['plates_present']} of {counts['plates_listed']} plates present; {len(t):,} annotated or DMSO "
+            f"fields with all three channels")
+
+
+DATASET = register(PaperDataset(INFO, LAYOUT, load_bbbc021, fetch_bbbc021, check_bbbc021))

@@ -4,6 +4,7 @@ per-channel TIFFs, compounds from the plate maps and MoA from the DeepProfiler M
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.datasets.checking import first_readable
 from chadavit.evaluation.datasets.common import (
     check_split_mode,
     crop_cells,
@@ -19,6 +21,9 @@ from chadavit.evaluation.datasets.common import (
     layout_error,
     split_note,
 )
+from chadavit.evaluation.datasets.extract import ArchiveError, plain_name, publish_dir, safe_extract, scratch_dir
+from chadavit.evaluation.datasets.fetching import Fetch, SubsetError, manual_steps
+from chadavit.evaluation.datasets.registry import DatasetInfo, PaperDataset, register
 
 # acquisition order; the file's w<N> tag is the 1-based position here
 CHANNELS = ("Hoechst", "ERSyto", "ERSytoBleed", "Ph_golgi", "Mito")
@@ -32,6 +37,32 @@ Bray et al. 2017 Cell Painting (CC0; `chadavit datasets fetch bray --subset PLAT
   PATH/metadata/barcode_platemap.csv            Plate_Map_Name,Assay_Plate_Barcode
   PATH/metadata/platemap/<Plate_Map_Name>.txt   TAB: well_position,broad_sample,mmoles_per_liter,solvent
   PATH/metadata/CDRP_MOA_MATCHES_official.csv   Var1 (BRD id),Metadata_moa.x"""
+
+BRAY_METADATA = ("https://raw.githubusercontent.com/broadinstitute/2015_Bray_GigaScience-data/"
+                 "ad555944caed7cd9108748d16d33c386d5b5c406/metadata/platemaps/CDRP/")
+BRAY_MOA = ("https://raw.githubusercontent.com/broadinstitute/DeepProfilerExperiments/"
+            "bf5eaa05f9e772ca4abc7b4629b10c5bedc5dba1/cdrp/data/CDRP_MOA_MATCHES_official.csv")
+BRAY_PLATE_BYTES = 3.1e12 / 406  # 5 channel zips of one plate: the Cell Painting Gallery total over its plates
+BRAY_CIL = "https://cildata.crbs.ucsd.edu/broad_data/plate_{plate}/{plate}-{channel}.zip"
+INFO = DatasetInfo("bray", "Bray et al. 2017 Cell Painting, 30,616 compounds in U2OS (5 channels)",
+                   "Cell Image Library zips per plate and channel; Cell Painting Gallery cpg0012; IDR idr0016",
+                   "406 plates, 4.5 M TIFFs (3.1 TB in the Cell Painting Gallery)", "CC0 1.0",
+                   "Bray et al., GigaScience 6:giw014 (2017), doi:10.1093/gigascience/giw014; Wawer et al., PNAS 2014",
+                   "partly automatic (--subset PLATES)")
+MANUAL = f"""\
+Bray et al. images: give plates to fetch from the Cell Image Library, e.g.
+  chadavit datasets fetch bray --subset 24277,24278
+(5 zips per plate, {BRAY_CIL}), or get them by hand from another mirror:
+  * Cell Painting Gallery (CC0):  aws s3 cp --no-sign-request --recursive \\
+      s3://cellpainting-gallery/cpg0012-wawer-bioactivecompoundprofiling/broad/images/CDRP/images/<plate>/ <dir>
+  * IDR idr0016 (screenA, 413 plates, CC0), automatically through the project's IDR client:
+      chadavit datasets fetch bray --source idr --subset 24277 [--wells A01,B02]
+then place each site's five TIFFs as
+  {{target}}/images/<plate>-<Channel>/cdp2bioactives_<well>_s<site>_w<N><UUID>.tif
+  (Channel: Hoechst=w1 ERSyto=w2 ERSytoBleed=w3 Ph_golgi=w4 Mito=w5)
+and check with: chadavit datasets check bray {{target}}
+The plate maps and MoA matches are already in {{target}}/metadata/."""
+
 _DIR_RX = re.compile(rf"^(?P<plate>\d+)-(?P<channel>{'|'.join(CHANNELS)})$")
 _FILE_RX = re.compile(r"^cdp2bioactives_(?P<well>[a-pA-P]\d{2})_s(?P<site>\d+)_w(?P<w>\d)[^/]*\.tiff?$")
 
@@ -141,3 +172,69 @@ def load_bray(path: str | Path, channels: tuple[str, ...] = CHANNELS, crop: int 
             "note": f"{counts['compounds_without_moa']} compound(s) without a published MoA "
                     f"({counts['sites_without_moa']} sites) " + ("kept" if include_unannotated else "left out")}
     return finish(EvalData("bray", images, [tuple(channels)] * len(images), labels, info), size, max_images)
+
+
+# ------------------------------------------------------------------------------------- fetch and check
+def fetch_bray(f: Fetch) -> None:
+    meta = f.target / "metadata"
+    f.get(BRAY_METADATA + "barcode_platemap.csv", "metadata/barcode_platemap.csv", meta / "barcode_platemap.csv")
+    f.get(BRAY_MOA, f"metadata/{MOA_FILE}", meta / MOA_FILE)
+    bmap = pd.read_csv(meta / "barcode_platemap.csv", dtype=str)
+    where = f"{meta / 'barcode_platemap.csv'}"
+    plate_to_map = {plain_name(p, f"{where}: plate"): plain_name(m, f"{where}: plate map")
+                    for p, m in zip(bmap["Assay_Plate_Barcode"].str.strip(), bmap["Plate_Map_Name"].str.strip())}
+    plates = list(f.subset or [])
+    unknown = [p for p in plates if p not in plate_to_map]
+    if unknown:
+        raise SubsetError(f"bray: --subset names plates {unknown} that barcode_platemap.csv does not list "
+                          f"(e.g. {next(iter(plate_to_map))})")
+    maps = sorted({plate_to_map[p] for p in plates} if plates else set(plate_to_map.values()))
+    for name in maps:
+        f.get(BRAY_METADATA + f"platemap/{name}.txt", f"metadata/platemap/{name}.txt",
+              meta / "platemap" / f"{name}.txt")
+    if not plates:
+        f.say(manual_steps("bray", str(f.target)))
+        return
+    if not f.wells:  # some wells of a plate: a small part, not worth a question
+        f.confirm(f"{len(plates)} plate(s) x {len(CHANNELS)} channels, ~{BRAY_PLATE_BYTES / 1e9:.1f} GB a plate",
+                  len(plates) * BRAY_PLATE_BYTES)
+    if f.source == "idr":
+        from chadavit.data.idr_client import DEFAULT_SERVER, IDRClient
+        from chadavit.evaluation.datasets.bray_idr import fetch_plates_from_idr
+
+        client = IDRClient(f.idr_url or DEFAULT_SERVER)
+        fetch_plates_from_idr(client, f.target, plates, CHANNELS, wells=f.wells, say=f.say)
+        return
+    if f.source != "cil":
+        raise SubsetError(f"bray: unknown image source {f.source!r}; use cil or idr")
+    for i, plate in enumerate(plates, 1):
+        for channel in CHANNELS:
+            dest = f.target / "images" / f"{plate}-{channel}"
+            if dest.is_dir():
+                f.say(f"[{i}/{len(plates)}] {dest.name}: present, skipped")
+                continue
+            zname = f"{plate}-{channel}.zip"
+            archive = f.get(BRAY_CIL.format(plate=plate, channel=channel), f"images/{zname}", f.downloads / zname)
+            tmp = scratch_dir(f.target, dest.name)
+            safe_extract(archive, tmp / "x")
+            out = tmp / dest.name
+            out.mkdir()
+            for tif in sorted((tmp / "x").rglob("*.tif")):
+                if "__MACOSX" not in tif.parts:
+                    tif.rename(out / tif.name)
+            if not any(out.iterdir()):
+                raise ArchiveError(f"{archive}: no TIFF inside")
+            publish_dir(out, dest)
+            shutil.rmtree(tmp, ignore_errors=True)
+            f.done_with(archive)
+
+
+def check_bray(root: Path) -> str:
+    t = annotate(root, index_bray(root))
+    first_readable("bray", LAYOUT, [t["Hoechst"].iloc[0]])
+    no_moa = t["moa"].isna()
+    return (f"{len(t):,} sites with five channels on {t['plate'].nunique()} plate(s); {int((~no_moa).sum()):,} sites "
+            f"of DMSO or compounds with an MoA, {int(t.loc[no_moa, 'compound'].nunique())} compound(s) without one")
+
+
+DATASET = register(PaperDataset(INFO, LAYOUT, load_bray, fetch_bray, check_bray, MANUAL))

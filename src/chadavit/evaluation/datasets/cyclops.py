@@ -11,6 +11,7 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData
+from chadavit.evaluation.datasets.checking import first_readable
 from chadavit.evaluation.datasets.common import (
     META_DIR,
     apply_split,
@@ -20,6 +21,8 @@ from chadavit.evaluation.datasets.common import (
     read_official_split,
     split_note,
 )
+from chadavit.evaluation.datasets.fetching import Fetch, manual_steps
+from chadavit.evaluation.datasets.registry import DatasetInfo, PaperDataset, register
 
 CLASSES = ("ACTIN", "BUDNECK", "BUDTIP", "CELLPERIPHERY", "CYTOPLASM", "ENDOSOME", "ER", "GOLGI", "MITOCHONDRIA",
            "NUCLEARPERIPHERY", "NUCLEI", "NUCLEOLUS", "PEROXISOME", "SPINDLE", "SPINDLEPOLE", "VACUOLARMEMBRANE",
@@ -29,6 +32,24 @@ LAYOUT = """\
 CYCLoPs yeast localisation (DeepLoc Chong sets, Kraus et al. 2017; manual steps: `chadavit datasets fetch cyclops`):
   PATH/<CLASS>/<CLASS>_<id>_gfp.tif and PATH/<CLASS>/<CLASS>_<id>_rfp.tif   (64x64; PATH/images/... also accepted)
   17 class folders ACTIN BUDNECK ... VACUOLE; <id> is the integer id of the ChAda-ViT split files (e.g. 24370)"""
+
+DEEPLOC_URL = "http://spidey.ccbr.utoronto.ca/~okraus/DeepLoc_full_datasets.zip"
+INFO = DatasetInfo("cyclops", "CYCLoPs yeast protein localisation (17 classes, GFP + RFP)",
+                   DEEPLOC_URL + " (DeepLoc Chong sets, unpacked by Lu et al.'s script)",
+                   "28,166 cells of 2x64x64 in the ChAda-ViT splits", "not found (DeepLoc code BSD-3)",
+                   "Koh et al., G3 5:1223 (2015), doi:10.1534/g3.115.017830; Kraus et al., Mol Syst Biol 2017",
+                   "manual")
+MANUAL = f"""\
+CYCLoPs cannot be fetched automatically: the images ChAda-ViT used are DeepLoc's Chong et al. sets unpacked by a
+third-party script (no archive of the unpacked crops is published). To build {{target}}:
+  1. wget {DEEPLOC_URL}
+     unzip DeepLoc_full_datasets.zip        # -> DeepLoc_full_datasets/datasets/Chong_{{train,valid,test}}_set.hdf5
+  2. git clone https://github.com/alexxijielu/paired_cell_inpainting
+     run yeast_model/preprocessing/unpackage_test_set.py on those three files, in its order test, valid, train
+     (it writes images/<CLASS>/<CLASS>_<id>_gfp.tif and _rfp.tif with a running id; needs h5py, numpy, PIL)
+  3. mv images/* {{target}}/            # class folders directly in {{target}} (or keep {{target}}/images/)
+  4. chadavit datasets check cyclops {{target}}
+The official ChAda-ViT split (packaged) is matched on (class, id); cells in neither split file are left out."""
 
 
 def class_root(root: Path) -> Path:
@@ -77,3 +98,20 @@ def load_cyclops(path: str | Path, size: int | None = 64, max_images: int | None
         size = 64
     info = {"source": str(path), "classes": CLASSES, "split": split_note(labels, how), "excluded": excluded}
     return finish(EvalData("cyclops", images, [CHANNELS] * len(images), labels, info), size, max_images)
+
+
+# ------------------------------------------------------------------------------------- fetch and check
+def fetch_cyclops(f: Fetch) -> None:
+    f.say(manual_steps("cyclops", str(f.target)))
+
+
+def check_cyclops(root: Path) -> str:
+    t = index_cyclops(root)
+    first_readable("cyclops", LAYOUT, [t["GFP"].iloc[0]])
+    n_off = len(t.merge(official_split(), on=["localisation", "id"]))
+    if n_off == 0:
+        raise layout_error("cyclops", LAYOUT, root, "no (class, id) matches the official ChAda-ViT split")
+    return f"{len(t):,} cells with GFP+RFP in {t['localisation'].nunique()} classes; {n_off:,} in the official split"
+
+
+DATASET = register(PaperDataset(INFO, LAYOUT, load_cyclops, fetch_cyclops, check_cyclops, MANUAL))

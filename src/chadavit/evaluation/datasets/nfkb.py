@@ -12,6 +12,7 @@ import pandas as pd
 
 from chadavit.data.readers import read_image_file
 from chadavit.evaluation.data import EvalData, EvalInputError
+from chadavit.evaluation.datasets.checking import first_readable
 from chadavit.evaluation.datasets.common import (
     META_DIR,
     check_split_mode,
@@ -20,6 +21,8 @@ from chadavit.evaluation.datasets.common import (
     layout_error,
     split_note,
 )
+from chadavit.evaluation.datasets.fetching import Fetch, manual_steps, write_bytes
+from chadavit.evaluation.datasets.registry import DatasetInfo, PaperDataset, register
 
 # RGB plane -> channel name. Green is the NF-kB stain: the target is the "green cell/nucleus ratio" of the
 # Phenexplain source data (Lamiable et al. 2023). The stains in red and blue are not published, so those planes
@@ -31,6 +34,20 @@ NF-kB translocation (ChAda-ViT targets; images not public under these names, see
   PATH/analyse_256x256/single_ratio_images_train.csv and ..._val.csv   columns cat,image_name,ratio
   PATH/256x256/<cat>/<image_name>   256x256 RGB PNG per cell (green = NF-kB),
                                     e.g. 256x256/0/170721_L02_3_1206_882.png"""
+
+INFO = DatasetInfo("nfkb", "NF-kB nuclear translocation, HCC1143 + TNF-alpha (regression of the ratio)",
+                   "ChAda-ViT target CSVs (packaged); images: Phenexplain, Zenodo 8287453 (renamed, see docs)",
+                   "10,571 RGB PNG crops of 256x256", "CSVs Apache-2.0; images reportedly CC BY 4.0 (unverified)",
+                   "Lamiable et al., Nat Commun 14:6386 (2023), doi:10.1038/s41467-023-42124-6; Bourriez et al. 2024",
+                   "manual (targets automatic)")
+MANUAL = """\
+The NF-kB target CSVs (cat,image_name,ratio; the official ChAda-ViT files) were written to
+  {target}/analyse_256x256/single_ratio_images_{train,val}.csv
+The cell images are not published under these names (the Phenexplain release, Zenodo record 8287453,
+translocation_256.zip, holds the same cells renamed and without ratios). If you have the original crops
+(from the authors):
+  1. put each crop at {target}/256x256/<cat>/<image_name>   (256x256 RGB PNG, green = NF-kB)
+  2. chadavit datasets check nfkb {target}"""
 
 
 def packaged_targets(part: str) -> pd.DataFrame:
@@ -98,3 +115,22 @@ def load_nfkb(path: str | Path, channels: tuple[str, ...] = ("R", "G", "B"), siz
     info = {"source": str(path), "split": split_note(labels, how), "channels": names,
             "dropped_empty_planes": dropped}
     return finish(EvalData("nfkb", images, [names] * len(images), labels, info), size, max_images)
+
+
+# ------------------------------------------------------------------------------------- fetch and check
+def fetch_nfkb(f: Fetch) -> None:
+    for part in ("train", "val"):
+        name = f"single_ratio_images_{part}.csv"
+        with gzip.open(META_DIR / f"nfkb_{name}.gz", "rb") as src:
+            write_bytes(f.target / "analyse_256x256" / name, src.read())
+    f.say(manual_steps("nfkb", str(f.target)))
+
+
+def check_nfkb(root: Path) -> str:
+    t = index_nfkb(root)
+    first_readable("nfkb", LAYOUT, [t["file"].iloc[0]], channels=3)
+    return f"{len(t):,} cells listed and present (train {int((t['split'] == 'train').sum()):,}, " \
+           f"test {int((t['split'] == 'test').sum()):,})"
+
+
+DATASET = register(PaperDataset(INFO, LAYOUT, load_nfkb, fetch_nfkb, check_nfkb, MANUAL))

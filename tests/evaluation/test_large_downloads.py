@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chadavit.datasets import DownloadError, RetryPolicy, fetch
-from chadavit.datasets.fetch import LargeDownloadError
+from chadavit.evaluation.datasets.download import DownloadError, RetryPolicy
+from chadavit.evaluation.datasets.fetching import LargeDownloadError, fetch
 from tests.evaluation.mirror import serve
 
 NO_WAIT = RetryPolicy(retries=0, backoff=0.0, timeout=10)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from chadavit.datasets.extract import publish_dir, scratch_dir
 from chadavit.errors import ChadavitError
+from chadavit.evaluation.datasets.extract import publish_dir, scratch_dir
 
 STUDY = "idr0016"
 ROWS = "ABCDEFGHIJKLMNOP"
