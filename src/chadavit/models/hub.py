@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from chadavit.errors import ChadavitError
-from chadavit.net import unreachable
 from chadavit.models.catalog import build_model
 from chadavit.models.io import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_config, read_safetensors, strict_load
 from chadavit.models.io import save_pretrained as _save_folder
 from chadavit.models.official import convert_official_state, official_config
+from chadavit.net import unreachable
 
 HF_PREFIX = "hf:"
 # OWNER/NAME as the Hub spells them: letters, digits, '-', '_', '.', not starting or ending with '-' or '.'
@@ -94,7 +94,7 @@ def download_file(repo_id: str, filename: str, revision: str | None = None) -> P
         path = hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=s["cache_dir"],
                                    local_files_only=s["offline"] or why is not None, endpoint=s["endpoint"],
                                    token=s["token"])
-    except hub.errors.LocalEntryNotFoundError as exc:
+    except hub.errors.LocalEntryNotFoundError:
         hint = ("HF_HUB_OFFLINE is set and the file is not in the cache" if s["offline"]
                 else f"the endpoint {s['endpoint']} cannot be reached ({why or 'no answer'}) and the file is not "
                      "in the cache")
