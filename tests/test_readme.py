@@ -16,7 +16,7 @@ REPO = "nicoboou/chadavit16-moyen"
 
 
 def python_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
 def _plate_model(folder: Path) -> None:
@@ -38,7 +38,7 @@ def _dataset(folder: Path) -> None:
 
 
 @pytest.fixture()
-def hub_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - yields the mirror
+def hub_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # yields the mirror
     pytest.importorskip("huggingface_hub")
     from tests.hub.conftest import official_model, official_repo_files
     from tests.hub.mirror import HubMirror

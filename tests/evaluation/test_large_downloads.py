@@ -15,7 +15,7 @@ NO_WAIT = RetryPolicy(retries=0, backoff=0.0, timeout=10)
 PLATES = ["Week1_22123", "Week1_22141", "Week2_24121"]
 
 
-def _serve_tables(m) -> None:  # noqa: ANN001
+def _serve_tables(m) -> None:
     table = "Image_Metadata_Plate_DAPI,Image_FileName_DAPI\n" + "".join(f"{p},{p}.tif\n" for p in PLATES)
     m.files["/bbbc021/BBBC021_v1_image.csv"] = table.encode()
     m.files["/bbbc021/BBBC021_v1_moa.csv"] = b"compound,concentration,moa\n"

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, full_crop, grid_crops, guess_nucleus_channel,
+                                 nucleus_crops)
 from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
-from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, full_crop, grid_crops, guess_nucleus_channel,
-                                 nucleus_crops)
 from chadavit.embed.sources import ImageRecord
 from chadavit.errors import ChadavitError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,37 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def portable(spec: str) -> str:
+    """A path (or model spec) without this machine's folders: relative to the working folder, the package's own
+    files as ``chadavit/...``, anything else by its file name (``official:/x/y.ckpt`` -> ``official:y.ckpt``)."""
+    prefix, _, rest = spec.partition(":") if re.match(r"^[a-z]+:/", spec) else ("", "", spec)
+    path, sep, opts = rest.partition(",")
+    p = Path(path)
+    if not p.is_absolute():
+        return spec
+    package = Path(__file__).resolve().parents[1]
+    for base, label in ((package, "chadavit/"), (Path.cwd().resolve(), "")):
+        try:
+            shown = label + p.resolve().relative_to(base).as_posix()
+            break
+        except ValueError:
+            continue
+    else:
+        shown = p.name
+    return f"{prefix}{':' if prefix else ''}{shown}{sep}{opts}"
+
+
+def machine_and_load() -> str:
+    """Where a time was measured: CPU count and model, and how busy the machine was (load averages)."""
+    import platform
+
+    try:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return f"{os.cpu_count()} CPU(s) {platform.processor() or platform.machine()}, load average {load} (1/5/15 min)"
+
+
 def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[str, list[str]], meta: dict[str, Any],
                  out: str | os.PathLike[str]) -> Path:
     """Write ``results.md`` (main + full tables), ``summary.csv``, ``table.csv`` and ``results_per_seed.csv``."""
@@ -81,9 +113,9 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         f"One seed {seeds} (no spread is shown: one run cannot estimate it)"
     md = [f"# Evaluation: suite `{meta.get('suite', '')}`", "",
           f"{spread}; rows are models, columns are tasks "
-          "(primary metric). Suite file: `" + str(meta.get("source", "")) + "`.", ""]
+          "(primary metric). Suite file: `" + portable(str(meta.get("source", ""))) + "`.", ""]
     if meta.get("models"):
-        md += ["Models: " + ", ".join(f"`{label}` (`{spec}`)" for label, spec in meta["models"]), ""]
+        md += ["Models: " + ", ".join(f"`{label}` (`{portable(spec)}`)" for label, spec in meta["models"]), ""]
     md += ["## Main table", "", to_markdown(main) if len(main.columns) else "(no results)", ""]
     md += baseline_section(summary, primaries, meta.get("baselines") or [])
     if meta.get("skipped"):
@@ -113,7 +145,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     if meta.get("timings"):
         md += ["## Runtime", "", "| model | seconds |", "|---|---:|"]
         md += [f"| {k} | {v:.1f} |" for k, v in meta["timings"].items()]
-        md += ["", f"Total: {meta.get('total_s', 0):.1f} s", ""]
+        md += ["", f"Total: {meta.get('total_s', 0):.1f} s on {machine_and_load()}", ""]
     figs = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     if figs:
         md += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]

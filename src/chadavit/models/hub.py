@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from chadavit.errors import ChadavitError
-from chadavit.net import unreachable
 from chadavit.models.catalog import build_model
 from chadavit.models.io import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_config, read_safetensors, strict_load
 from chadavit.models.io import save_pretrained as _save_folder
 from chadavit.models.official import convert_official_state, official_config
+from chadavit.net import unreachable
 
 HF_PREFIX = "hf:"
 # OWNER/NAME as the Hub spells them: letters, digits, '-', '_', '.', not starting or ending with '-' or '.'

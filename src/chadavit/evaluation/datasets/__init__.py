@@ -61,4 +61,5 @@ def load_dataset(adapter: str, **kwargs: Any) -> EvalData:
 
 
 __all__ = ["ADAPTERS", "CATALOG", "LAYOUTS", "PAPER_DATASETS", "DatasetInfo", "PaperDataset", "crop_cells",
-           "load_bbbc021", "load_bbbc048", "load_bloodmnist", "load_bray", "load_cyclops", "load_dataset", "load_deeploc_yeast", "load_nfkb", "load_npz", "load_synthetic"]
+           "load_bbbc021", "load_bbbc048", "load_bloodmnist", "load_bray", "load_cyclops", "load_dataset",
+           "load_deeploc_yeast", "load_nfkb", "load_npz", "load_synthetic"]
