@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError
+from chadavit.data.readers import ImageReadError, Unreadable, walk_files
 from chadavit.errors import ChadavitError
 
 # suffix -> the bioio plugin that reads it
@@ -47,11 +47,10 @@ def uses_bioio(path: str | Path) -> bool:
     return suffix is not None and (suffix in VENDOR_SUFFIXES or plugin_available(suffix))
 
 
-def list_microscope_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """The ND2/CZI/LIF (and, with the extra, OME-TIFF) files under ``folder``, sorted."""
-    root = Path(folder)
-    it = root.rglob("*") if recursive else root.iterdir()
-    return sorted(p for p in it if p.is_file() and uses_bioio(p))
+def list_microscope_files(folder: str | Path, recursive: bool = True,
+                          problems: list[Unreadable] | None = None) -> list[Path]:
+    """The ND2/CZI/LIF (and, with the extra, OME-TIFF) files under ``folder``, sorted (``problems``: walk_files)."""
+    return [p for p in walk_files(Path(folder), recursive, problems) if uses_bioio(p)]
 
 
 def _open(path: Path):  # noqa: ANN202 - bioio.BioImage, imported lazily

@@ -73,9 +73,12 @@ def _open(path: str, group_path: str = ""):  # noqa: ANN202 - zarr.Group
 def is_ome_zarr(path: str | os.PathLike[str]) -> bool:
     """True for a Zarr group folder (``zarr.json``, ``.zgroup`` or ``.zattrs``) or a ``*.zarr`` folder."""
     p = Path(path)
-    if not p.is_dir():
+    try:
+        if not p.is_dir():
+            return False
+        return p.name.lower().endswith(".zarr") or any((p / m).is_file() for m in ("zarr.json", ".zgroup", ".zattrs"))
+    except OSError:  # an unreadable folder is not a store; the listing reports it
         return False
-    return p.name.lower().endswith(".zarr") or any((p / m).is_file() for m in ("zarr.json", ".zgroup", ".zattrs"))
 
 
 def _channel_labels(attrs: dict[str, Any]) -> list[str] | None:

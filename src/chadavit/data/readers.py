@@ -225,6 +225,7 @@ class PatternGrouping:
     images: list[ImageFiles]
     unmatched: list[Path]
     n_files: int
+    unreadable: list[Unreadable] = field(default_factory=list)  # folders/files that could not be listed
 
     @property
     def n_used(self) -> int:
@@ -234,7 +235,9 @@ class PatternGrouping:
         """The one-line account: N files, M images, K unused (with the first unused names)."""
         line = f"{self.n_files} file(s), {len(self.images)} image(s), {len(self.unmatched)} file(s) unused"
         if self.unmatched:
-            line += f" (not matching the pattern: {_names(self.unmatched, Path(root) if root else None)})"
+            line += f" (not matching the pattern: {utf8(_names(self.unmatched, Path(root) if root else None))})"
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} folder(s) or file(s) could not be read: {self.unreadable[0].message}"
         return line
 
 
@@ -275,9 +278,8 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
     example: dict[Path, tuple[dict[str, str], dict[str, str]]] = {}
     unmatched: list[Path] = []
     n_files = 0
-    for f in sorted(root.rglob("*") if recursive else root.iterdir()):
-        if not f.is_file():
-            continue
+    unreadable: list[Unreadable] = []
+    for f in walk_files(root, recursive, unreadable):
         m = rx.match(f.name)
         if not m:
             if f.suffix.lower() in IMAGE_SUFFIXES:
@@ -318,7 +320,7 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
                           for i, c, a, b in duplicates[:SHOW_NAMES])
         raise PatternError(f"{root}: pattern {pattern!r} gives {len(duplicates)} file(s) a channel another file "
                            f"already has: {shown}. Add the field that tells them apart to the pattern")
-    return PatternGrouping([images[k] for k in sorted(images)], unmatched, n_files)
+    return PatternGrouping([images[k] for k in sorted(images)], unmatched, n_files, unreadable)
 
 
 def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
@@ -326,10 +328,65 @@ def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True
     return group_pattern_files(folder, pattern, recursive).images
 
 
-def list_image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Every readable image file under ``folder`` (multi-channel-file mode), sorted."""
+def list_image_files(folder: str | Path, recursive: bool = True,
+                     problems: list[Unreadable] | None = None) -> list[Path]:
+    """Every image file under ``folder`` (multi-channel-file mode), sorted; see :func:`walk_files` for ``problems``."""
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"{root}: folder not found")
-    it = root.rglob("*") if recursive else root.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in walk_files(root, recursive, problems) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def utf8(text: str) -> str:
+    """``text`` made valid UTF-8: bytes of a file name that are not (kept by Python as surrogates) become ``\\xNN``.
+
+    Lossless and visible, so such a name can be stored in Parquet, CSV and printed, where it used to crash.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class Unreadable:
+    """A folder or file that could not be listed or examined: reported, never silently dropped."""
+
+    path: str
+    message: str
+
+
+def walk_files(root: Path, recursive: bool = True, problems: list[Unreadable] | None = None) -> list[Path]:
+    """Every regular file under ``root`` (symlinked folders not followed), sorted.
+
+    A sub-folder that cannot be listed (permissions, I/O error) or an entry that cannot be examined is
+    appended to ``problems``; with ``problems=None`` it is logged as a warning. Either way it is never
+    silently skipped.
+    """
+    found: list[Unreadable] = []
+
+    def report(path: str | os.PathLike[str] | None, exc: OSError, what: str) -> None:
+        found.append(Unreadable(utf8(str(path if path is not None else root)),
+                                f"{utf8(str(path))}: {what} ({exc.strerror or type(exc).__name__})"))
+
+    files: list[Path] = []
+    if recursive:
+        def onerror(exc: OSError) -> None:
+            report(exc.filename, exc, "cannot list this folder; its images are not included")
+
+        for dirpath, _, names in os.walk(root, onerror=onerror):
+            files += [Path(dirpath) / n for n in names]
+    else:
+        try:
+            files = list(root.iterdir())
+        except OSError as exc:
+            report(root, exc, "cannot list this folder")
+    out = []
+    for f in files:
+        try:
+            if f.is_file():
+                out.append(f)
+        except OSError as exc:
+            report(f, exc, "cannot examine this file")
+    if problems is not None:
+        problems.extend(found)
+    for p in found if problems is None else ():
+        log.warning("%s", p.message)
+    return sorted(out)
