@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError, Unreadable, walk_files
+from chadavit.data.readers import ImageReadError, Unreadable, to_model_dtype, walk_files
 from chadavit.errors import ChadavitError
 
 # suffix -> the bioio plugin that reads it
@@ -110,12 +110,7 @@ class Field:
                                  ) from exc
         if len(names) != arr.shape[0] or len(set(names)) != len(names) or not all(names):
             names = [f"ch{i}" for i in range(arr.shape[0])]
-        if arr.dtype.kind == "i":
-            arr = arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 \
-                else arr.astype(np.float32)
-        elif arr.dtype.kind == "f" and arr.dtype != np.float32 or arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
-            arr = arr.astype(np.float32)
-        return arr, names
+        return to_model_dtype(arr, f"{self.path} scene {self.scene_index}"), names
 
 
 def list_fields(path: str | Path) -> Iterator[Field]:

@@ -102,17 +102,39 @@ def read_image_file(path: str | Path) -> np.ndarray:
         raise
     except Exception as exc:  # corrupt or truncated files surface as many exception types
         raise ImageReadError(f"{p}: unreadable image ({type(exc).__name__}: {exc})") from exc
-    arr = _to_chw(arr, p)
+    return to_model_dtype(_to_chw(arr, p), p)
+
+
+def to_model_dtype(arr: np.ndarray, source: object) -> np.ndarray:
+    """uint8, uint16 or float32, keeping what ``dtype_range`` needs to scale the image.
+
+    Integers that fit uint16 become uint16 (lossless: int16, uint32 of a 12-bit camera). Others (negative
+    pixels, values over 65535) cannot keep an integer range the normaliser knows: they become float32 in
+    ``[0, 1]``, scaled by their source dtype's full range, with a warning. Before, they became unscaled
+    float32 and reached the model at values up to thousands under ``dtype_range``.
+    """
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind == "i":
-        fits_uint16 = arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536
-        arr = arr.astype(np.uint16) if fits_uint16 else arr.astype(np.float32)
-    if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
-        arr = arr.astype(np.float32)
+        return arr.astype(np.uint8)
+    if arr.dtype.kind in "ui" and arr.dtype not in (np.uint8, np.uint16):
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo >= 0 and hi < 65536:
+            return arr.astype(np.uint16)
+        info = np.iinfo(arr.dtype)
+        log.warning("%s: %s pixels from %d to %d do not fit uint16; scaled by the %s range [%d, %d] to float32 "
+                    "in [0, 1]", utf8(str(source)), arr.dtype, lo, hi, arr.dtype, info.min, info.max)
+        return ((arr.astype(np.float64) - info.min) / (float(info.max) - info.min)).astype(np.float32)
     if arr.dtype.kind == "f" and arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
+        return arr.astype(np.float32)
     return arr
+
+
+def scale_to_unit(plane: np.ndarray) -> np.ndarray:
+    """One plane as float32 on the ``dtype_range`` scale (integers / their range, floats as they are)."""
+    from chadavit.data.normalize import integer_range
+
+    if plane.dtype.kind in "ui":
+        return (plane.astype(np.float32) / integer_range(plane, plane.dtype)).astype(np.float32)
+    return plane.astype(np.float32)
 
 
 def ome_tiff_channel_names(path: Path, count: int) -> list[str] | None:
@@ -180,8 +202,11 @@ class ImageFiles:
             detail = ", ".join(f"{n}: {p.shape[0]}x{p.shape[1]}" for n, p in zip(names, planes))
             raise ImageReadError(f"image {self.image_id}: channel files differ in size ({detail})")
         dtypes = {p.dtype for p in planes}
-        stack = np.stack([p.astype(np.float32) for p in planes]) if len(dtypes) > 1 else np.stack(planes)
-        return stack, names
+        if len(dtypes) > 1:  # e.g. uint8 and uint16 channel files: each scaled by its own range before stacking
+            log.warning("image %s: channel files of different types (%s); each plane is scaled by its own integer "
+                        "range to float32 in [0, 1]", utf8(self.image_id), ", ".join(sorted(map(str, dtypes))))
+            return np.stack([scale_to_unit(p) for p in planes]), names
+        return np.stack(planes), names
 
 
 _FIELD = re.compile(r"\{(\w+)(?::((?:[^{}]|\{\d*,?\d*\})+))?\}")
