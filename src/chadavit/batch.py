@@ -122,7 +122,7 @@ class ChannelBatch:
                     "all images of one batch must share height and width (resize or crop first)"
                 )
             names_i = channel_names[i] if channel_names is not None else None
-            st = plane_stats(names_i, arr.shape[0], stats)
+            st = plane_stats(names_i, arr.shape[0], stats, arr.dtype)
             planes.append(normalize_planes(arr, normalize, stats=st))
             counts.append(arr.shape[0])
         return cls(

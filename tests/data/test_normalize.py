@@ -96,3 +96,55 @@ def test_model_make_batch_follows_the_model_normalisation():
     batch = official_like.make_batch([img], channel_names=[["DNA"]])
     assert float(batch.planes.max()) == pytest.approx(51 / 255)  # pixels / 255, not percentile-stretched to 1
     assert float(create_model("chada_vit_nano", img_size=32).make_batch([img]).planes.max()) == 1.0
+
+
+def test_dtype_range_scales_every_integer_source(tmp_path, caplog):
+    """Issue 22 item 5: uint32, int16 with a negative pixel and mixed uint8/uint16 channel files were unscaled."""
+    import tifffile
+
+    from chadavit.data.readers import group_channel_files, read_image_file
+
+    rng = np.random.default_rng(0)
+    u32 = rng.integers(0, 3200, (2, 32, 32)).astype(np.uint32)
+    tifffile.imwrite(tmp_path / "u32.tif", u32, photometric="minisblack")
+    i16 = rng.integers(-5, 3200, (2, 32, 32)).astype(np.int16)
+    i16[0, 0, 0] = -5
+    tifffile.imwrite(tmp_path / "i16.tif", i16, photometric="minisblack")
+    (tmp_path / "mixed").mkdir()
+    tifffile.imwrite(tmp_path / "mixed" / "a_w1.tif", np.full((32, 32), 255, np.uint8))
+    tifffile.imwrite(tmp_path / "mixed" / "a_w2.tif", rng.integers(0, 60000, (32, 32)).astype(np.uint16))
+    got = {"u32": read_image_file(tmp_path / "u32.tif"), "i16": read_image_file(tmp_path / "i16.tif"),
+           "mixed": group_channel_files(tmp_path / "mixed", "{i}_{channel}.tif")[0].read()[0]}
+    assert got["u32"].dtype == np.uint16 and np.array_equal(got["u32"], u32)  # lossless, 12-bit detection applies
+    for name, arr in got.items():
+        x = normalize_planes(arr, "dtype_range")
+        assert 0 <= float(x.min()) and float(x.max()) <= 1.0, name
+    assert float(normalize_planes(got["mixed"], "dtype_range")[0].max()) == 1.0  # uint8 255 -> 1
+    assert "do not fit uint16" in caplog.text and "channel files of different types" in caplog.text
+
+
+def test_dataset_normalisation_puts_12_bit_and_8_bit_files_of_one_stain_on_one_scale(tmp_path, caplog):
+    """Issue 22 item 6: one range per stain, shared by 8-bit and 12-bit-in-uint16 studies, sent the 12-bit
+    images to the model at ~0.03; statistics are now also kept per dtype when a stain comes in several."""
+    from chadavit.data.dataset import DatasetWriter, open_dataset
+    from chadavit.data.normalize import plane_stats
+    from chadavit.data.stats import channel_stats
+
+    rng = np.random.default_rng(1)
+    with DatasetWriter(tmp_path / "d") as w:
+        for k in range(8):
+            twelve = rng.integers(100, 4000, (1, 48, 48)).astype(np.uint16)  # study A: a 12-bit camera
+            w.add(twelve, f"twelve{k}", ["DNA"])
+            eight = rng.integers(6, 250, (1, 48, 48)).astype(np.uint8)  # study B: 8-bit files of the same stain
+            w.add(eight, f"eight{k}", ["DNA"])
+    stats = channel_stats([open_dataset(tmp_path / "d")])
+    assert {"DNA", "DNA|uint8", "DNA|uint16", "*"} <= set(stats) and "several dtypes" in caplog.text
+    a = normalize_planes(twelve, "dataset", stats=plane_stats(["DNA"], 1, stats, twelve.dtype))
+    b = normalize_planes(eight, "dataset", stats=plane_stats(["DNA"], 1, stats, eight.dtype))
+    assert float(a.mean()) > 0.3 and abs(float(a.mean()) - float(b.mean())) < 0.05
+    # the stats of a model trained before (no per-dtype entry) still apply as they did
+    assert plane_stats(["DNA"], 1, {"DNA": [0.0, 0.5]}, np.uint16) == [[0.0, 0.5]]
+    # one dtype per stain: no extra entries, the config stays as it was
+    with DatasetWriter(tmp_path / "one") as w:
+        w.add(twelve, "t", ["DNA"])
+    assert set(channel_stats([open_dataset(tmp_path / "one")])) == {"DNA", "*"}

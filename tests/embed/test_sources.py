@@ -143,3 +143,76 @@ def test_damaged_dataset_images_are_error_rows(damaged_dataset, tmp_path: Path, 
                                 workers=1), model=tiny_model)
     assert res.n_failed == 3 and res.n_computed == 0
     assert all("differs from its checksum" in e["message"] for e in res.errors)
+
+
+def _with_bad_name(root: Path) -> Path:
+    import os
+
+    root.mkdir()
+    tifffile.imwrite(root / "ok.tif", np.ones((2, 64, 64), np.uint16))
+    bad = Path(os.fsdecode(bytes(root) + b"/bad\xff.tif"))  # Latin-1 bytes: not UTF-8
+    tifffile.imwrite(bad, np.full((2, 64, 64), 7, np.uint16))
+    return root
+
+
+def test_file_names_that_are_not_utf8_are_kept_escaped(tmp_path: Path, tiny_model, capsys) -> None:
+    """Issue 22 item 4: such a name stopped `embed` and `data import` with nothing saved, on every rerun."""
+    import pandas as pd
+
+    from chadavit.cli.main import main
+    from chadavit.data.dataset import open_dataset
+    from chadavit.embed import EmbedConfig, run_embed
+
+    src = _with_bad_name(tmp_path / "in")
+    res = run_embed(EmbedConfig(input=str(src), out=str(tmp_path / "e.parquet"), model="random:chada_vit_nano",
+                                progress=False, workers=1), model=tiny_model)
+    assert res.n_failed == 0 and res.n_computed == 2
+    df = pd.read_parquet(tmp_path / "e.parquet")
+    assert sorted(df.Metadata_ImageId) == ["bad\\xff", "ok"]
+    assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--multichannel"]) == 0
+    ds = open_dataset(tmp_path / "ds")
+    assert sorted(ds.manifest.image_id) == ["in/bad\\xff", "in/ok"] and ds.verify() == []
+    assert ds.read(list(ds.manifest.image_id).index("in/bad\\xff")).max() == 7
+    assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--multichannel"]) == 0  # rerun: no-op
+    assert "imported 0 image(s)" in capsys.readouterr().out
+
+
+def _lock_folder(monkeypatch, locked: Path) -> None:
+    """``locked`` cannot be listed, as a folder without read permission for a non-root user."""
+    import os
+
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def deny(real):  # noqa: ANN001, ANN202
+        def f(path=".", *a):  # noqa: ANN001, ANN002, ANN202
+            if Path(os.fsdecode(path)) == locked:
+                raise PermissionError(13, "Permission denied", str(locked))
+            return real(path, *a)
+        return f
+
+    monkeypatch.setattr(os, "scandir", deny(real_scandir))
+    monkeypatch.setattr(os, "listdir", deny(real_listdir))
+
+
+def test_unreadable_sub_folders_are_reported_not_dropped(tmp_path: Path, tiny_model, monkeypatch, capsys) -> None:
+    """Issue 22 item 12: an unreadable sub-folder crashed input detection, or its images vanished with exit 0."""
+    from chadavit.cli.main import main
+    from chadavit.embed import EmbedConfig, run_embed
+
+    src = tmp_path / "in"
+    (src / "locked").mkdir(parents=True)
+    tifffile.imwrite(src / "a_w1.tif", blobs(64, 64, 3, 1))
+    tifffile.imwrite(src / "a_w2.tif", blobs(64, 64, 3, 2))
+    tifffile.imwrite(src / "locked" / "b_w1.tif", blobs(64, 64, 3, 3))
+    (src / "locked.zarr").mkdir()  # input detection looks into sub-folders for OME-Zarr stores
+    _lock_folder(monkeypatch, src / "locked")
+    _lock_folder(monkeypatch, src / "locked.zarr")
+    assert detect_format(src) == "files"
+    for kw, images in (({}, 2), ({"pattern": "{image}_{channel}.tif"}, 1)):
+        res = run_embed(EmbedConfig(input=str(src), out=str(tmp_path / f"e{len(kw)}.parquet"), progress=False,
+                                    model="random:chada_vit_nano", workers=1, **kw), model=tiny_model)
+        assert res.n_computed == images and res.n_failed == 2, kw  # both locked folders are error rows
+        messages = " ".join(e["message"] for e in res.errors)
+        assert f"{src / 'locked'}: cannot list this folder" in messages and "Permission denied" in messages
+    rc = main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--multichannel"])
+    assert rc == 1 and "locked: cannot list this folder" in capsys.readouterr().err

@@ -240,7 +240,8 @@ def test_a_mirror_cannot_write_outside_the_target(tmp_path: Path, hostile: str):
         m.files[f"/bbbc021/BBBC021_v1_images_{hostile}.zip"] = zip_tree(tmp_path, tmp_path)
         with pytest.raises(UnsafePathError, match=r"BBBC021_v1_image\.csv: plate: .* is not a plain file name"):
             fetch("bbbc021", work / "data", base_url=m.url, policy=NO_WAIT, say=lambda s: None)
-        m.files["/bray/metadata/barcode_platemap.csv"] = f"Assay_Plate_Barcode,Plate_Map_Name\n24277,{hostile}\n".encode()
+        table = f"Assay_Plate_Barcode,Plate_Map_Name\n24277,{hostile}\n"
+        m.files["/bray/metadata/barcode_platemap.csv"] = table.encode()
         m.files["/bray/metadata/CDRP_MOA_MATCHES_official.csv"] = b"x\n"
         m.files[f"/bray/metadata/platemap/{hostile}.txt"] = b"#!/bin/sh\n"
         with pytest.raises(UnsafePathError, match=r"barcode_platemap\.csv: plate map: .* is not a plain file name"):

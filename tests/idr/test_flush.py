@@ -107,3 +107,37 @@ def test_flush_timer_in_process(emu: IDREmulator, tmp_path: Path) -> None:
                 flush_seconds=0.05, on_image=on_image)
     assert res.written == 4 and len(open_dataset(tmp_path / "ds")) == 4
     assert seen[-1] >= 2  # parts were published while the build was running (time-based), not only at the end
+
+
+def test_a_kill_at_any_moment_keeps_every_image_finished_more_than_the_interval_before(emu: IDREmulator,
+                                                                                       tmp_path: Path) -> None:
+    """Issue 22 item 7's acceptance, scaled down: a fault-injected build "killed" at several moments (the
+    output folder copied as it stands, which is what a SIGKILL leaves) holds every image finished more
+    than ``flush_seconds`` earlier, counted from the start of the run."""
+    import shutil
+
+    plan = make_plan(make_client(emu), N, 0, "container", "cell", 2, progress=False).images
+    emu.fault_rate, emu.delay = 0.2, 0.05
+    flush = 0.4
+    finished: list[float] = []
+    checks: list[tuple[int, int]] = []
+    start = time.monotonic()
+
+    def on_image(k: int) -> None:
+        now = time.monotonic()
+        finished.append(now)
+        if k % 3 == 0:  # a kill now
+            snap = tmp_path / f"kill{k}"
+            shutil.copytree(tmp_path / "ds" / "manifest", snap / "manifest")  # parts first, then the planes
+            shutil.copy(tmp_path / "ds" / "dataset.json", snap / "dataset.json")
+            if (tmp_path / "ds" / "planes.zarr").exists():
+                shutil.copytree(tmp_path / "ds" / "planes.zarr", snap / "planes.zarr")
+            older = sum(t < now - flush for t in finished)
+            checks.append((older, len(open_dataset(snap))))
+            assert open_dataset(snap).verify() == []
+
+    res = build(plan, tmp_path / "ds", make_client(emu), size=SIZE, workers=2, progress=False, flush_every=1000,
+                flush_seconds=flush, on_image=on_image)
+    assert res.written == len(plan) - len(res.failures) and len(checks) >= 3
+    assert finished[0] - start > 0
+    assert any(older for older, _ in checks) and all(kept >= older for older, kept in checks), checks

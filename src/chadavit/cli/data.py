@@ -48,7 +48,14 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                   imaging_method: str = "") -> tuple[int, list[str]]:
     """Import ``src`` into the dataset ``out``; returns (images added, error messages of skipped files)."""
     from chadavit.data.dataset import DatasetError, DatasetWriter
-    from chadavit.data.readers import ImageReadError, group_pattern_files, list_image_files, read_image_with_names
+    from chadavit.data.readers import (
+        ImageReadError,
+        Unreadable,
+        group_pattern_files,
+        list_image_files,
+        read_image_with_names,
+        utf8,
+    )
 
     channel_map = channel_map or {}
     source = source or src.name
@@ -59,11 +66,12 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
     if pattern is not None:
         grouping = group_pattern_files(src, pattern)
         groups = grouping.images
+        errors += [u.message for u in grouping.unreadable]
         if not groups:
             raise DatasetError(f"{src}: no file name matches the pattern {pattern!r} ({grouping.summary(src)})")
         print(f"--pattern {pattern}: {grouping.summary(src)}", file=sys.stderr)
     else:
-        files = list_image_files(src)
+        files = list_image_files(src, problems=[])  # a pre-check: problems are reported by the listing below
         if not files:
             raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg)")
     with DatasetWriter(out, attrs={"imported_from": str(src)}) as writer:
@@ -78,18 +86,21 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                     arr, keys = g.read(order)
                     names = [channel_map.get(k, k) for k in keys]
                     writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
-                               files=[str(g.channels[k].relative_to(src)) for k in keys])
+                               files=[utf8(str(g.channels[k].relative_to(src))) for k in keys])
                     added += 1
                 except (ImageReadError, ValueError, OSError) as exc:
-                    errors.append(str(exc))
+                    errors.append(utf8(str(exc)))
         else:
             from chadavit.data.formats import format_suffix, import_microscope_file, list_microscope_files, uses_bioio
 
-            files = sorted(set(list_image_files(src)) | set(list_microscope_files(src)))
+            problems: list[Unreadable] = []
+            files = sorted(set(list_image_files(src, problems=problems))
+                           | set(list_microscope_files(src, problems=problems)))
+            errors += list({u.path: u.message for u in problems}.values())
             if not files:
                 raise DatasetError(f"{src}: no image files (.tif, .tiff, .png, .jpg, .jpeg, .nd2, .czi, .lif)")
             for f in files:
-                rel = f.relative_to(src).as_posix()
+                rel = utf8(f.relative_to(src).as_posix())
                 image_id = f"{source}/{rel[: -len(format_suffix(f) or f.suffix)]}"  # a.ome.tif -> a, extra or not
                 if uses_bioio(f):  # ND2, CZI, LIF, OME-TIFF: one image per scene, names from metadata
                     n, errs = import_microscope_file(writer, f, image_id, channel_map, source=source,
@@ -103,11 +114,10 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                     named = found != [f"ch{k}" for k in range(len(found))]  # OME names: map by name only
                     names = [channel_map.get(n, n) if named else channel_map.get(str(k), channel_map.get(n, n))
                              for k, n in enumerate(found)]
-                    writer.add(arr, image_id, names, source=source, imaging_method=imaging_method,
-                               files=[str(f.relative_to(src))])
+                    writer.add(arr, image_id, names, source=source, imaging_method=imaging_method, files=[rel])
                     added += 1
                 except (ImageReadError, ValueError, OSError) as exc:
-                    errors.append(str(exc))
+                    errors.append(utf8(str(exc)))
     return added, errors
 
 

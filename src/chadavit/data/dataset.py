@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.atomic import write_atomic, write_text_atomic
+from chadavit.data.readers import utf8
 from chadavit.errors import ChadavitError
 from chadavit.locks import lock_folder, remove_stale_temps
 
@@ -217,7 +218,7 @@ class DatasetWriter:
             self._lock.release()
 
     def __contains__(self, image_id: str) -> bool:
-        return str(image_id) in self._ids
+        return utf8(str(image_id)) in self._ids
 
     @property
     def image_ids(self) -> set[str]:
@@ -236,7 +237,7 @@ class DatasetWriter:
                 arr = arr.astype(np.float32)
             else:
                 raise DatasetError(f"image {image_id!r}: dtype {arr.dtype} not storable; use one of {STORE_DTYPES}")
-        image_id = str(image_id)
+        image_id = utf8(str(image_id))  # a non-UTF-8 file name would stop the Parquet write
         if image_id in self._ids:
             raise DatasetError(f"{self.path}: image id {image_id!r} is already in the dataset")
         names = ([str(n) for n in channel_names] if channel_names is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError
+from chadavit.data.readers import ImageReadError, Unreadable, to_model_dtype, walk_files
 from chadavit.errors import ChadavitError
 
 # suffix -> the bioio plugin that reads it
@@ -47,11 +47,10 @@ def uses_bioio(path: str | Path) -> bool:
     return suffix is not None and (suffix in VENDOR_SUFFIXES or plugin_available(suffix))
 
 
-def list_microscope_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """The ND2/CZI/LIF (and, with the extra, OME-TIFF) files under ``folder``, sorted."""
-    root = Path(folder)
-    it = root.rglob("*") if recursive else root.iterdir()
-    return sorted(p for p in it if p.is_file() and uses_bioio(p))
+def list_microscope_files(folder: str | Path, recursive: bool = True,
+                          problems: list[Unreadable] | None = None) -> list[Path]:
+    """The ND2/CZI/LIF (and, with the extra, OME-TIFF) files under ``folder``, sorted (``problems``: walk_files)."""
+    return [p for p in walk_files(Path(folder), recursive, problems) if uses_bioio(p)]
 
 
 def _open(path: Path):  # noqa: ANN202 - bioio.BioImage, imported lazily
@@ -111,12 +110,7 @@ class Field:
                                  ) from exc
         if len(names) != arr.shape[0] or len(set(names)) != len(names) or not all(names):
             names = [f"ch{i}" for i in range(arr.shape[0])]
-        if arr.dtype.kind == "i":
-            arr = arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 \
-                else arr.astype(np.float32)
-        elif arr.dtype.kind == "f" and arr.dtype != np.float32 or arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
-            arr = arr.astype(np.float32)
-        return arr, names
+        return to_model_dtype(arr, f"{self.path} scene {self.scene_index}"), names
 
 
 def list_fields(path: str | Path) -> Iterator[Field]:

@@ -115,7 +115,7 @@ def read_normalized(ds: ConcatChannelDataset, i: int, method: NormalizationMetho
         raise ValueError(f"image has unusable shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("image has NaN or Inf pixels")
-    st = plane_stats(ds.channel_names(i), arr.shape[0], stats) if method == "dataset" else None
+    st = plane_stats(ds.channel_names(i), arr.shape[0], stats, arr.dtype) if method == "dataset" else None
     return normalize_planes(arr, method, stats=st)
 
 

@@ -22,6 +22,8 @@ Methods
     per channel name computed over the whole training set (:mod:`chadavit.data.stats`, the 1st and
     99.8th percentiles) and stored in the model config (``normalization_stats``) so embedding applies
     the same numbers; clipped to ``[0, 1]``. A channel without statistics falls back to ``percentile``.
+    When a stain comes in several dtypes (8-bit and 12-bit-in-uint16 studies), its statistics are also kept
+    per dtype (``"DNA|uint16"``), so a 12-bit image is not squeezed into the range of the 8-bit ones.
 ``"none"``
     Values are cast to float32 unchanged.
 """
@@ -49,17 +51,20 @@ SUPPORTED_DTYPES: tuple[np.dtype, ...] = tuple(
 
 log = logging.getLogger(__name__)
 _warned_bit_depth: set[int] = set()
+_warned_float: list[bool] = []
 
 
-def integer_range(x: torch.Tensor, dtype: np.dtype) -> float:
+def integer_range(x: torch.Tensor | np.ndarray, dtype: np.dtype) -> float:
     """The value that maps to 1 under ``dtype_range``: the dtype maximum, or a detected 12/14-bit camera range.
 
     Why: 12- and 14-bit cameras store into uint16 files; dividing by 65535 makes such images ~16x too dark.
+    Used by ``dtype_range``, by ``dataset`` (before the per-stain statistics, which are computed the same way
+    in :mod:`chadavit.data.stats`) and by the readers when they scale mixed-dtype channel files.
     """
     full = float(np.iinfo(dtype).max)
     if dtype != np.dtype("uint16"):
         return full
-    peak = float(x.max()) if x.numel() else 0.0
+    peak = float(x.max()) if x.shape and np.prod(x.shape) else 0.0
     for bits in (12, 14):
         if 0 < peak <= 2**bits - 1:
             if bits not in _warned_bit_depth:
@@ -68,6 +73,15 @@ def integer_range(x: torch.Tensor, dtype: np.dtype) -> float:
                             int(peak), 2**bits - 1, bits, 2**bits - 1)
             return float(2**bits - 1)
     return full
+
+
+def _warn_unscaled_float(x: torch.Tensor) -> None:
+    """Float pixels have no range to divide by: say so once when they are clearly not in [0, 1]."""
+    if not _warned_float and x.numel() and float(x.max()) > 1.5:
+        _warned_float.append(True)
+        log.warning("float image with values up to %.4g under dtype_range: floats pass through unscaled (no "
+                    "integer range to divide by); use percentile normalisation or save the images as integers",
+                    float(x.max()))
 
 
 def check_method(method: str) -> None:
@@ -100,6 +114,7 @@ def normalize_planes(
     if method == "dtype_range":
         if source_dtype is not None and source_dtype.kind in "ui":
             return x / integer_range(x, source_dtype)
+        _warn_unscaled_float(x)
         return x
     if method == "dataset":
         return _dataset_scale(x, source_dtype, stats, low, high)
@@ -124,14 +139,29 @@ def _dataset_scale(x: torch.Tensor, source_dtype: np.dtype | None, stats: Sequen
     return out
 
 
-def plane_stats(names: Sequence[str] | None, n_planes: int,
-                stats: ChannelStats | None) -> list[list[float] | None] | None:
-    """Per-plane ``(low, high)`` for one image's channel names (None where a name has no statistics)."""
+def stats_key(name: str, dtype: np.dtype | str | None = None) -> str:
+    """The statistics entry of a channel name, or of a name for one dtype (``"DNA|uint16"``)."""
+    return f"{name}|{np.dtype(dtype).name}" if dtype is not None else str(name)
+
+
+def plane_stats(names: Sequence[str] | None, n_planes: int, stats: ChannelStats | None,
+                dtype: np.dtype | str | None = None) -> list[list[float] | None] | None:
+    """Per-plane ``(low, high)`` for one image's channel names (None where a name has no statistics).
+
+    ``dtype`` (the image's) picks the per-dtype entry where the training set had one, then the name's.
+    """
     if not stats:
         return None
-    if names is None:
-        return [stats.get("*") for _ in range(n_planes)]
-    return [stats.get(str(n), stats.get("*")) for n in names]
+    keys = [str(n) for n in names] if names is not None else ["*"] * n_planes
+
+    def find(name: str) -> list[float] | None:
+        for key in ((stats_key(name, dtype),) if dtype is not None else ()) + (name,) + \
+                ((stats_key("*", dtype),) if dtype is not None else ()) + ("*",):
+            if key in stats:
+                return stats[key]
+        return None
+
+    return [find(k) for k in keys]
 
 
 def _percentile(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

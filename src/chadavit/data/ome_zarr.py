@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError, check_pixels
+from chadavit.data.readers import ImageReadError, check_pixels, to_model_dtype
 
 _MAX_DEPTH = 3
 
@@ -73,9 +73,12 @@ def _open(path: str, group_path: str = ""):  # noqa: ANN202 - zarr.Group
 def is_ome_zarr(path: str | os.PathLike[str]) -> bool:
     """True for a Zarr group folder (``zarr.json``, ``.zgroup`` or ``.zattrs``) or a ``*.zarr`` folder."""
     p = Path(path)
-    if not p.is_dir():
+    try:
+        if not p.is_dir():
+            return False
+        return p.name.lower().endswith(".zarr") or any((p / m).is_file() for m in ("zarr.json", ".zgroup", ".zattrs"))
+    except OSError:  # an unreadable folder is not a store; the listing reports it
         return False
-    return p.name.lower().endswith(".zarr") or any((p / m).is_file() for m in ("zarr.json", ".zgroup", ".zattrs"))
 
 
 def _channel_labels(attrs: dict[str, Any]) -> list[str] | None:
@@ -145,19 +148,6 @@ def find_ome_zarr_images(path: str | os.PathLike[str]) -> list[OmeZarrImage]:
     return out
 
 
-def _coerce_dtype(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "i":
-        fits = arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536
-        return arr.astype(np.uint16) if fits else arr.astype(np.float32)
-    if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
-        return arr.astype(np.float32)
-    if arr.dtype.kind == "f" and arr.dtype != np.float32:
-        return arr.astype(np.float32)
-    return arr
-
-
 def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", level: int = 0
                         ) -> tuple[np.ndarray, list[str]]:
     """Read one multiscale image as ``(C, H, W)`` plus its channel labels (``ch0..`` when unnamed)."""
@@ -203,7 +193,7 @@ def read_ome_zarr_image(store: str | os.PathLike[str], group_path: str = "", lev
     labels = _channel_labels(attrs) or [f"ch{i}" for i in range(arr.shape[0])]
     if len(labels) != arr.shape[0]:
         labels = [f"ch{i}" for i in range(arr.shape[0])]
-    return _coerce_dtype(np.ascontiguousarray(arr)), labels
+    return to_model_dtype(np.ascontiguousarray(arr), src), labels
 
 
 def write_ome_zarr_image(path: str | os.PathLike[str], image: np.ndarray, channel_names: list[str] | None = None,

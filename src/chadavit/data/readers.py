@@ -102,17 +102,39 @@ def read_image_file(path: str | Path) -> np.ndarray:
         raise
     except Exception as exc:  # corrupt or truncated files surface as many exception types
         raise ImageReadError(f"{p}: unreadable image ({type(exc).__name__}: {exc})") from exc
-    arr = _to_chw(arr, p)
+    return to_model_dtype(_to_chw(arr, p), p)
+
+
+def to_model_dtype(arr: np.ndarray, source: object) -> np.ndarray:
+    """uint8, uint16 or float32, keeping what ``dtype_range`` needs to scale the image.
+
+    Integers that fit uint16 become uint16 (lossless: int16, uint32 of a 12-bit camera). Others (negative
+    pixels, values over 65535) cannot keep an integer range the normaliser knows: they become float32 in
+    ``[0, 1]``, scaled by their source dtype's full range, with a warning. Before, they became unscaled
+    float32 and reached the model at values up to thousands under ``dtype_range``.
+    """
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind == "i":
-        fits_uint16 = arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536
-        arr = arr.astype(np.uint16) if fits_uint16 else arr.astype(np.float32)
-    if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
-        arr = arr.astype(np.float32)
+        return arr.astype(np.uint8)
+    if arr.dtype.kind in "ui" and arr.dtype not in (np.uint8, np.uint16):
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo >= 0 and hi < 65536:
+            return arr.astype(np.uint16)
+        info = np.iinfo(arr.dtype)
+        log.warning("%s: %s pixels from %d to %d do not fit uint16; scaled by the %s range [%d, %d] to float32 "
+                    "in [0, 1]", utf8(str(source)), arr.dtype, lo, hi, arr.dtype, info.min, info.max)
+        return ((arr.astype(np.float64) - info.min) / (float(info.max) - info.min)).astype(np.float32)
     if arr.dtype.kind == "f" and arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
+        return arr.astype(np.float32)
     return arr
+
+
+def scale_to_unit(plane: np.ndarray) -> np.ndarray:
+    """One plane as float32 on the ``dtype_range`` scale (integers / their range, floats as they are)."""
+    from chadavit.data.normalize import integer_range
+
+    if plane.dtype.kind in "ui":
+        return (plane.astype(np.float32) / integer_range(plane, plane.dtype)).astype(np.float32)
+    return plane.astype(np.float32)
 
 
 def ome_tiff_channel_names(path: Path, count: int) -> list[str] | None:
@@ -180,8 +202,11 @@ class ImageFiles:
             detail = ", ".join(f"{n}: {p.shape[0]}x{p.shape[1]}" for n, p in zip(names, planes))
             raise ImageReadError(f"image {self.image_id}: channel files differ in size ({detail})")
         dtypes = {p.dtype for p in planes}
-        stack = np.stack([p.astype(np.float32) for p in planes]) if len(dtypes) > 1 else np.stack(planes)
-        return stack, names
+        if len(dtypes) > 1:  # e.g. uint8 and uint16 channel files: each scaled by its own range before stacking
+            log.warning("image %s: channel files of different types (%s); each plane is scaled by its own integer "
+                        "range to float32 in [0, 1]", utf8(self.image_id), ", ".join(sorted(map(str, dtypes))))
+            return np.stack([scale_to_unit(p) for p in planes]), names
+        return np.stack(planes), names
 
 
 _FIELD = re.compile(r"\{(\w+)(?::((?:[^{}]|\{\d*,?\d*\})+))?\}")
@@ -225,6 +250,7 @@ class PatternGrouping:
     images: list[ImageFiles]
     unmatched: list[Path]
     n_files: int
+    unreadable: list[Unreadable] = field(default_factory=list)  # folders/files that could not be listed
 
     @property
     def n_used(self) -> int:
@@ -234,7 +260,9 @@ class PatternGrouping:
         """The one-line account: N files, M images, K unused (with the first unused names)."""
         line = f"{self.n_files} file(s), {len(self.images)} image(s), {len(self.unmatched)} file(s) unused"
         if self.unmatched:
-            line += f" (not matching the pattern: {_names(self.unmatched, Path(root) if root else None)})"
+            line += f" (not matching the pattern: {utf8(_names(self.unmatched, Path(root) if root else None))})"
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} folder(s) or file(s) could not be read: {self.unreadable[0].message}"
         return line
 
 
@@ -276,9 +304,8 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
     example: dict[Path, tuple[dict[str, str], dict[str, str]]] = {}
     unmatched: list[Path] = []
     n_files = 0
-    for f in sorted(root.rglob("*") if recursive else root.iterdir()):
-        if not f.is_file():
-            continue
+    unreadable: list[Unreadable] = []
+    for f in walk_files(root, recursive, unreadable):
         m = rx.match(f.name)
         if not m:
             if f.suffix.lower() in IMAGE_SUFFIXES:
@@ -319,7 +346,7 @@ def group_pattern_files(folder: str | Path, pattern: str, recursive: bool = True
                           for i, c, a, b in duplicates[:SHOW_NAMES])
         raise PatternError(f"{root}: pattern {pattern!r} gives {len(duplicates)} file(s) a channel another file "
                            f"already has: {shown}. Add the field that tells them apart to the pattern")
-    return PatternGrouping([images[k] for k in sorted(images)], unmatched, n_files)
+    return PatternGrouping([images[k] for k in sorted(images)], unmatched, n_files, unreadable)
 
 
 def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True) -> list[ImageFiles]:
@@ -327,10 +354,65 @@ def group_channel_files(folder: str | Path, pattern: str, recursive: bool = True
     return group_pattern_files(folder, pattern, recursive).images
 
 
-def list_image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Every readable image file under ``folder`` (multi-channel-file mode), sorted."""
+def list_image_files(folder: str | Path, recursive: bool = True,
+                     problems: list[Unreadable] | None = None) -> list[Path]:
+    """Every image file under ``folder`` (multi-channel-file mode), sorted; see :func:`walk_files` for ``problems``."""
     root = Path(folder)
     if not root.is_dir():
         raise ImageReadError(f"{root}: folder not found")
-    it = root.rglob("*") if recursive else root.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in walk_files(root, recursive, problems) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def utf8(text: str) -> str:
+    """``text`` made valid UTF-8: bytes of a file name that are not (kept by Python as surrogates) become ``\\xNN``.
+
+    Lossless and visible, so such a name can be stored in Parquet, CSV and printed, where it used to crash.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class Unreadable:
+    """A folder or file that could not be listed or examined: reported, never silently dropped."""
+
+    path: str
+    message: str
+
+
+def walk_files(root: Path, recursive: bool = True, problems: list[Unreadable] | None = None) -> list[Path]:
+    """Every regular file under ``root`` (symlinked folders not followed), sorted.
+
+    A sub-folder that cannot be listed (permissions, I/O error) or an entry that cannot be examined is
+    appended to ``problems``; with ``problems=None`` it is logged as a warning. Either way it is never
+    silently skipped.
+    """
+    found: list[Unreadable] = []
+
+    def report(path: str | os.PathLike[str] | None, exc: OSError, what: str) -> None:
+        found.append(Unreadable(utf8(str(path if path is not None else root)),
+                                f"{utf8(str(path))}: {what} ({exc.strerror or type(exc).__name__})"))
+
+    files: list[Path] = []
+    if recursive:
+        def onerror(exc: OSError) -> None:
+            report(exc.filename, exc, "cannot list this folder; its images are not included")
+
+        for dirpath, _, names in os.walk(root, onerror=onerror):
+            files += [Path(dirpath) / n for n in names]
+    else:
+        try:
+            files = list(root.iterdir())
+        except OSError as exc:
+            report(root, exc, "cannot list this folder")
+    out = []
+    for f in files:
+        try:
+            if f.is_file():
+                out.append(f)
+        except OSError as exc:
+            report(f, exc, "cannot examine this file")
+    if problems is not None:
+        problems.extend(found)
+    for p in found if problems is None else ():
+        log.warning("%s", p.message)
+    return sorted(out)

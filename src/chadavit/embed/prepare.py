@@ -165,7 +165,7 @@ class ImagePreparer:
         if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
             crops = [crops[i] for i in keep]
-        st = plane_stats(names, c, self.normalization_stats) if self.normalize == "dataset" else None
+        st = plane_stats(names, c, self.normalization_stats, arr.dtype) if self.normalize == "dataset" else None
         field_ = normalize_planes(arr, self.normalize, stats=st).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())

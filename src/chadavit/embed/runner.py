@@ -27,6 +27,7 @@ from chadavit.embed.output import WEIGHTS_KEY, EmbedError, RunStore, lock_output
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
+from chadavit.data.readers import utf8
 from chadavit.embed.sources import ImageRecord, open_source
 
 __all__ = ["CROP_MODES", "EmbedConfig", "EmbedResult", "Embedder", "run_embed"]
@@ -146,8 +147,8 @@ class Embedder:
         if isinstance(p, Prepared):
             p.failed = True
             index = p.index
-        msg = str(exc) if rec.image_id in str(exc) or any(s in str(exc) for s in rec.sources) else \
-            f"{rec.image_id}: {exc}"
+        text = utf8(str(exc))  # the same escapes as the record's id and sources
+        msg = text if rec.image_id in text or any(s in text for s in rec.sources) else f"{rec.image_id}: {text}"
         self.errors.append({"image_id": rec.image_id, "image_index": index, "level": "error", "stage": stage,
                             "error": type(exc).__name__, "message": msg, "sources": ";".join(rec.sources)})
         log.warning("skipping %s (%s)", rec.image_id, msg)

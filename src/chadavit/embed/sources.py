@@ -38,10 +38,12 @@ from chadavit.data.readers import (
     IMAGE_SUFFIXES,
     ImageFiles,
     ImageReadError,
+    Unreadable,
     group_pattern_files,
     list_image_files,
     ome_tiff_channel_names,  # noqa: F401 - re-exported: callers import it from here
     read_image_with_names,
+    utf8,
 )
 from chadavit.errors import ChadavitError
 
@@ -70,6 +72,23 @@ class ImageRecord:
     read: Reader
     channel_names: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # file names that are not UTF-8 (kept by Python as surrogates) would crash Parquet and CSV writes
+        self.image_id = utf8(self.image_id)
+        self.sources = tuple(utf8(str(s)) for s in self.sources)
+        self.metadata = {k: utf8(v) if isinstance(v, str) else v for k, v in self.metadata.items()}
+
+
+def unreadable_records(problems: Sequence[Unreadable]) -> list[ImageRecord]:
+    """One record per folder or file the listing could not read: it fails as an error row, it does not vanish."""
+    records: dict[str, ImageRecord] = {}
+    for p in problems:
+        def read(names: Sequence[str] | None, message: str = p.message) -> tuple[np.ndarray, list[str]]:
+            raise ImageReadError(message)
+
+        records.setdefault(p.path, ImageRecord(image_id=p.path, sources=(p.path,), read=read))
+    return list(records.values())
 
 
 def natural_key(s: str) -> list[Any]:
@@ -187,6 +206,8 @@ def pattern_source(folder: str | Path, pattern: str, recursive: bool = True) -> 
         raise SourceError(f"{folder}: no file matches the pattern {pattern!r} ({grouping.summary(folder)})")
     log.log(logging.WARNING if grouping.unmatched else logging.INFO, "--pattern %s: %s", pattern,
             grouping.summary(folder))
+    for p in grouping.unreadable:
+        log.warning("%s", p.message)
     channels = sorted({c for g in groups for c in g.channels}, key=natural_key)
     records = []
     for g in groups:
@@ -198,7 +219,7 @@ def pattern_source(folder: str | Path, pattern: str, recursive: bool = True) -> 
             channel_names=list(channels),
             metadata=fields_to_metadata(dict(g.key), first.name),
         ))
-    return _unique(records, str(folder))
+    return _unique(records + unreadable_records(grouping.unreadable), str(folder))
 
 
 def _field_reader(fld: Field) -> Reader:
@@ -216,14 +237,19 @@ def files_source(path: str | Path, recursive: bool = True) -> list[ImageRecord]:
     with channel names from the file's metadata (:mod:`chadavit.data.formats`).
     """
     p = Path(path)
+    problems: list[Unreadable] = []
     if p.is_file():
         files, root = [p], p.parent
     else:
         try:
-            files, root = sorted(set(list_image_files(p, recursive=recursive))
-                                 | set(list_microscope_files(p, recursive=recursive))), p
+            files, root = sorted(set(list_image_files(p, recursive=recursive, problems=problems))
+                                 | set(list_microscope_files(p, recursive=recursive, problems=problems))), p
         except ImageReadError as exc:
             raise SourceError(str(exc)) from exc
+    for problem in {u.path: u for u in problems}.values():
+        log.warning("%s", problem.message)
+    if not files and problems:
+        raise SourceError(f"{p}: no image file could be listed; {problems[0].message}")
     if not files:
         raise SourceError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES + VENDOR_SUFFIXES)}) found")
     records = []
@@ -239,7 +265,7 @@ def files_source(path: str | Path, recursive: bool = True) -> list[ImageRecord]:
             continue
         records.append(ImageRecord(image_id=image_id, sources=(str(f),), read=_multichannel_reader(f),
                                    metadata=fields_to_metadata({}, f.name)))
-    return _unique(records, str(p))
+    return _unique(records + unreadable_records(problems), str(p))
 
 
 _ID_COLUMNS = ("image_id", "Metadata_ImageId", "ImageId", "ImageID")
@@ -394,7 +420,11 @@ def detect_format(path: str | Path, pattern: str | None = None) -> str:
         return "ome-zarr"
     if pattern:
         return "pattern"
-    if any(is_ome_zarr(c) for c in p.iterdir()) and not any(c.suffix.lower() in IMAGE_SUFFIXES for c in p.iterdir()):
+    try:
+        children = list(p.iterdir())
+    except OSError as exc:
+        raise SourceError(f"{utf8(str(p))}: cannot list this folder ({exc.strerror or exc})") from exc
+    if any(is_ome_zarr(c) for c in children) and not any(c.suffix.lower() in IMAGE_SUFFIXES for c in children):
         return "ome-zarr"
     return "files"
 
