@@ -48,14 +48,8 @@ def import_folder(src: Path, out: Path, pattern: str | None = None, multichannel
                   imaging_method: str = "") -> tuple[int, list[str]]:
     """Import ``src`` into the dataset ``out``; returns (images added, error messages of skipped files)."""
     from chadavit.data.dataset import DatasetError, DatasetWriter
-    from chadavit.data.readers import (
-        ImageReadError,
-        Unreadable,
-        group_pattern_files,
-        list_image_files,
-        read_image_with_names,
-        utf8,
-    )
+    from chadavit.data.listing import Unreadable, utf8
+    from chadavit.data.readers import ImageReadError, group_pattern_files, list_image_files, read_image_with_names
 
     channel_map = channel_map or {}
     source = source or src.name

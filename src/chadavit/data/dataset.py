@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.atomic import write_atomic, write_text_atomic
-from chadavit.data.readers import utf8
+from chadavit.data.listing import utf8
 from chadavit.errors import ChadavitError
 from chadavit.locks import lock_folder, remove_stale_temps
 

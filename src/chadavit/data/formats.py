@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chadavit.data.readers import ImageReadError, Unreadable, to_model_dtype, walk_files
+from chadavit.data.listing import Unreadable, walk_files
+from chadavit.data.readers import ImageReadError, to_model_dtype
 from chadavit.errors import ChadavitError
 
 # suffix -> the bioio plugin that reads it

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from chadavit.version import __version__
 from chadavit.errors import ChadavitError
 from chadavit.retry import RetryPolicy
+from chadavit.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
+from chadavit.data.crops import extract
+from chadavit.data.listing import utf8
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
-from chadavit.data.crops import extract
 from chadavit.embed.output import WEIGHTS_KEY, EmbedError, RunStore, lock_output, rows_to_table, write_h5ad
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
-from chadavit.data.readers import utf8
 from chadavit.embed.sources import ImageRecord, open_source
 
 __all__ = ["CROP_MODES", "EmbedConfig", "EmbedResult", "Embedder", "run_embed"]

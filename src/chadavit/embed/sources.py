@@ -34,16 +34,15 @@ from chadavit.data.formats import (
     uses_bioio,
 )
 from chadavit.data.guess_pattern import channel_grouping_hint
+from chadavit.data.listing import Unreadable, utf8
 from chadavit.data.readers import (
     IMAGE_SUFFIXES,
     ImageFiles,
     ImageReadError,
-    Unreadable,
     group_pattern_files,
     list_image_files,
     ome_tiff_channel_names,  # noqa: F401 - re-exported: callers import it from here
     read_image_with_names,
-    utf8,
 )
 from chadavit.errors import ChadavitError
 
