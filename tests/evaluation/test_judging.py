@@ -47,6 +47,7 @@ def test_outlier_rule_needs_a_clear_gap() -> None:
     assert outlier_seeds([0, 1, 2, 3, 4], [0.5, 0.52, 0.48, 0.51, 0.49], "r2") == ""
     assert outlier_seeds([0, 1, 2, 3, 4], [50, 52, 48, 51, 10], "top1") == "seed 4: 10.000"
     assert outlier_seeds([0, 1], [0.5, -9.0], "r2") == ""  # two seeds cannot say which one is odd
+    assert outlier_seeds([0, 1, 2, 3, 4], [5e6, 5.1e6, 4.9e6, 5e6, 9e7], "mse") == ""  # unbounded: no floor
 
 
 def test_every_loss_is_said_task_by_task_and_eval_says_worse_than_its_own_random_init() -> None:

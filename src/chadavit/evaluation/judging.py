@@ -35,9 +35,10 @@ def score_column(summary: pd.DataFrame) -> str:
 
 
 def outlier_seeds(seeds: Sequence[int], values: Sequence[float], metric: str) -> str:
-    """``"seed 3: -7.540"`` for every seed far from the others (see ``OUTLIER_*``); empty when none or < 3 seeds."""
+    """``"seed 3: -7.540"`` for every seed far from the others (see ``OUTLIER_*``); empty when none, with fewer
+    than 3 seeds, or for an unbounded metric (MSE, MAE, counts), whose units give no common floor."""
     v = np.asarray(values, np.float64)
-    if len(v) < 3 or not np.isfinite(v).all():
+    if len(v) < 3 or not np.isfinite(v).all() or metric in LOWER_IS_BETTER or metric.startswith("n_"):
         return ""
     med = float(np.median(v))
     mad = 1.4826 * float(np.median(np.abs(v - med)))
@@ -54,11 +55,15 @@ def seed_stats(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "task", "metric", "median", "outliers"])
 
 
-def outlier_notes(summary: pd.DataFrame) -> list[str]:
-    """Markdown bullet lines, one per (model, task, metric) with outlier seeds."""
+def outlier_notes(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = None) -> list[str]:
+    """Markdown bullet lines, one per (model, task, metric) with outlier seeds (primary metrics only when
+    ``primaries`` is given)."""
     if "outliers" not in summary.columns:
         return []
     rows = summary[summary["outliers"].fillna("").astype(str) != ""]
+    if primaries is not None:
+        keep = {(t, m) for t, ms in primaries.items() for m in ms}
+        rows = rows[[(t, m) in keep for t, m in zip(rows["task"], rows["metric"])]]
     return [f"- † {r.model} / {r.task} ({r.metric}): {r.outliers} (median {r.median:.3f}, mean {r.mean:.3f})"
             for r in rows.itertuples(index=False)]
 

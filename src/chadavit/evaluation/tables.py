@@ -90,7 +90,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     if meta.get("models"):
         md += ["Models: " + ", ".join(f"`{label}` (`{spec}`)" for label, spec in meta["models"]), ""]
     md += ["## Main table", "", to_markdown(main) if len(main.columns) else "(no results)", ""]
-    notes = outlier_notes(summary)
+    notes = outlier_notes(summary, primaries)
     if notes:
         md += ["† Outlier seeds (far from the other seeds; the median above is not moved by them):", ""]
         md += notes + [""]
