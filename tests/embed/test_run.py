@@ -82,7 +82,8 @@ def test_output_schema_h5ad_and_attention(shared_dir: Path, tmp_path: Path, tiny
                 "Metadata_CropX1"):
         assert col in names
     d = tiny_model.config.embed_dim
-    assert names[len(meta):] == [f"cls_{j}" for j in range(d)] + [f"meanpatch_{j}" for j in range(d)]
+    assert names[len(meta):] == [f"cls_{j}" for j in range(d)] + [f"meanpatch_{j}" for j in range(d)] + [
+        f"chan_{c}_{j}" for c in ("DNA", "PH3", "Cell") for j in range(d)]
     assert str(table.schema.field("cls_0").type) == "float"
     assert str(table.schema.field("Metadata_CropY0").type) == "int64"
     df = table.to_pandas()
@@ -96,6 +97,7 @@ def test_output_schema_h5ad_and_attention(shared_dir: Path, tmp_path: Path, tiny
     anndata = pytest.importorskip("anndata", reason="anndata (optional) not installed")
     ad = anndata.read_h5ad(res.h5ad_path)
     assert ad.shape == (16, d) and np.allclose(ad.obsm["X_meanpatch"], features(df, "meanpatch"))
+    assert np.allclose(ad.obsm["X_chan_PH3"], df[[f"chan_PH3_{j}" for j in range(d)]].to_numpy())
     assert list(ad.obs["Metadata_Well"].astype(str).unique()) == ["D03"]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chadavit.evaluation.real import measure as M
-from chadavit.evaluation.real.sources import BUILDERS, human_mitosis
+from chadavit.evaluation.real.sources import BUILDERS, human_mitosis, vitra_translocation
 from chadavit.evaluation.real.store import BUNDLED, get_cellset, load_cellset, load_real, save_cellsets
 from chadavit.evaluation.splits import grouped_split_indices
 from chadavit.evaluation.suite import load_suite
@@ -70,6 +70,24 @@ def test_pearson_intensity_and_positive_calls():
     assert M.spatial_block(0, 0, 100, 100, 4) == 0 and M.spatial_block(99, 99, 100, 100, 4) == 15
 
 
+def test_nuclear_cytoplasmic_ratio_on_a_field_with_known_answer():
+    """Three cells: protein 4x brighter in the nucleus, even, and 2x brighter in the cytoplasm; the rings of
+    two touching cells do not share pixels."""
+    shape = (60, 140)
+    labels = np.zeros(shape, np.int32)
+    protein = np.full(shape, 1.0)
+    for k, (cx, nuc, cyt) in enumerate([(20, 40.0, 10.0), (60, 10.0, 10.0), (78, 10.0, 20.0)], start=1):
+        ring = _disk(shape, 30, cx, 12)
+        protein[ring & (labels == 0)] = cyt
+        nucleus = _disk(shape, 30, cx, 6)
+        labels[nucleus] = k
+        protein[nucleus] = nuc
+    r = M.nuclear_cytoplasmic_ratio(protein, labels, ring=4)
+    assert r[0] == pytest.approx(4.0) and r[1] == pytest.approx(1.0, abs=0.15) and r[2] == pytest.approx(0.5, abs=0.1)
+    assert np.isnan(M.nuclear_cytoplasmic_ratio(np.zeros(shape), labels, ring=4)).all()  # dark cytoplasm: no ratio
+    assert M.nuclear_cytoplasmic_ratio(protein, np.zeros(shape, np.int32)).shape == (0,)
+
+
 def _fake_human(root: Path) -> tuple[list[tuple[int, int]], list[bool]]:
     """An ExampleHuman-like field: 12 nuclei, PH3 bright in 3 of them."""
     import tifffile
@@ -110,7 +128,7 @@ def test_mitosis_targets_on_a_field_with_known_answer(tmp_path: Path):
 # ---------------------------------------------------------------------------------------------- bundled copy
 def test_bundled_copy_serves_every_task_without_shared(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("CHADAVIT_CACHE", str(tmp_path / "cache"))
-    assert BUNDLED.is_file() and BUNDLED.stat().st_size < 7e6
+    assert BUNDLED.is_file() and BUNDLED.stat().st_size < 9e6  # 8.5 MB: 6 tasks, 1,617 crops of 64x64
     assert (BUNDLED.parent / "REAL_CELLS_LICENSES.txt").is_file()
     for task in BUILDERS:
         d = load_real(task, shared=str(tmp_path / "absent"))
@@ -143,6 +161,23 @@ def test_rebuild_from_shared_matches_the_bundled_copy(shared_dir: Path, monkeypa
     assert np.array_equal(built.crops, bundled.crops)
     assert np.array_equal(built.targets["mitotic"], bundled.targets["mitotic"])
     assert 0.01 < built.targets["mitotic"].mean() < 0.2  # mitotic cells are a small minority
+
+
+def test_translocation_rebuild_matches_the_bundled_copy(shared_dir: Path):
+    data = shared_dir / "data"
+    if not (data / "cellprofiler_examples" / "ExampleVitraImages").is_dir():
+        pytest.skip(f"ExampleVitraImages not found under {data}")
+    built = vitra_translocation(data, 64)
+    bundled = load_cellset(BUNDLED, "vitra_translocation")
+    assert bundled is not None and bundled.channels == ("DNA", "protein")
+    assert np.array_equal(built.crops, bundled.crops) and np.array_equal(built.groups, bundled.groups)
+    np.testing.assert_allclose(built.targets["nc_ratio"], bundled.targets["nc_ratio"])
+    r = built.targets["nc_ratio"]
+    wells = np.array([g.split("/")[0] for g in built.groups])
+    assert len(r) == 600 and len(set(built.groups)) >= 20 and set(wells) == {"vitra01-A-01", "vitra12-A-12"}
+    # the two wells are the two ends of the dose series: protein mostly nuclear in one, not in the other
+    medians = sorted(float(np.median(r[wells == w])) for w in set(wells))
+    assert medians[0] < 1.1 < 1.5 < medians[1]
 
 
 def test_real_suite_end_to_end_with_baselines_and_a_clear_skip(tmp_path: Path, monkeypatch, capsys):

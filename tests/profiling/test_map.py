@@ -83,3 +83,12 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "copairs.map", None)  # import of a None entry raises ImportError
     with pytest.raises(ProfileError, match=r"pip install 'chadavit\[profiling\]'"):
         map_scores(profiles(), BY, null_size=10)
+
+
+def test_feature_columns_chan_prefix_takes_every_per_channel_block():
+    from chadavit.profiling.prepare import feature_columns
+
+    df = pd.DataFrame(columns=["Metadata_Well", "cls_0", "cls_1", "chan_DNA_0", "chan_DNA_1", "chan_my_stain_0",
+                               "meanpatch_0"])
+    assert feature_columns(df, "chan") == ["chan_DNA_0", "chan_DNA_1", "chan_my_stain_0"]
+    assert feature_columns(df, "cls") == ["cls_0", "cls_1"]

@@ -72,7 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--max-crops-per-image", type=int, help="keep at most N crops per image (evenly spread)")
     g.add_argument("--per-image", action="store_true", help="one row per image: features averaged over its crops")
     g = p.add_argument_group("output")
-    g.add_argument("--h5ad", help="also write AnnData (needs anndata): X = CLS, obsm X_cls / X_meanpatch")
+    g.add_argument("--features",
+                   help="feature columns, comma-separated: cls (cls_<j>), meanpatch (meanpatch_<j>), per_channel "
+                        "(chan_<channel>_<j>: the mean patch token of each channel); default "
+                        "cls,meanpatch,per_channel (chadavit.embed.config.DEFAULT_FEATURES)")
+    g.add_argument("--h5ad", help="also write AnnData (needs anndata): X = CLS, obsm X_cls / X_meanpatch / "
+                   "X_chan_<name>")
     g.add_argument("--save-attention", type=int, default=0, metavar="N",
                    help="write per-channel attention PNGs for the first N images")
     g.add_argument("--attention-images", help="comma-separated image ids to write attention PNGs for")
@@ -121,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
         recursive=args.recursive, channels=args.channels, channel_map=args.channel_map,
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
-        max_crops_per_image=args.max_crops_per_image, per_image=args.per_image, normalize=args.normalize,
+        max_crops_per_image=args.max_crops_per_image, per_image=args.per_image,
+        **({"features": args.features} if args.features else {}),
+        normalize=args.normalize,
         num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size,
         workers=args.workers,
         device=args.device, precision=args.precision, part_size=args.part_size, h5ad=args.h5ad,

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--moa", help="MoA column: also report MoA retrieval (same MoA, different compound)")
     p.add_argument("--platemap", help="CSV joined on Metadata_Well (and Metadata_Plate if it has one) to add "
                    "treatment/MoA columns")
-    p.add_argument("--features", default="cls", help="feature prefix (cls, meanpatch; default cls)")
+    p.add_argument("--features", default="cls", help="feature prefix (cls, meanpatch, chan = every per-channel "
+                   "column; default cls)")
     p.add_argument("--plate-col", default="Metadata_Plate", help="normalise within each value of this column")
     p.add_argument("--method", default="standardize", choices=("standardize", "robustize", "mad_robustize"),
                    help="pycytominer normalisation method (default standardize)")

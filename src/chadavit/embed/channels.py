@@ -87,12 +87,9 @@ class ChannelSpec:
 
 def vocabulary_of(model_config: object) -> set[str] | None:
     """The channel names an identity-embedding model knows, or ``None`` for slot (positional) models."""
-    if getattr(model_config, "channel_embedding", "slot") != "identity":
-        return None
-    vocab = getattr(model_config, "channel_vocab", None) or ()
-    if isinstance(vocab, Mapping):
-        return {str(k) for k in vocab}
-    return {str(v) for v in vocab}
+    from chadavit.models.config import channel_vocabulary
+
+    return channel_vocabulary(model_config)
 
 
 class VocabularyChecker:

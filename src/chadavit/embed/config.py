@@ -9,6 +9,9 @@ from typing import Any
 from chadavit.sharding import parse_shard
 
 CROP_MODES = ("grid", "nuclei", "full")
+# feature blocks a run can write: cls_<j>, meanpatch_<j>, chan_<name>_<j> (the mean patch token of each channel)
+FEATURE_BLOCKS = ("cls", "meanpatch", "per_channel")
+DEFAULT_FEATURES = ("cls", "meanpatch", "per_channel")  # why: docs/embed.md, "Which columns"
 # metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
 RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
                                "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
@@ -35,6 +38,7 @@ class EmbedConfig:
     min_nucleus_area: int = 30
     max_crops_per_image: int | None = None
     per_image: bool = False
+    features: str | tuple[str, ...] = DEFAULT_FEATURES  # any of FEATURE_BLOCKS ("cls,per_channel" on the CLI)
     normalize: str | None = None
     num_heads: int | None = None  # official checkpoints only (None: the default, said in the log)
     final_norm_eps: float | None = None
@@ -62,6 +66,8 @@ class EmbedConfig:
                 "normalize", "num_heads", "final_norm_eps", "seed", "precision")
         d = asdict(self)
         out = {k: d[k] for k in keys}
+        if self.feature_blocks != DEFAULT_FEATURES:  # runs with the default columns resume as before
+            out["features"] = ",".join(self.feature_blocks)
         out["input"] = str(Path(self.input).resolve())
         if isinstance(out["channels"], list):
             out["channels"] = ",".join(out["channels"])
@@ -70,6 +76,12 @@ class EmbedConfig:
         if parse_shard(self.shard)[1] > 1:  # each shard resumes only itself
             out["shard"] = "{}/{}".format(*parse_shard(self.shard))
         return out
+
+    @property
+    def feature_blocks(self) -> tuple[str, ...]:
+        """``features`` as a tuple (a comma-separated string is split)."""
+        f = self.features
+        return tuple(x.strip() for x in f.split(",") if x.strip()) if isinstance(f, str) else tuple(f)
 
 
 @dataclass
@@ -104,6 +116,10 @@ def validate_options(cfg: EmbedConfig) -> None:
     from chadavit.embed.output import EmbedError
 
     problems = []
+    bad = [f for f in cfg.feature_blocks if f not in FEATURE_BLOCKS]
+    if bad or not cfg.feature_blocks:
+        problems.append(f"--features must be a comma-separated list of {', '.join(FEATURE_BLOCKS)}, "
+                        f"got {','.join(cfg.feature_blocks) or 'nothing'}")
     if cfg.crops not in CROP_MODES:
         problems.append(f"--crops must be one of {', '.join(CROP_MODES)}, got {cfg.crops!r}")
     if cfg.normalize is not None and cfg.normalize not in NORMALIZATION_METHODS:

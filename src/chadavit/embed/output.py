@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,9 @@ import pyarrow.parquet as pq
 from chadavit.atomic import replace_synced
 from chadavit.errors import ChadavitError
 from chadavit.locks import WriteLock, lock_file, remove_stale_temps
+
+if TYPE_CHECKING:
+    from chadavit.models.output import EncoderOutput
 
 DONE_KEY = b"chadavit.embed.done"
 SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when assembled
@@ -85,6 +88,25 @@ def lock_output(out: Path, *others: str | os.PathLike[str] | None) -> WriteLock:
         if other:
             remove_stale_temps(Path(other).parent, [Path(other).name])
     return lock
+
+
+def channel_means(out: EncoderOutput, names: tuple[tuple[str, ...], ...] | None) -> list[dict[str, np.ndarray]]:
+    """``{channel name: (D,)}`` per image: the mean patch token of each channel (columns ``chan_<name>_<j>``)."""
+    if getattr(out, "channel_names", None) is None:
+        out.channel_names = names
+    return [{k: v.float().cpu().numpy() for k, v in d.items()} for d in out.per_channel_by_name()]
+
+
+def stack_blocks(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Row blocks of several images as one matrix per block; a block an image lacks (a channel it does not
+    have) is NaN in its rows."""
+    keys = list(dict.fromkeys(k for f in parts for k in f))
+    out = {}
+    for k in keys:
+        dim = next(f[k].shape[1] for f in parts if k in f)
+        out[k] = np.concatenate([f[k] if k in f else np.full((len(next(iter(f.values()))), dim), np.nan, np.float32)
+                                 for f in parts])
+    return out
 
 
 class RunStore:
@@ -236,7 +258,8 @@ class RunStore:
 def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLike[str]) -> Path:
     """Write the embeddings as AnnData.
 
-    ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obs`` = the metadata columns.
+    ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obsm['X_chan_<name>']`` (one per channel),
+    ``obs`` = the metadata columns.
     """
     try:
         import anndata as ad
@@ -251,8 +274,9 @@ def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLik
         if not pd.api.types.is_numeric_dtype(meta[c]):
             meta[c] = meta[c].astype("category")
     obsm = {}
-    for prefix in ("cls", "meanpatch"):
-        cols = [c for c in df.columns if c.startswith(f"{prefix}_")]
+    chans = dict.fromkeys(c.rsplit("_", 1)[0] for c in df.columns if c.startswith("chan_"))
+    for prefix in ("cls", "meanpatch", *chans):
+        cols = [c for c in df.columns if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit()]
         if cols:
             obsm[f"X_{prefix}"] = df[cols].to_numpy(np.float32)
     x = obsm.get("X_cls", next(iter(obsm.values()), np.zeros((len(df), 0), np.float32)))

@@ -37,6 +37,7 @@ class Prepared:
     attention: bool = False
     cls: list[np.ndarray | None] = field(default_factory=list)
     meanpatch: list[np.ndarray | None] = field(default_factory=list)
+    per_channel: list[dict[str, np.ndarray] | None] = field(default_factory=list)  # {channel name: (D,)} per crop
     remaining: int = 0
     failed: bool = False
     warnings: list[str] = field(default_factory=list)  # kept in OUT.errors.csv with level "warning"
@@ -169,4 +170,5 @@ class ImagePreparer:
         field_ = normalize_planes(arr, self.normalize, stats=st).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
-        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, n, warnings=warnings)
+        return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, [None] * n, n,
+                        warnings=warnings)

@@ -24,7 +24,16 @@ from chadavit.data.crops import extract
 from chadavit.data.listing import utf8
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
-from chadavit.embed.output import WEIGHTS_KEY, EmbedError, RunStore, lock_output, rows_to_table, write_h5ad
+from chadavit.embed.output import (
+    WEIGHTS_KEY,
+    EmbedError,
+    RunStore,
+    channel_means,
+    lock_output,
+    rows_to_table,
+    stack_blocks,
+    write_h5ad,
+)
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
@@ -114,8 +123,11 @@ class Embedder:
         out = self.model(batch, return_attention=True) if want_att else self.model(batch)
         cls = out.cls.float().cpu().numpy()
         mp = torch.stack([t.float().mean(dim=(0, 1, 2)) for t in out.patch_tokens]).cpu().numpy()
+        per_channel = channel_means(out, batch.channel_names) if "per_channel" in self.cfg.feature_blocks else None
         for j, (p, k) in enumerate(items):
             p.cls[k], p.meanpatch[k] = cls[j], mp[j]
+            if per_channel is not None:
+                p.per_channel[k] = per_channel[j]
             p.remaining -= 1
             if want_att and p.attention and k < self.cfg.attention_crops and out.attentions is not None:
                 from chadavit.embed.attention import save_attention
@@ -166,16 +178,17 @@ class Embedder:
         base = {"ImageId": rec.image_id, "ImageIndex": p.index, **meta,
                 "Channels": ",".join(p.names), "SourceChannels": ",".join(p.source_names),
                 "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": self.cfg.crops}
-        cls = np.stack(p.cls)
-        mp = np.stack(p.meanpatch)
+        feats = {"cls": np.stack(p.cls), "meanpatch": np.stack(p.meanpatch)}
+        if "per_channel" in self.cfg.feature_blocks:
+            feats |= {f"chan_{name}": np.stack([d[name] for d in p.per_channel]) for name in p.per_channel[0]}
+        feats = {k: v for k, v in feats.items() if k in self.cfg.feature_blocks or k.startswith("chan_")}
         if self.cfg.per_image:
-            return [{**base, "NumCrops": len(p.crops)}], {"cls": cls.mean(0, keepdims=True),
-                                                          "meanpatch": mp.mean(0, keepdims=True)}
+            return [{**base, "NumCrops": len(p.crops)}], {k: v.mean(0, keepdims=True) for k, v in feats.items()}
         rows = []
         for k, c in enumerate(p.crops):
             rows.append({**base, "CropIndex": k, "CropY0": c.y0, "CropX0": c.x0, "CropY1": c.y1, "CropX1": c.x1,
                          **dict(c.meta)})
-        return rows, {"cls": cls, "meanpatch": mp}
+        return rows, feats
 
     def _check_channel_options(self, records: list[ImageRecord]) -> None:
         """Catch typos before any pixel is read, when the inputs name their channels up front."""
@@ -291,13 +304,12 @@ class Embedder:
                 return
             last_commit = time.monotonic()
             rows: list[dict[str, Any]] = []
-            feats: dict[str, list[np.ndarray]] = {"cls": [], "meanpatch": []}
+            feats: list[dict[str, np.ndarray]] = []
             for p in finished:
                 r, f = self._rows(p)
                 rows.extend(r)
-                for k in feats:
-                    feats[k].append(f[k])
-            table = rows_to_table(rows, {k: np.concatenate(v) for k, v in feats.items()}) if rows else None
+                feats.append(f)
+            table = rows_to_table(rows, stack_blocks(feats)) if rows else None
             self.store.commit(table, [p.record.image_id for p in finished] + empty)
             finished.clear()
             empty.clear()

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import pandas as pd
 
 from chadavit.evaluation.features import LoadedModel, load_model_spec, weights_hash
+from chadavit.evaluation.judging import LOWER_IS_BETTER, score_column
+from chadavit.evaluation.judging import scale as _scale
 
 log = logging.getLogger(__name__)
 FIXED_BASELINES = ("raw_pixels", "handcrafted")
-LOWER_IS_BETTER = {"mse", "mae"}
 
 
 def is_untrained(lm: LoadedModel) -> bool:
@@ -81,30 +82,32 @@ def add_baselines(models: Sequence[LoadedModel], device: str = "cpu",
 
 # ---------------------------------------------------------------------------------------------- gaps and verdicts
 def gap_table(summary: pd.DataFrame, primaries: dict[str, list[str]], baselines: Sequence[str]) -> pd.DataFrame:
-    """Per (model, task): the model's primary-metric mean, the best baseline and its score, and the gap.
+    """Per (model, task): the model's primary-metric score (median over seeds, :func:`judging.score_column`),
+    the best baseline and its score, and the gap.
 
     ``gap`` is model minus best baseline, signed so that positive always means better (MSE/MAE flipped);
     ``gap_unit`` puts percentages on 0-1 (divided by 100) so tasks can be averaged with R².
     """
     rows = []
     base = set(baselines)
+    col = score_column(summary)
     for task, metrics in primaries.items():
         if not metrics:
             continue
         metric = metrics[0]
         sub = summary[(summary["task"] == task) & (summary["metric"] == metric)]
-        bsub = sub[sub["model"].isin(base)].dropna(subset=["mean"])
+        bsub = sub[sub["model"].isin(base)].dropna(subset=[col])
         if bsub.empty:
             continue
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        best = bsub.loc[(sign * bsub["mean"]).idxmax()]
+        best = bsub.loc[(sign * bsub[col]).idxmax()]
         scale = _scale(metric)
-        for r in sub.itertuples(index=False):
-            if r.model in base:
+        for r in sub.to_dict("records"):
+            if r["model"] in base:
                 continue
-            gap = sign * (float(r.mean) - float(best["mean"]))
-            rows.append({"model": r.model, "task": task, "metric": metric, "score": float(r.mean),
-                         "best_baseline": str(best["model"]), "baseline_score": float(best["mean"]),
+            gap = sign * (float(r[col]) - float(best[col]))
+            rows.append({"model": r["model"], "task": task, "metric": metric, "score": float(r[col]),
+                         "best_baseline": str(best["model"]), "baseline_score": float(best[col]),
                          "gap": gap, "gap_unit": gap / scale})
     return pd.DataFrame(rows, columns=["model", "task", "metric", "score", "best_baseline", "baseline_score", "gap",
                                        "gap_unit"])
@@ -128,18 +131,15 @@ def verdicts(gaps: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric in ("top1", "macro_f1", "nsc", "nscb") or metric.startswith("top1@") else 1.0
-
-
 def mean_scores(summary: pd.DataFrame, primaries: dict[str, list[str]]) -> dict[str, float]:
-    """Each model's mean primary score over the tasks, % metrics as fractions (MSE/MAE negated): one number per
-    model for "the mean of the suite"; only tasks every model has are averaged, so the means compare."""
+    """Each model's mean primary score over the tasks (each task's median over seeds), % metrics as fractions
+    (MSE/MAE negated): one number per model for "the mean of the suite"; only tasks every model has are
+    averaged, so the means compare."""
     keep = {(t, ms[0]) for t, ms in primaries.items() if ms}
     rows = summary[[(t, m) in keep for t, m in zip(summary["task"], summary["metric"])]]
     if rows.empty:
         return {}
-    wide = rows.pivot_table(index="model", columns="task", values="mean", sort=False).dropna(axis=1)
+    wide = rows.pivot_table(index="model", columns="task", values=score_column(rows), sort=False).dropna(axis=1)
     metric = dict(keep)
     unit = pd.DataFrame({t: wide[t] / _scale(metric[t]) * (-1.0 if metric[t] in LOWER_IS_BETTER else 1.0)
                          for t in wide.columns})

@@ -12,8 +12,10 @@ Model specs (``chadavit eval --model SPEC``):
 ``handcrafted``                CellProfiler-style per-cell intensity, shape and texture features (baseline)
 ``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 
-Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel) and
-``all_tokens`` (every patch token of every channel concatenated; needs a fixed channel count).
+Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel),
+``per_channel`` (the mean patch token of each channel, concatenated in the order the dataset first names its
+channels; zeros for a channel an image lacks) and ``all_tokens`` (every patch token of every channel
+concatenated; needs a fixed channel count).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from torch import nn
 
 from chadavit.batch import ChannelBatch
 from chadavit.evaluation.data import EvalData, EvalInputError
+from chadavit.models.output import EncoderOutput
 
 log = logging.getLogger(__name__)
-FEATURE_KINDS = ("cls", "patch_mean", "all_tokens")
+FEATURE_KINDS = ("cls", "patch_mean", "per_channel", "all_tokens")
 
 
 # ---------------------------------------------------------------------------------------------- a reference encoder
@@ -57,7 +60,7 @@ class PixelStatsEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
-    def forward(self, batch: ChannelBatch, return_attention: bool = False) -> SimpleNamespace:
+    def forward(self, batch: ChannelBatch, return_attention: bool = False) -> EncoderOutput:
         p = self.config.patch_size
         x = batch.planes[:, None]
         mean = nn.functional.avg_pool2d(x, p)
@@ -70,7 +73,7 @@ class PixelStatsEncoder(nn.Module):
         attn = None
         if return_attention:
             attn = [torch.softmax(t.norm(dim=-1).flatten(), 0).view(1, *t.shape[:3]) for t in per_image]
-        return SimpleNamespace(cls=cls, patch_tokens=per_image, attentions=attn)
+        return EncoderOutput(cls=cls, patch_tokens=per_image, attentions=attn, channel_names=batch.channel_names)
 
 
 # ---------------------------------------------------------------------------------------------- model specs
@@ -244,6 +247,7 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     if "all_tokens" in todo and len({im.shape for im in images}) > 1:
         raise EvalInputError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
     acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}
+    pc_rows: list[dict[str, np.ndarray]] = []  # per_channel: one {name: vector} per image, in batch order
     from tqdm.auto import tqdm
 
     # group equal shapes so a batch never mixes image sizes; results are put back in dataset order
@@ -262,10 +266,29 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
             acc["patch_mean"].append(torch.stack([t.float().mean((0, 1, 2)) for t in out_b.patch_tokens]).cpu().numpy())
         if "all_tokens" in acc:
             acc["all_tokens"].append(torch.stack([t.float().reshape(-1) for t in out_b.patch_tokens]).cpu().numpy())
+        if "per_channel" in acc:
+            pc_rows += [{k: v.float().cpu().numpy() for k, v in d.items()} for d in out_b.per_channel_by_name()]
         bar.update(len(chunk))
     bar.close()
     inv = np.argsort(np.array(order))
+    if "per_channel" in acc:
+        acc["per_channel"] = [per_channel_matrix(pc_rows)]
     return out | _save_features({k: np.concatenate(acc[k])[inv] for k in todo}, paths)
+
+
+def per_channel_matrix(rows: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    """``(N, K * D)``: each row's per-channel vectors in the order the channel names first appear, zeros where
+    an image lacks a channel, so a column always means the same channel."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    if not rows:
+        return np.zeros((0, 0), np.float32)
+    dim = len(next(iter(rows[0].values())))
+    out = np.zeros((len(rows), len(keys) * dim), np.float32)
+    for i, r in enumerate(rows):
+        for j, k in enumerate(keys):
+            if k in r:
+                out[i, j * dim : (j + 1) * dim] = r[k]
+    return out
 
 
 def _save_features(arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> dict[str, np.ndarray]:

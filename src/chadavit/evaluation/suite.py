@@ -271,10 +271,13 @@ def _primary(task: Task, metrics: list[str]) -> list[str]:
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds (sample std, ddof=1) per model, task and metric."""
+    """Mean, std (sample, ddof=1), median and outlier seeds over seeds per model, task and metric; the
+    median is the task's score (:mod:`chadavit.evaluation.judging`)."""
+    from chadavit.evaluation.judging import seed_stats
+
     g = results.groupby(["model", "task", "metric"], sort=False)["value"]
     out = g.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n_seeds="count")
-    return out.reset_index()
+    return out.reset_index().merge(seed_stats(results), on=["model", "task", "metric"], how="left", sort=False)
 
 
 def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str | LoadedModel],
@@ -323,6 +326,8 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     if not models:
         raise SuiteError("give at least one model spec")
     baseline_labels = _with_baselines(models, device, say, precision) if baselines else []
+    from chadavit.evaluation.judging import unseen_channel_lines
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(models) * len(suite.tasks), desc=f"suite {suite.name}", unit="task", disable=not progress)
@@ -337,12 +342,13 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     meta = {"suite": suite.name, "source": suite.source, "seeds": suite.seeds, "skipped": skipped,
             "failures": failures, "tasks": suite.tasks, "timings": timings, "total_s": 0.0,
             "models": [(m.label, m.spec) for m in models], "datasets": dataset_notes(datasets),
-            "baselines": baseline_labels}
+            "baselines": baseline_labels,
+            "unseen_channels": unseen_channel_lines(models, datasets, suite.tasks, baseline_labels)}
 
     def write() -> pd.DataFrame:
         results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
         summary = summarise(results) if len(results) else pd.DataFrame(columns=["model", "task", "metric", "mean",
-                                                                                   "std", "n_seeds"])
+                                                                                   "std", "n_seeds", "median"])
         summary.attrs.update(primary=primaries, baselines=baseline_labels)  # figures read these
         meta["total_s"] = time.time() - t_start
         write_tables(results, summary, primaries, meta, out)

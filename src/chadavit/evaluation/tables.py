@@ -1,5 +1,6 @@
-"""Paper-style tables: rows are models, columns are tasks, cells are ``mean ± std`` over seeds (just the mean for
-one seed); the gap of each model to the best baseline; a narrow terminal summary."""
+"""Paper-style tables: rows are models, columns are tasks, cells are ``median ± std`` over seeds (just the value
+for one seed; † marks an outlier seed); the gap of each model to the best baseline; where each model loses; a
+narrow terminal summary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.atomic import write_text_atomic
+from chadavit.evaluation.judging import loss_lines, outlier_notes, score_column, scrub_paths
 
 METRIC_LABELS = {"top1": "top-1 %", "macro_f1": "macro F1 %", "r2": "R²", "mse": "MSE", "mae": "MAE",
                  "pearson": "Pearson r", "nsc": "NSC %", "nscb": "NSCB %", "nsc_chance": "NSC chance %",
@@ -53,9 +55,12 @@ def wide_table(summary: pd.DataFrame, primaries: dict[str, list[str]] | None = N
     cols = list(dict.fromkeys(column_name(t, m) for t, m in zip(rows["task"], rows["metric"])))
     models = list(dict.fromkeys(rows["model"]))
     table = pd.DataFrame(index=pd.Index(models, name="model"), columns=cols, dtype=object)
-    for r in rows.itertuples(index=False):
-        n = int(getattr(r, "n_seeds", 2))
-        table.loc[r.model, column_name(r.task, r.metric)] = r.mean if numeric else fmt(r.mean, r.std, r.metric, n)
+    col = score_column(rows)  # the median over seeds where the summary has it
+    for r in rows.to_dict("records"):
+        n = int(r.get("n_seeds", 2))
+        flag = " †" if str(r.get("outliers") or "") not in ("", "nan") else ""
+        table.loc[r["model"], column_name(r["task"], r["metric"])] = r[col] if numeric else \
+            fmt(r[col], r["std"], r["metric"], n) + flag
     return table
 
 
@@ -109,7 +114,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     main = wide_table(summary, primaries)
     write_text_atomic(out / "table.csv", main.to_csv())
     seeds = meta.get("seeds", [])
-    spread = f"Mean ± sample std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else \
+    spread = f"Median ± sample std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else \
         f"One seed {seeds} (no spread is shown: one run cannot estimate it)"
     md = [f"# Evaluation: suite `{meta.get('suite', '')}`", "",
           f"{spread}; rows are models, columns are tasks "
@@ -117,6 +122,12 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     if meta.get("models"):
         md += ["Models: " + ", ".join(f"`{label}` (`{portable(spec)}`)" for label, spec in meta["models"]), ""]
     md += ["## Main table", "", to_markdown(main) if len(main.columns) else "(no results)", ""]
+    notes = outlier_notes(summary, primaries)
+    if notes:
+        md += ["† Outlier seeds (far from the other seeds; the median above is not moved by them):", ""]
+        md += notes + [""]
+    if meta.get("unseen_channels"):
+        md += ["Channels never seen in training:", ""] + list(meta["unseen_channels"]) + [""]
     md += baseline_section(summary, primaries, meta.get("baselines") or [])
     if meta.get("skipped"):
         md += ["Skipped (dataset unavailable): " + ", ".join(meta["skipped"]), ""]
@@ -149,7 +160,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
     figs = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     if figs:
         md += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]
-    write_text_atomic(out / "results.md", "\n".join(md))
+    write_text_atomic(out / "results.md", scrub_paths("\n".join(md)))
     return out / "results.md"
 
 
@@ -178,6 +189,8 @@ def baseline_section(summary: pd.DataFrame, primaries: dict[str, list[str]], bas
         md.append(f"| {model} | " + " | ".join(
             f"{by.loc[t, 'gap']:+.{_digits(by.loc[t, 'metric'])}f}" if t in by.index else "" for t in tasks) + " |")
     md += ["", "Verdict:", ""] + [f"- {v}" for v in verdicts(gaps).values()] + [""]
+    md += ["Where each model loses, task by task (median over seeds):", ""] + \
+        loss_lines(summary, primaries, baselines) + [""]
     means = mean_scores(summary, primaries)
     if means:
         md += ["Mean over the tasks (R², % metrics as fractions; * = baseline): " + ", ".join(
@@ -205,7 +218,8 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
              for c in table.columns}
     keys = {c: f"T{i + 1}" for i, c in enumerate(table.columns)}
     col_w = {c: max(len(keys[c]), *(len(x) for x in cells[c])) for c in table.columns}
-    lines = [f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    stat = "median" if score_column(summary) == "median" else "mean"
+    lines = [f"{stat} over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
              + ("; * = baseline (no training)" if base else "")]
     cols = list(table.columns)
     while cols:
@@ -223,5 +237,7 @@ def terminal_summary(summary: pd.DataFrame, primaries: dict[str, list[str]] | No
         lines += textwrap.wrap("mean over tasks (R², % as fractions): " + ", ".join(
             f"{'* ' if m in base else ''}{m} {v:.3f}" for m, v in means.items()), width, subsequent_indent="    ")
         for v in verdicts(gap_table(summary, primaries, list(base))).values():
+            lines += textwrap.wrap(v, width, subsequent_indent="    ")
+        for v in loss_lines(summary, primaries, list(base), bullet=""):
             lines += textwrap.wrap(v, width, subsequent_indent="    ")
     return "\n".join(lines)

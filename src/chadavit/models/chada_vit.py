@@ -75,6 +75,7 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
 
     def _forward(self, batch: ChannelBatch, return_attention: bool, pad_to_slots: int | None) -> EncoderOutput:
         grid = check_image_size(batch, self.config.patch_size)
+        names = batch.channel_names
         valid_planes = None
         if pad_to_slots is not None:
             batch, valid_planes = self._padded_view(batch, pad_to_slots)
@@ -106,4 +107,5 @@ class ChAdaViT(PackedEncoderMixin, nn.Module):
             counts = real.sum(1)
             if attn is not None:
                 attn = [a[:, real[i].to(a.device)] for i, a in enumerate(attn)]
-        return EncoderOutput(cls=cls, patch_tokens=list(torch.split(patches, counts.tolist(), 0)), attentions=attn)
+        return EncoderOutput(cls=cls, patch_tokens=list(torch.split(patches, counts.tolist(), 0)), attentions=attn,
+                             channel_names=None if names is None else tuple(tuple(n) for n in names))

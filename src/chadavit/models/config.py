@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,3 +161,14 @@ class ChadaViTConfig:
         if unknown:
             raise ModelConfigError(f"unknown model config key(s) {unknown}; valid keys: {sorted(names)}")
         return dataclasses.replace(self, **overrides)
+
+
+def channel_vocabulary(model_config: object) -> set[str] | None:
+    """The channel names an identity-embedding model knows, or ``None`` for slot (positional) models and
+    anything that is not a channel-adaptive config."""
+    if getattr(model_config, "channel_embedding", "slot") != "identity":
+        return None
+    vocab = getattr(model_config, "channel_vocab", None) or ()
+    if isinstance(vocab, Mapping):
+        return {str(k) for k in vocab}
+    return {str(v) for v in vocab}

@@ -16,15 +16,40 @@ class EncoderOutput:
         patch_tokens: one ``(C_i, h, w, D)`` tensor per image (channel, row, column).
         attentions: with ``return_attention=True``, one ``(heads, C_i, h, w)`` tensor per image: the
             last block's attention of the CLS token over every patch of every channel.
+        channel_names: the channel names of each image, when the batch named them (keys of
+            :meth:`per_channel_by_name`).
     """
 
     cls: torch.Tensor
     patch_tokens: list[torch.Tensor]
     attentions: list[torch.Tensor] | None = None
+    channel_names: tuple[tuple[str, ...], ...] | None = None
 
     def mean_patch(self) -> torch.Tensor:
         """``(B, D)``: the mean of every patch token of every channel of each image."""
         return torch.stack([t.mean(dim=(0, 1, 2)) for t in self.patch_tokens])
+
+    def per_channel(self) -> list[torch.Tensor]:
+        """One ``(C_i, D)`` tensor per image: the mean patch token of each channel (a compact vector per channel).
+
+        A fixed-channel encoder mixes its channels in the stem, so it gives one row (``C_i = 1``).
+        """
+        return [t.mean(dim=(1, 2)) for t in self.patch_tokens]
+
+    def per_channel_by_name(self) -> list[dict[str, torch.Tensor]]:
+        """One ``{channel name: (D,)}`` dict per image (see :meth:`per_channel`).
+
+        Channels are named by the batch's ``channel_names`` (``ch0, ch1, ...`` when it has none); an encoder
+        whose tokens do not keep channels apart gives one entry, ``all``.
+        """
+        out = []
+        for i, pc in enumerate(self.per_channel()):
+            names = self.channel_names[i] if self.channel_names is not None else None
+            if names is None or len(names) != pc.shape[0]:
+                mixed = names is not None and pc.shape[0] == 1  # a fixed-channel stem mixed the named channels
+                names = ("all",) if mixed else tuple(f"ch{c}" for c in range(pc.shape[0]))
+            out.append(dict(zip(names, pc.unbind(0))))
+        return out
 
     def reorder(self, index: torch.Tensor) -> EncoderOutput:
         """The outputs of images ``index`` in that order."""
@@ -33,4 +58,5 @@ class EncoderOutput:
             cls=self.cls[index.to(self.cls.device)],
             patch_tokens=[self.patch_tokens[i] for i in idx],
             attentions=[self.attentions[i] for i in idx] if self.attentions is not None else None,
+            channel_names=tuple(self.channel_names[i] for i in idx) if self.channel_names is not None else None,
         )

@@ -41,9 +41,11 @@ def resolve_column(df: pd.DataFrame, name: str, what: str = "column") -> str:
 
 
 def feature_columns(df: pd.DataFrame, prefix: str | None = "cls") -> list[str]:
-    """The feature columns: ``<prefix>_<j>`` (e.g. ``cls_0``...), or every numeric non-``Metadata_`` column."""
+    """The feature columns: ``<prefix>_<j>`` (e.g. ``cls_0``...; ``chan`` takes every ``chan_<channel>_<j>``), or
+    every numeric non-``Metadata_`` column."""
     if prefix:
-        cols = [c for c in df.columns if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit()]
+        cols = [c for c in df.columns if c.startswith(f"{prefix}_") and (c[len(prefix) + 1:].isdigit() or (
+            prefix == "chan" and c.rsplit("_", 1)[-1].isdigit()))]
     else:
         cols = [c for c in df.columns if not c.startswith("Metadata_") and pd.api.types.is_numeric_dtype(df[c])]
     if not cols:

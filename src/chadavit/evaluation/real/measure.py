@@ -65,6 +65,30 @@ def mean_intensity(plane: np.ndarray, mask: np.ndarray) -> float:
     return float(np.asarray(plane, np.float64)[mask].mean()) if mask.any() else 0.0
 
 
+def nuclear_cytoplasmic_ratio(plane: np.ndarray, labels: np.ndarray, ring: int = 6) -> np.ndarray:
+    """Per nucleus (labels ``1..labels.max()``): mean ``plane`` intensity in the nucleus over the mean in a
+    ``ring``-pixel cytoplasm ring around it (CellProfiler's translocation read-out).
+
+    The rings grow out of the nuclei without overlapping (each background pixel within ``ring`` pixels goes
+    to the nearest nucleus, as ``expand_labels`` does), so neighbouring cells never share cytoplasm pixels.
+    A nucleus whose ring is empty (or dark) gets NaN.
+    """
+    from scipy import ndimage as ndi
+    from skimage.segmentation import expand_labels
+
+    img = np.asarray(plane, np.float64)
+    idx = np.arange(1, int(labels.max()) + 1)
+    if not len(idx):
+        return np.zeros(0)
+    cyto = expand_labels(labels, ring)
+    cyto[labels > 0] = 0
+    nuc = np.asarray(ndi.mean(img, labels, idx), np.float64)
+    has = np.bincount(cyto.ravel(), minlength=len(idx) + 1)[1:] > 0
+    cyt = np.asarray(ndi.mean(img, cyto, idx), np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(has & (cyt > 0), nuc / np.where(cyt > 0, cyt, 1.0), np.nan)
+
+
 def positive_by_otsu(values: np.ndarray) -> np.ndarray:
     """Per-cell positive/negative call by Otsu's criterion on the per-cell values (e.g. mean PH3 per nucleus).
 

@@ -210,10 +210,42 @@ def fly_nuclei(shared: Path, size: int = 64, per_site: int = 100) -> CellSet:
                    np.array(groups), {"source": "CellProfiler ExampleFly (BSD-3)"})
 
 
+def vitra_translocation(shared: Path, size: int = 64, per_well: int = 300, ring: int = 6) -> CellSet:
+    """Nuclear/cytoplasmic protein ratio per cell in ExampleVitraImages (a BBBC014-type translocation assay,
+    2 wells at the two ends of a dose series); the model sees DNA and the protein.
+
+    Nuclei come from the DNA channel (:func:`chadavit.data.crops.find_nuclei`); the target is the mean protein
+    intensity in the nucleus over the mean in a ``ring``-pixel cytoplasm ring around it
+    (:func:`measure.nuclear_cytoplasmic_ratio`), on the full-resolution field, no background subtracted (as the
+    upstream CellProfiler pipeline, after its illumination correction). A seeded ``per_well`` nuclei per well.
+    """
+    d = shared / CP / "ExampleVitraImages"
+    wells = sorted({p.name[len("Channel 2-"):-len("-00.tif")] for p in d.glob("Channel 2-*-00.tif")})
+    if not wells:
+        raise RealSourceMissing(f"{d}: no 'Channel 2-*-00.tif' (DNA)")
+    crops, ratio, groups = [], [], []
+    for w in wells:
+        dna, protein = _read(d / f"Channel 2-{w}-00.tif"), _read(d / f"Channel 1-{w}-00.tif")
+        nuclei, labels = _nuclei(dna, min_area=30)
+        r = M.nuclear_cytoplasmic_ratio(protein, labels, ring)
+        nuclei = [n for n in nuclei if np.isfinite(r[n.label - 1])]
+        if len(nuclei) > per_well:
+            keep = np.sort(np.random.default_rng(0).choice(len(nuclei), per_well, replace=False))
+            nuclei = [nuclei[i] for i in keep]
+        ratio += [float(r[n.label - 1]) for n in nuclei]
+        crops.append(_cut(np.stack([dna, protein]), [n.y for n in nuclei], [n.x for n in nuclei],
+                          _window([n.area for n in nuclei], 3.0), size))
+        groups += _groups(f"vitra{w}", nuclei, dna.shape, 4)
+    return CellSet("vitra_translocation", np.concatenate(crops), ("DNA", "protein"),
+                   {"nc_ratio": np.array(ratio, np.float32)}, np.array(groups),
+                   {"source": "CellProfiler ExampleVitraImages (BSD-3)"})
+
+
 BUILDERS: dict[str, Callable[[Path, int], CellSet]] = {
     "speckles_foci": speckles_foci,
     "human_mitosis": human_mitosis,
     "colocalization": colocalization,
     "dsb_nuclei": dsb_nuclei,
     "fly_nuclei": fly_nuclei,
+    "vitra_translocation": vitra_translocation,
 }

@@ -47,7 +47,8 @@ class FixedChannelViT(PackedEncoderMixin, nn.Module):
         x, maps = self.run_blocks(x, seqs, return_attention)
         patches = x[body_index].view(b, 1, grid[0], grid[1], -1)
         attn = [m[:, 1:].reshape(m.shape[0], 1, grid[0], grid[1]) for m in maps] if maps is not None else None
-        return EncoderOutput(cls=x[cls_index], patch_tokens=list(patches.unbind(0)), attentions=attn)
+        return EncoderOutput(cls=x[cls_index], patch_tokens=list(patches.unbind(0)), attentions=attn,
+                             channel_names=batch.channel_names)
 
 
 @register_model

@@ -63,7 +63,8 @@ class InterChannelViT(PackedEncoderMixin, nn.Module):
         per_channel = x[body_index][:, None, None, :]
         counts = batch.num_channels.tolist()
         attn = [m[:, 1:].reshape(m.shape[0], -1, 1, 1) for m in maps] if maps is not None else None
-        return EncoderOutput(cls=x[cls_index], patch_tokens=list(torch.split(per_channel, counts, 0)), attentions=attn)
+        return EncoderOutput(cls=x[cls_index], patch_tokens=list(torch.split(per_channel, counts, 0)), attentions=attn,
+                             channel_names=batch.channel_names)
 
 
 @register_model

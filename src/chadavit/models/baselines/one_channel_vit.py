@@ -42,7 +42,8 @@ class OneChannelViT(ChAdaViT):
         attn = None
         if out.attentions is not None:
             attn = [torch.cat(a, 1) for a in _split_lists(out.attentions, counts)]
-        return EncoderOutput(cls=cls, patch_tokens=tokens, attentions=attn)
+        return EncoderOutput(cls=cls, patch_tokens=tokens, attentions=attn,
+                             channel_names=batch.channel_names)
 
 
 def _split_lists(items: list[torch.Tensor], counts: list[int]) -> list[list[torch.Tensor]]:
