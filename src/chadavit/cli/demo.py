@@ -88,7 +88,7 @@ def _untrained_refs(table: Any, task: str, metric: str) -> dict[str, float]:
 
 
 def demo_verdict(tables: dict[str, Any], model: str = PRETRAINED) -> list[str]:
-    """Plain lines: does the pretrained model beat the BEST baseline (pixels, hand-crafted, random init)?
+    """Plain lines: does the pretrained model beat the BEST baseline (pixels, CellProfiler, random init)?
 
     Synthetic suite: the localisation linear probe; other suites: the mean gap over their tasks (% metrics
     on 0-1 so they average with R^2). Each line also says how it does against raw pixels and random init
@@ -139,7 +139,7 @@ def _suite_mean_line(suite: str, table: Any, model: str) -> list[str]:
         return []
     rnd = [v for k, v in means.items() if k.startswith("random init")]
     refs = {"raw pixels": means.get("raw_pixels"), "random init": max(rnd) if rnd else None,
-            "hand-crafted": means.get("handcrafted")}
+            "CellProfiler (cp_measure)": means.get("CellProfiler (cp_measure)")}
     vs = ", ".join(f"{'BEATS' if means[model] > v else 'LOSES TO'} {k} {v:.3f}" for k, v in refs.items()
                    if v is not None)
     return [f"{suite} suite mean (% as fractions): pretrained {means[model]:.3f} {vs}"] if vs else []
