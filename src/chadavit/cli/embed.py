@@ -58,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--normalize", choices=("percentile", "dtype_range", "none"),
                    help="override the model's pixel normalisation")
     g.add_argument("--limit", type=int, help="embed only the first N images (a quick look)")
+    g = p.add_argument_group("features")
+    g.add_argument("--features", default="learned",
+                   help="learned (cls_, meanpatch_ from the model), cellprofiler (cp_ CellProfiler measurements of "
+                        "each crop's cell, from cp_measure; no model needed), or learned,cellprofiler: one table")
+    g.add_argument("--cell-channel", help="cell-body channel cells are grown over from the nuclei (cellprofiler; "
+                   "default: a channel named like CellBody, Actin, ...; none: nuclei only)")
     g = p.add_argument_group("crops")
     g.add_argument("--crops", default="grid", choices=("grid", "nuclei", "full"),
                    help="grid tiles (default), windows centred on nuclei, or the full field resized")
@@ -104,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
                             "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
-    if not args.model:
+    if not args.model and "learned" in args.features.split(","):
         raise ChadavitError("chadavit embed: --model is required (a checkpoint DIR, official:PATH, PATH.ckpt or "
-                            "random:PRESET)")
+                            "random:PRESET), unless --features cellprofiler")
     from chadavit.sharding import parse_shard
 
     try:
@@ -125,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         save_attention=args.save_attention,
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
-        limit=args.limit, progress=args.progress, shard=args.shard,
+        limit=args.limit, progress=args.progress, shard=args.shard, features=args.features,
+        cell_channel=args.cell_channel,
     )
     from chadavit.embed.distributed import torchrun_group
 

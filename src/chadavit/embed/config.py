@@ -12,7 +12,8 @@ CROP_MODES = ("grid", "nuclei", "full")
 # metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
 RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
                                "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
-                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops"})
+                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops", "CPError",
+                               "CPTouchesBorder"})
 
 
 @dataclass
@@ -21,7 +22,7 @@ class EmbedConfig:
 
     input: str
     out: str
-    model: str  # a checkpoint (see chadavit.embed.model_spec); required: no accidental random weights
+    model: str | None  # a checkpoint (see chadavit.embed.model_spec); required for learned features
     input_format: str = "auto"
     pattern: str | None = None
     recursive: bool = True
@@ -53,6 +54,14 @@ class EmbedConfig:
     limit: int | None = None
     progress: bool = True
     shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
+    features: str = "learned"  # learned | cellprofiler | learned,cellprofiler (chadavit.embed.cpfeatures)
+    cell_channel: str | None = None  # cell-body channel cells are grown over (cellprofiler features)
+
+    @property
+    def feature_groups(self) -> tuple[str, ...]:
+        from chadavit.embed.cpfeatures import parse_features
+
+        return parse_features(self.features)
 
     def settings(self) -> dict[str, Any]:
         """The options that shape the features: a resumed run must use the same ones."""
@@ -66,6 +75,9 @@ class EmbedConfig:
             out["channels"] = ",".join(out["channels"])
         if isinstance(out["channel_map"], dict):
             out["channel_map"] = ",".join(f"{k}={v}" for k, v in out["channel_map"].items())
+        if self.features != "learned":  # only when asked for: earlier runs keep resuming
+            out["features"] = ",".join(self.feature_groups)
+            out["cell_channel"] = self.cell_channel
         if parse_shard(self.shard)[1] > 1:  # each shard resumes only itself
             out["shard"] = "{}/{}".format(*parse_shard(self.shard))
         return out
@@ -101,6 +113,7 @@ def validate_options(cfg: EmbedConfig) -> None:
     """
     from chadavit.data.normalize import NORMALIZATION_METHODS
     from chadavit.embed.output import EmbedError
+    from chadavit.errors import ChadavitError
 
     problems = []
     if cfg.crops not in CROP_MODES:
@@ -116,8 +129,18 @@ def validate_options(cfg: EmbedConfig) -> None:
     problems += [f"{k} must be 0 or more, got {v}" for k, v in non_negative.items() if v < 0]
     if cfg.final_norm_eps is not None and not cfg.final_norm_eps > 0:
         problems.append(f"--final-norm-eps must be positive, got {cfg.final_norm_eps}")
-    if cfg.nuclei_channel is not None and cfg.crops != "nuclei":
+    try:
+        groups = cfg.feature_groups
+    except ChadavitError as exc:
+        problems.append(str(exc))
+        groups = ("learned",)
+    if "learned" in groups and not cfg.model:
+        problems.append("--model is required for learned features (a checkpoint DIR, official:PATH, PATH.ckpt or "
+                        "random:PRESET); --features cellprofiler needs none")
+    if cfg.nuclei_channel is not None and cfg.crops != "nuclei" and "cellprofiler" not in groups:
         problems.append(f"--nuclei-channel applies to --crops nuclei, not to --crops {cfg.crops}")
+    if cfg.cell_channel is not None and "cellprofiler" not in groups:
+        problems.append("--cell-channel applies to --features cellprofiler")
     if cfg.stride is not None and cfg.crops != "grid":
         problems.append(f"--stride applies to --crops grid, not to --crops {cfg.crops}")
     if cfg.pattern is not None and "{channel" not in cfg.pattern:

@@ -27,12 +27,12 @@ DONE_KEY = b"chadavit.embed.done"
 SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when assembled
 SETTINGS_KEY = b"chadavit.embed"
 INT_COLUMNS = ("ImageIndex", "ImageHeight", "ImageWidth", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
-               "NucleusArea", "NucleusLabel", "NumCrops")
+               "NucleusArea", "NucleusLabel", "NumCrops", "CPTouchesBorder")
 FLOAT_COLUMNS = ("NucleusY", "NucleusX")
 LEAD_COLUMNS = ("ImageId", "ImageIndex", "Plate", "Well", "Site")
 TAIL_COLUMNS = ("Channels", "SourceChannels", "Source", "ImageHeight", "ImageWidth", "CropMode", "NumCrops",
                 "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1", "NucleusY", "NucleusX", "NucleusArea",
-                "NucleusLabel")
+                "NucleusLabel", "CPTouchesBorder", "CPError")
 ERROR_COLUMNS = ("image_id", "image_index", "level", "stage", "error", "message", "sources")
 
 
@@ -48,8 +48,9 @@ def metadata_type(name: str) -> pa.DataType:
     return pa.string()
 
 
-def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.ndarray]) -> pa.Table:
-    """``Metadata_<key>`` columns from ``meta_rows`` (typed, missing keys null), then ``<prefix>_<j>`` features."""
+def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, Any]) -> pa.Table:
+    """``Metadata_<key>`` columns from ``meta_rows`` (typed, missing keys null), then the feature groups in order:
+    an array gives ``<prefix>_<j>`` columns, a DataFrame its own (already prefixed) column names, e.g. ``cp_``."""
     keys: list[str] = [k for k in LEAD_COLUMNS]
     extra = sorted({k for r in meta_rows for k in r} - set(LEAD_COLUMNS) - set(TAIL_COLUMNS))
     keys += extra + [k for k in TAIL_COLUMNS if any(k in r for r in meta_rows)]
@@ -62,11 +63,25 @@ def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.nd
         arrays.append(pa.array(vals, type=t))
         names.append(f"Metadata_{k}")
     for prefix, mat in features.items():
+        if hasattr(mat, "columns"):  # named columns (CellProfiler measurements); NaN stays NaN
+            for name in mat.columns:
+                arrays.append(pa.array(np.asarray(mat[name], dtype=np.float32)))
+                names.append(str(name))
+            continue
         mat = np.asarray(mat, dtype=np.float32).reshape(len(meta_rows), -1)
         for j in range(mat.shape[1]):
             arrays.append(pa.array(mat[:, j]))
             names.append(f"{prefix}_{j}")
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def join_features(blocks: Sequence[Any]) -> Any:
+    """Stack one feature group's per-image blocks: arrays by rows, DataFrames by rows with the union of columns."""
+    if blocks and hasattr(blocks[0], "columns"):
+        import pandas as pd
+
+        return pd.concat(list(blocks), ignore_index=True, sort=False)
+    return np.concatenate(blocks)
 
 
 class RunStore:

@@ -23,7 +23,7 @@ from chadavit.batch import ChannelBatch
 from chadavit.embed.channels import ChannelError, ChannelSpec, VocabularyChecker
 from chadavit.embed.config import CROP_MODES, RESERVED_METADATA, EmbedConfig, EmbedResult, validate_options
 from chadavit.embed.crops import extract
-from chadavit.embed.output import EmbedError, RunStore, rows_to_table, write_h5ad
+from chadavit.embed.output import EmbedError, RunStore, join_features, rows_to_table, write_h5ad
 from chadavit.embed.prefetch import Failed, prefetch
 from chadavit.embed.prepare import ImagePreparer, Prepared
 from chadavit.embed.shards import parse_shard, select_shard, shard_metadata
@@ -58,9 +58,12 @@ class Embedder:
             import copy
 
             model = copy.deepcopy(model)  # the caller's model keeps its float32 weights
-        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
-                                                                       final_norm_eps=cfg.final_norm_eps)
-        self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
+        if "learned" in cfg.feature_groups:
+            self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads,
+                                                                    seed=cfg.seed, final_norm_eps=cfg.final_norm_eps)
+            self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
+        else:  # CellProfiler measurements only: no model (crop size and normalisation take their defaults)
+            self.model = None
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
         self.patch_size = int(getattr(mcfg, "patch_size", 16))
@@ -155,16 +158,21 @@ class Embedder:
         base = {"ImageId": rec.image_id, "ImageIndex": p.index, **meta,
                 "Channels": ",".join(p.names), "SourceChannels": ",".join(p.source_names),
                 "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": self.cfg.crops}
-        cls = np.stack(p.cls)
-        mp = np.stack(p.meanpatch)
-        if self.cfg.per_image:
-            return [{**base, "NumCrops": len(p.crops)}], {"cls": cls.mean(0, keepdims=True),
-                                                          "meanpatch": mp.mean(0, keepdims=True)}
+        feats: dict[str, Any] = {"cls": np.stack(p.cls), "meanpatch": np.stack(p.meanpatch)} \
+            if self.model is not None else {}
+        if p.cp is not None:
+            feats["cp"] = p.cp
+        if self.cfg.per_image:  # CellProfiler: the mean over the cells measured (NaN rows left out)
+            errs = sorted({str(m["CPError"]) for m in p.cp_meta if m.get("CPError")})
+            cp_meta = {"CPError": "; ".join(errs) or None} if p.cp is not None else {}
+            return [{**base, "NumCrops": len(p.crops), **cp_meta}], {
+                k: (v.mean().to_frame().T if hasattr(v, "columns") else v.mean(0, keepdims=True))
+                for k, v in feats.items()}
         rows = []
         for k, c in enumerate(p.crops):
             rows.append({**base, "CropIndex": k, "CropY0": c.y0, "CropX0": c.x0, "CropY1": c.y1, "CropX1": c.x1,
-                         **dict(c.meta)})
-        return rows, {"cls": cls, "meanpatch": mp}
+                         **dict(c.meta), **(p.cp_meta[k] if p.cp_meta else {})})
+        return rows, feats
 
     def _check_channel_options(self, records: list[ImageRecord]) -> None:
         """Catch typos before any pixel is read, when the inputs name their channels up front."""
@@ -274,13 +282,13 @@ class Embedder:
                 return
             last_commit = time.monotonic()
             rows: list[dict[str, Any]] = []
-            feats: dict[str, list[np.ndarray]] = {"cls": [], "meanpatch": []}
+            feats: dict[str, list[Any]] = {}
             for p in finished:
                 r, f = self._rows(p)
                 rows.extend(r)
-                for k in feats:
-                    feats[k].append(f[k])
-            table = rows_to_table(rows, {k: np.concatenate(v) for k, v in feats.items()}) if rows else None
+                for k, v in f.items():
+                    feats.setdefault(k, []).append(v)
+            table = rows_to_table(rows, {k: join_features(v) for k, v in feats.items()}) if rows else None
             self.store.commit(table, [p.record.image_id for p in finished] + empty)
             finished.clear()
             empty.clear()
@@ -316,6 +324,10 @@ class Embedder:
                     continue
                 pending[id(prep)] = prep
                 n_crops += len(prep.crops)
+                if self.model is None:  # measured while it was read: nothing to run
+                    prep.remaining = 0
+                    harvest()
+                    continue
                 buf = buffers.setdefault(prep.shape[0], [])
                 buf.extend((prep, k) for k in range(len(prep.crops)))
                 while len(buf) >= cfg.batch_size:
@@ -342,7 +354,7 @@ class Embedder:
             self.store.write_errors(self.errors)
             bar.close()
         failed = [e for e in self.errors if e["level"] == "error"]
-        n_rows = self.store.assemble({"model_class": type(self.model).__name__,
+        n_rows = self.store.assemble({"model_class": type(self.model).__name__ if self.model is not None else None,
                                       "model_config": _config_dict(self.model),
                                       **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})},
                                      keep_empty=shard[1] > 1)
