@@ -64,10 +64,11 @@ def measure_nuclei_crops(raw: np.ndarray, names: Sequence[str], crops: Sequence[
     from chadavit.measure import measure_objects, to_unit
 
     unit = to_unit(raw)
+    labels = [int(dict(c.meta)["NucleusLabel"]) for c in crops]
+    nuclei = np.where(np.isin(nuclei, labels), nuclei, 0)  # only the nuclei that have a row (min area, max crops)
     objects = _objects_for(unit, names, nuclei, cell_channel, nucleus_index)
     df, reasons = measure_objects(unit, names, objects)
     border = _touches(nuclei)
-    labels = [int(dict(c.meta)["NucleusLabel"]) for c in crops]
     rows = df.reindex(labels)
     meta = [{"CPError": reasons.get(k) if k in df.index else f"nucleus {k} was not measured",
              "CPTouchesBorder": int(k in border)} for k in labels]
