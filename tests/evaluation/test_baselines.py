@@ -156,3 +156,30 @@ def test_cellprofiler_baseline_measures_the_central_cell():
     assert np.all(np.diff(area) > 0) and area[1] == pytest.approx(np.pi * 81, rel=0.15)
     cell = v[:, cols.index("cp_Cells_AreaShape_Area")]
     assert np.all(cell > 2.5 * area)  # the cell grown over CellBody is larger than its nucleus
+
+
+def test_hybrid_is_added_next_to_each_trained_model_with_both_blocks_standardised(tmp_path: Path):
+    pytest.importorskip("cp_measure", reason="cp_measure not installed (pip install 'chadavit[cellprofiler]')")
+    from chadavit.evaluation.cellprofiler import HybridEncoder, hybrid_models
+    from chadavit.models import build_model, get_config, save_pretrained
+
+    model = build_model(get_config("chada_vit_nano", depth=1))
+    with torch.no_grad():
+        next(iter(model.parameters())).add_(0.5)
+    save_pretrained(model, tmp_path / "trained")
+    models, base = add_baselines([load_model_spec(str(tmp_path / "trained"))])
+    hybrids = hybrid_models(models, base)
+    assert [h.label for h in hybrids] == ["CellProfiler + trained"]  # none for the baselines or random init
+    enc = hybrids[0].model
+    assert isinstance(enc, HybridEncoder)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    crops = [np.where((yy - 16) ** 2 + (xx - 16) ** 2 <= r * r, 3000, 200).astype(np.uint16)[None]
+             + rng.integers(0, 50, (1, 32, 32)).astype(np.uint16) for r in (4, 6, 8, 10)]
+    v = enc.numpy_features(crops, [("DNA",)] * 4)
+    width = model.config.embed_dim
+    cp, learned = v[:, :-width], v[:, -width:]
+    assert cp.shape[1] > 100 and np.isfinite(v).all()
+    for block in (cp, learned):  # each block: features centred, total weight 1 per image on average
+        assert np.allclose(block.mean(0), 0, atol=1e-5)
+        assert (block ** 2).sum(1).mean() == pytest.approx(1.0, rel=0.2)

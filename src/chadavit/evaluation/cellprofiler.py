@@ -53,3 +53,52 @@ class CellProfilerEncoder(_NumpyEncoder):
                 self._memo[key] = cellprofiler_vector(im, nm)
             out.append(self._memo[key])
         return np.stack(out).astype(np.float32)
+
+
+def _standardised_block(x: np.ndarray) -> np.ndarray:
+    """Each feature to mean 0 / std 1 over the images given (no labels used), the block then divided by the square
+    root of its width, so two blocks weigh the same in a distance whatever their sizes."""
+    x = np.asarray(x, np.float64)
+    sd = x.std(0)
+    z = (x - x.mean(0)) / np.where(sd > 1e-12, sd, 1.0)
+    return z / np.sqrt(max(x.shape[1], 1))
+
+
+class HybridEncoder(_NumpyEncoder):
+    """CellProfiler ⊕ a model's compact embedding (CLS), each block standardised (:func:`_standardised_block`)."""
+
+    kind = "hybrid"
+
+    def __init__(self, learned: object, cellprofiler: CellProfilerEncoder | None = None) -> None:
+        super().__init__()
+        self.learned = learned  # a LoadedModel (its weights are part of this encoder's cache key via `inner`)
+        self.inner = learned.model  # type: ignore[attr-defined]
+        self.cellprofiler = cellprofiler or CellProfilerEncoder()
+
+    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+        import pandas as pd
+
+        from chadavit.evaluation.data import EvalData
+        from chadavit.evaluation.features import extract_features
+
+        cp = self.cellprofiler.numpy_features(images, names)
+        data = EvalData("hybrid", list(images), [tuple(n) for n in names], pd.DataFrame(index=range(len(images))))
+        cls = extract_features(self.learned, data, ("cls",), progress=False, zero_fill=False)["cls"]  # type: ignore[arg-type]
+        return np.concatenate([_standardised_block(cp), _standardised_block(cls)], 1).astype(np.float32)
+
+
+def hybrid_models(models: Sequence[object], baselines: Sequence[str]) -> list[object]:
+    """A hybrid ``CellProfiler + <model>`` for every trained model in ``models`` (not for baselines), sharing the
+    CellProfiler baseline's per-crop measurements when it is among ``models``."""
+    from chadavit.evaluation.features import LoadedModel, weights_hash
+
+    cp = next((m.model for m in models if isinstance(getattr(m, "model", None), CellProfilerEncoder)), None)
+    out = []
+    for lm in models:
+        if lm.label in baselines or isinstance(lm.model, _NumpyEncoder):  # type: ignore[attr-defined]
+            continue
+        enc = HybridEncoder(lm, cp)
+        label = f"CellProfiler + {lm.label}"  # type: ignore[attr-defined]
+        key = "hybrid-" + lm.key.rsplit("-", 1)[0][:50] + "-" + weights_hash(enc)  # type: ignore[attr-defined]
+        out.append(LoadedModel(spec=f"hybrid:{lm.spec}", label=label, model=enc, key=key))  # type: ignore[attr-defined]
+    return out
