@@ -1,9 +1,10 @@
 """Feature groups side by side: learned (``cls_``), CellProfiler (``cp_``), hybrid (both, each block weighted
 equally), and the optional last step of the profiling workflow (PCA or sphering).
 
-Hybrid: after each block is normalised and feature-selected on its own, each block is divided by the square root
-of its feature count, so both blocks weigh the same in a distance whatever their sizes (1,215 CellProfiler
-features against 192 learned ones would otherwise drown the model).
+Hybrid: after each block is normalised and feature-selected on its own, each block is scaled so that its profiles
+have a mean squared norm of 1, so both blocks weigh the same in a distance whatever their widths (1,215
+CellProfiler features against 192 learned ones) and whatever tails mad_robustize left (a feature with a tiny MAD
+would otherwise drown the other block).
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ def transform(df: pd.DataFrame, features: Sequence[str], how: str, control_mask:
 
 
 def hybrid(blocks: Sequence[tuple[pd.DataFrame, list[str]]]) -> tuple[pd.DataFrame, list[str]]:
-    """Concatenate normalised blocks (same rows, same order), each divided by sqrt(its feature count)."""
+    """Concatenate normalised blocks (same rows, same order), each scaled to a mean squared profile norm of 1, so
+    each block weighs the same in a distance whatever its width and the tails its normalisation left."""
     base, _ = blocks[0]
     meta = base[[c for c in base.columns if c.startswith("Metadata_")]].reset_index(drop=True)
     parts, names = [meta], []
     for df, feats in blocks:
-        parts.append(df[feats].reset_index(drop=True) / np.sqrt(len(feats)))
+        x = df[feats].reset_index(drop=True)
+        norm = float(np.sqrt((x.to_numpy(np.float64) ** 2).sum(1).mean()))  # mean squared profile norm -> 1
+        parts.append(x / (norm if norm > 0 else 1.0))
         names += feats
     return pd.concat(parts, axis=1), names
 
