@@ -39,8 +39,9 @@ def main(out_dir: str, a: str = "handcrafted", b: str = "CellProfiler (cp_measur
             continue
         sign = -1.0 if metric in LOWER else 1.0
         scale = 100.0 if metric in PCT else 1.0
-        rows.append({"task": task, "repeat": repeat, "metric": metric, "n_seeds": int(g["seed"].nunique()), a: med[a], b: med[b],
-                     "diff": sign * (med[b] - med[a]), "unit_a": sign * med[a] / scale, "unit_b": sign * med[b] / scale})
+        rows.append({"task": task, "repeat": repeat, "metric": metric, "n_seeds": int(g["seed"].nunique()),
+                     a: med[a], b: med[b], "diff": sign * (med[b] - med[a]), "unit_a": sign * med[a] / scale,
+                     "unit_b": sign * med[b] / scale})
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(df.drop(columns=["unit_a", "unit_b"]).round(3).to_string(index=False))

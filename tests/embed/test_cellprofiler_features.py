@@ -15,8 +15,6 @@ from chadavit.cli.main import main  # noqa: E402
 from chadavit.embed import EmbedConfig, EmbedError, run_embed  # noqa: E402
 from chadavit.embed.merge import merge_shards  # noqa: E402
 
-from .conftest import blobs  # noqa: E402
-
 KW = dict(pattern="{well}_s{site}_{channel}.tif", channel_map="w1=DNA,w2=Actin", progress=False, workers=1,
           model="random:chada_vit_nano", batch_size=8, crop_size=32)
 

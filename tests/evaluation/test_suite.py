@@ -149,7 +149,8 @@ def test_cli_eval_with_a_transformer(tiny_suite: Path, tmp_path: Path, capsys):
                "--set", f"data_root={tmp_path / 'data'}"])
     assert rc == 0
     table = pd.read_csv(out / "table.csv", index_col=0)
-    assert list(table.index) == ["random:chada_vit_nano", "pixels", "raw_pixels", "CellProfiler (cp_measure)"]  # + baselines
+    # the models asked for, then the baselines
+    assert list(table.index) == ["random:chada_vit_nano", "pixels", "raw_pixels", "CellProfiler (cp_measure)"]
     assert "blobs linear (top-1 %)" in table.columns
     said = capsys.readouterr().out
     assert "* random:chada_vit_nano" in said and "* CellProfiler (cp_measure)" in said  # untrained: marked as baselines

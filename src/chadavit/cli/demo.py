@@ -57,8 +57,9 @@ def run_demo_evaluation(summary: dict[str, Any], out_dir: str | Path, progress: 
                         suites: tuple[str, ...] = ("synthetic", "real")) -> dict[str, Any]:
     """The evaluation suites for the model just trained (and a One-Channel ViT nano, synthetic suite only).
 
-    Every report also holds the baselines that need no training (raw pixels, CellProfiler features from cp_measure, and the
-    random init of the trained model's architecture and config; :mod:`chadavit.evaluation.baselines`).
+    Every report also holds the baselines that need no training (raw pixels, CellProfiler features from
+    cp_measure, and the random init of the trained model's architecture and config;
+    :mod:`chadavit.evaluation.baselines`), and the hybrid of CellProfiler and the trained model.
     Writes ``out_dir/eval`` (synthetic) and ``out_dir/eval_<suite>`` (others); returns each suite's summary.
     """
     from chadavit.evaluation import run_suite

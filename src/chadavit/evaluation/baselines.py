@@ -1,4 +1,5 @@
-"""Baselines in every report: raw pixels, CellProfiler features (cp_measure), random init of each trained model; gaps, verdicts.
+"""Baselines in every report: raw pixels, CellProfiler features (cp_measure), random init of each trained model;
+gaps, verdicts.
 
 A learned representation is only worth using when it beats what needs no training. `run_suite` adds these
 references beside the models asked for, and the tables show each model's gap to the BEST baseline per task.
@@ -16,7 +17,7 @@ from chadavit.evaluation.features import LoadedModel, load_model_spec, weights_h
 
 log = logging.getLogger(__name__)
 FIXED_BASELINES = ("raw_pixels", "cellprofiler")
-OTHER_REFERENCES = ("pixels", "handcrafted")  # untrained when asked for: pixel statistics, the old hand-written features
+OTHER_REFERENCES = ("pixels", "handcrafted")  # untrained when asked for: pixel statistics, the old statistics
 LOWER_IS_BETTER = {"mse", "mae"}
 
 
@@ -51,8 +52,9 @@ def add_baselines(models: Sequence[LoadedModel], device: str = "cpu",
                   precision: str = "fp32") -> tuple[list[LoadedModel], list[str]]:
     """``models`` plus the baselines, and the labels that are baselines.
 
-    Baselines: ``raw_pixels``, ``cellprofiler`` (labelled "CellProfiler (cp_measure)"), and a random-init twin of every trained model (one per distinct
-    architecture config; a model in the list with the same weights as a twin is used as that twin).
+    Baselines: ``raw_pixels``, ``cellprofiler`` (labelled "CellProfiler (cp_measure)"), and a random-init twin of
+    every trained model (one per distinct architecture config; a model in the list with the same weights as a twin
+    is used as that twin).
     """
     out = list(models)
     hashes = {lm.key.rsplit("-", 1)[-1]: lm for lm in out}

@@ -9,7 +9,7 @@ Model specs (``chadavit eval --model SPEC``):
 ``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
 ``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
 ``raw_pixels``                 per-crop standardised raw pixels (baseline, `evaluation/handcrafted.py`)
-``cellprofiler``               CellProfiler per-cell measurements from cp_measure (baseline, `evaluation/cellprofiler.py`)
+``cellprofiler``               CellProfiler per-cell measurements from cp_measure (baseline, evaluation/cellprofiler.py)
 ``handcrafted``                the old hand-written CellProfiler-style statistics (for comparison only)
 ``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 

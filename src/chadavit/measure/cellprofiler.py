@@ -42,7 +42,8 @@ IMAGE_FAMILIES = ("intensity", "texture", "granularity")
 PARAMS: dict[str, dict[str, object]] = {"texture": {"gray_levels": 16}}
 MIN_OBJECT_AREA = 4
 _DROP = re.compile(r"^(Location_|Center_|BoundingBoxM(in|ax)imum_|SpatialMoment_|NormalizedMoment_(0_0|0_1|1_0)$)")
-_PAIR_NAMES = {"Correlation_Pearson": ("Correlation_Correlation", False), "Correlation_Slope": ("Correlation_Slope", False),
+_PAIR_NAMES = {"Correlation_Pearson": ("Correlation_Correlation", False),
+               "Correlation_Slope": ("Correlation_Slope", False),
                "Correlation_Manders_1": ("Correlation_Manders", False),
                "Correlation_Manders_2": ("Correlation_Manders", True),
                "Correlation_RWC_1": ("Correlation_RWC", False), "Correlation_RWC_2": ("Correlation_RWC", True)}
