@@ -120,3 +120,18 @@ def test_profile_reports_every_feature_group_side_by_side(tmp_path):
     kept = pd.read_parquet(tmp_path / "plain" / "cellprofiler" / "profiles.parquet").columns
     assert "cp_Nuclei_Correlation_Manders_AGP_DNA" not in kept  # pycytominer's default blocklist
     assert plain["groups"]["cellprofiler"]["replicate_map"] < 0.6
+
+
+def test_spherize_whitens_the_controls_and_pca_keeps_99_percent():
+    from chadavit.profiling.groups import transform
+
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(5, 5))
+    x = rng.normal(size=(200, 5)) @ mix  # correlated features
+    df = pd.DataFrame(x, columns=[f"cls_{j}" for j in range(5)]).assign(Metadata_Well=[f"W{i}" for i in range(200)])
+    ctrl = np.arange(200) < 150
+    out, names = transform(df, [f"cls_{j}" for j in range(5)], "spherize", ctrl)
+    z = out[names].to_numpy()[ctrl]
+    np.testing.assert_allclose(np.cov(z.T), np.eye(5), atol=1e-4)  # controls: identity covariance
+    pca, pnames = transform(df, [f"cls_{j}" for j in range(5)], "pca")
+    assert all(n.startswith("pca_") for n in pnames) and 1 <= len(pnames) <= 4 and "Metadata_Well" in pca
