@@ -86,7 +86,7 @@ def test_baselines_added_beside_a_trained_model(tmp_path: Path):
     models, base = add_baselines([lm, load_model_spec("pixels")])
     labels = [m.label for m in models]
     assert labels[:2] == ["trained", "pixels"]
-    assert {"raw_pixels", "handcrafted", "random init (trained)", "pixels"} == set(base)
+    assert {"raw_pixels", "CellProfiler (cp_measure)", "random init (trained)", "pixels"} == set(base)
     twin = next(m for m in models if m.label == "random init (trained)")
     assert twin.model.config == lm.model.config  # same architecture and config
     assert twin.key.rsplit("-", 1)[-1] != lm.key.rsplit("-", 1)[-1]  # but other weights
@@ -123,7 +123,7 @@ def test_a_random_init_saved_as_the_demo_does_is_recognised_as_the_twin(tmp_path
     save_pretrained(build_model(config), tmp_path / "rand")
     models, base = add_baselines([load_model_spec(str(tmp_path / "trained")),
                                   load_model_spec(f"demo random={tmp_path / 'rand'}")])
-    assert [m.label for m in models] == ["trained", "demo random", "raw_pixels", "handcrafted"]
+    assert [m.label for m in models] == ["trained", "demo random", "raw_pixels", "CellProfiler (cp_measure)"]
     assert "demo random" in base and "trained" not in base
 
 
@@ -135,3 +135,51 @@ def test_mean_over_tasks_puts_percentages_and_r2_on_one_scale():
     assert m["raw_pixels"] == pytest.approx((0.70 + 0.50 - 0.01) / 3)
     text = terminal_summary(SUMMARY, PRIMARY, ["raw_pixels", "handcrafted"])
     assert "mean over tasks" in text and "mine 0.360" in text
+
+
+def test_cellprofiler_baseline_measures_the_central_cell():
+    pytest.importorskip("cp_measure", reason="cp_measure not installed (pip install 'chadavit[cellprofiler]')")
+    from chadavit.evaluation.cellprofiler import CellProfilerEncoder
+    from chadavit.measure import cellprofiler_columns
+
+    yy, xx = np.mgrid[:64, :64]
+    crops = []
+    for r in (6, 9, 12):
+        dna = np.where((yy - 32) ** 2 + (xx - 32) ** 2 <= r * r, 3000, 200).astype(np.uint16)
+        body = np.where((yy - 32) ** 2 + (xx - 32) ** 2 <= (2 * r) ** 2, 1500, 200).astype(np.uint16)
+        crops.append(np.stack([dna, body]))
+    names = [("DNA", "CellBody")] * 3
+    v = CellProfilerEncoder().numpy_features(crops, names)
+    cols = cellprofiler_columns(names[0], ["Nuclei", "Cells", "Cytoplasm", "Image"])
+    assert v.shape == (3, len(cols)) and np.isfinite(v).all()
+    area = v[:, cols.index("cp_Nuclei_AreaShape_Area")]
+    assert np.all(np.diff(area) > 0) and area[1] == pytest.approx(np.pi * 81, rel=0.15)
+    cell = v[:, cols.index("cp_Cells_AreaShape_Area")]
+    assert np.all(cell > 2.5 * area)  # the cell grown over CellBody is larger than its nucleus
+
+
+def test_hybrid_is_added_next_to_each_trained_model_with_both_blocks_standardised(tmp_path: Path):
+    pytest.importorskip("cp_measure", reason="cp_measure not installed (pip install 'chadavit[cellprofiler]')")
+    from chadavit.evaluation.cellprofiler import HybridEncoder, hybrid_models
+    from chadavit.models import build_model, get_config, save_pretrained
+
+    model = build_model(get_config("chada_vit_nano", depth=1))
+    with torch.no_grad():
+        next(iter(model.parameters())).add_(0.5)
+    save_pretrained(model, tmp_path / "trained")
+    models, base = add_baselines([load_model_spec(str(tmp_path / "trained"))])
+    hybrids = hybrid_models(models, base)
+    assert [h.label for h in hybrids] == ["CellProfiler + trained"]  # none for the baselines or random init
+    enc = hybrids[0].model
+    assert isinstance(enc, HybridEncoder)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    crops = [np.where((yy - 16) ** 2 + (xx - 16) ** 2 <= r * r, 3000, 200).astype(np.uint16)[None]
+             + rng.integers(0, 50, (1, 32, 32)).astype(np.uint16) for r in (4, 6, 8, 10)]
+    v = enc.numpy_features(crops, [("DNA",)] * 4)
+    width = model.config.embed_dim
+    cp, learned = v[:, :-width], v[:, -width:]
+    assert cp.shape[1] > 100 and np.isfinite(v).all()
+    for block in (cp, learned):  # each block: features centred, total weight 1 per image on average
+        assert np.allclose(block.mean(0), 0, atol=1e-5)
+        assert (block ** 2).sum(1).mean() == pytest.approx(1.0, rel=0.2)

@@ -24,7 +24,7 @@ def test_bbbc021_counts_on_the_real_metadata(shared_dir: Path):
     x = np.random.default_rng(0).normal(size=(len(meta), 16)).astype(np.float32)
     r = moa_retrieval(x, meta, seed=0, cell_fraction=1.0, control="DMSO")
     assert (r["n_treatments_nsc"], r["n_compounds_nsc"], r["n_moas_nsc"]) == (103, 38, 12)
-    assert (r["n_treatments_nscb"], r["n_moas_nscb"]) == (92, 10)
+    assert (r["n_treatments_nscb"], r["n_moas_nscb"], r["n_queries_nscb"]) == (92, 10, 91)  # taxol 0.3: every week
     x_norm = normalise_per_plate(x, meta, "DMSO")
     _, table = treatment_profiles(x_norm, meta, ("compound", "concentration"), "DMSO")
     assert single_batch_moas(table) == {"Cholesterol-lowering", "Kinase inhibitors"}  # W9 only, W7 only
@@ -64,3 +64,30 @@ def test_moa_needs_annotated_treatments():
     meta = pd.DataFrame({"compound": ["DMSO", "DMSO", "x"], "moa": ["DMSO", "DMSO", np.nan], "plate": ["p"] * 3})
     with pytest.raises(ValueError, match="at least 2 annotated treatments"):
         moa_retrieval(np.ones((3, 2)), meta, control="DMSO", cell_fraction=1.0)
+
+
+def test_results_md_reports_moa_treatments_and_queries():
+    import pandas as pd
+
+    from chadavit.evaluation.tables import moa_counts_section
+
+    summary = pd.DataFrame({"model": "m", "task": "MoA", "metric": ["nsc", "n_treatments_nsc", "n_queries_nsc",
+                                                                    "n_treatments_nscb", "n_moas_nscb",
+                                                                    "n_queries_nscb"],
+                            "mean": [50.0, 103, 103, 92, 10, 91]})
+    md = "\n".join(moa_counts_section(summary))
+    assert "| MoA | 103 | 103 | 92 | 10 | 91 |" in md and "Ando et al. 2017" in md
+    assert moa_counts_section(summary[summary.metric == "nsc"]) == []
+
+
+def test_a_treatment_in_every_batch_is_not_an_nscb_query():
+    import pandas as pd
+
+    from chadavit.evaluation.moa import moa_scores
+
+    table = pd.DataFrame({"compound": ["a", "b", "c", "d"], "moa": ["X", "X", "Y", "Y"],
+                          "batches": [frozenset({"w1", "w2"}), frozenset({"w2"}), frozenset({"w1"}),
+                                      frozenset({"w2"})]})
+    r = moa_scores(np.eye(4), table)
+    # "a" spans both weeks: every other treatment shares one with it -> no admissible neighbour, not a query
+    assert r["n_treatments_nscb"] == 4 and r["n_queries_nscb"] == 3

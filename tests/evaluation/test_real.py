@@ -203,13 +203,13 @@ tasks:
     summary = run_suite(suite, ["pixels"], tmp_path / "out", progress=False, figures=False)
     said = capsys.readouterr().out
     assert "SKIPPED dataset dsb48" in said and "raw images are absent" in said and "SKIPPED task dsb area" in said
-    assert {"pixels", "raw_pixels", "handcrafted"} == set(summary.model)
+    assert {"pixels", "raw_pixels", "CellProfiler (cp_measure)"} == set(summary.model)
     md = (tmp_path / "out" / "results.md").read_text()
     assert "Skipped (dataset unavailable): dsb area" in md and "±" not in md
     assert "## Against the best baseline" in md
     per_seed = pd.read_csv(tmp_path / "out" / "results_per_seed.csv")
     assert set(per_seed.task) == {"mitotic", "area"}
-    # the hand-crafted shape features measure the nucleus: they must predict its area far above chance
+    # CellProfiler's shape features measure the nucleus: they must predict its area far above chance
     area = summary[(summary.task == "area") & (summary.metric == "r2")].set_index("model")["mean"]
-    assert area["handcrafted"] > 0.3
+    assert area["CellProfiler (cp_measure)"] > 0.3
     assert store.BUNDLED.is_file()

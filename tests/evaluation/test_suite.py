@@ -119,7 +119,7 @@ def test_run_suite_end_to_end(tiny_suite: Path, tmp_path: Path, monkeypatch, cap
     summary = run_suite(tiny_suite, ["pixels"], out, progress=False)
     said = capsys.readouterr().out
     assert "SKIPPED dataset gone" in said and "SKIPPED task blood" in said
-    assert {"raw_pixels", "handcrafted"} <= set(summary.model) and "pixels" in summary.attrs["baselines"]
+    assert {"raw_pixels", "CellProfiler (cp_measure)"} <= set(summary.model) and "pixels" in summary.attrs["baselines"]
     top = summary[(summary.task == "blobs linear") & (summary.metric == "top1") & (summary.model == "pixels")]["mean"]
     top = top.item()
     assert top > 90  # the classes are trivially separable
@@ -149,10 +149,11 @@ def test_cli_eval_with_a_transformer(tiny_suite: Path, tmp_path: Path, capsys):
                "--set", f"data_root={tmp_path / 'data'}"])
     assert rc == 0
     table = pd.read_csv(out / "table.csv", index_col=0)
-    assert list(table.index) == ["random:chada_vit_nano", "pixels", "raw_pixels", "handcrafted"]  # + baselines
+    # the models asked for, then the baselines
+    assert list(table.index) == ["random:chada_vit_nano", "pixels", "raw_pixels", "CellProfiler (cp_measure)"]
     assert "blobs linear (top-1 %)" in table.columns
     said = capsys.readouterr().out
-    assert "* random:chada_vit_nano" in said and "* handcrafted" in said  # untrained: marked as baselines
+    assert "* random:chada_vit_nano" in said and "* CellProfiler (cp_measure)" in said  # untrained: marked as baselines
     assert max(len(line) for line in said.split("full table:")[-2].splitlines()[-12:]) <= 100
 
 

@@ -57,8 +57,9 @@ def run_demo_evaluation(summary: dict[str, Any], out_dir: str | Path, progress: 
                         suites: tuple[str, ...] = ("synthetic", "real")) -> dict[str, Any]:
     """The evaluation suites for the model just trained (and a One-Channel ViT nano, synthetic suite only).
 
-    Every report also holds the baselines that need no training (raw pixels, hand-crafted features, and the
-    random init of the trained model's architecture and config; :mod:`chadavit.evaluation.baselines`).
+    Every report also holds the baselines that need no training (raw pixels, CellProfiler features from
+    cp_measure, and the random init of the trained model's architecture and config;
+    :mod:`chadavit.evaluation.baselines`), and the hybrid of CellProfiler and the trained model.
     Writes ``out_dir/eval`` (synthetic) and ``out_dir/eval_<suite>`` (others); returns each suite's summary.
     """
     from chadavit.evaluation import run_suite
@@ -91,7 +92,7 @@ def _untrained_refs(table: Any, task: str, metric: str) -> dict[str, float]:
 
 
 def demo_verdict(tables: dict[str, Any], model: str = PRETRAINED) -> list[str]:
-    """Plain lines: does the pretrained model beat the BEST baseline (pixels, hand-crafted, random init)?
+    """Plain lines: does the pretrained model beat the BEST baseline (pixels, CellProfiler, random init)?
 
     Synthetic suite: the localisation linear probe; other suites: the mean gap over their tasks (% metrics
     on 0-1 so they average with R^2). Each line also says how it does against raw pixels and random init
@@ -143,7 +144,7 @@ def _suite_mean_line(suite: str, table: Any, model: str) -> list[str]:
         return []
     rnd = [v for k, v in means.items() if k.startswith("random init")]
     refs = {"raw pixels": means.get("raw_pixels"), "random init": max(rnd) if rnd else None,
-            "hand-crafted": means.get("handcrafted")}
+            "CellProfiler (cp_measure)": means.get("CellProfiler (cp_measure)")}
     vs = ", ".join(f"{'BEATS' if means[model] > v else 'LOSES TO'} {k} {v:.3f}" for k, v in refs.items()
                    if v is not None)
     return [f"{suite} suite mean (% as fractions): pretrained {means[model]:.3f} {vs}"] if vs else []

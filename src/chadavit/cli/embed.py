@@ -61,6 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse images over N values (channels x height x width; default 268435456), read from "
                         "the file's header before decoding")
+    g = p.add_argument_group("features")
+    g.add_argument("--features", default="learned",
+                   help="comma-separated: learned (= cls,meanpatch,per_channel from the model: cls_<j>, meanpatch_<j>, "
+                        "chan_<channel>_<j>, the mean patch token of each channel), or single blocks cls, meanpatch, "
+                        "per_channel; cellprofiler (cp_ CellProfiler measurements of each crop's cell, from "
+                        "cp_measure; no model needed). Default learned; learned,cellprofiler writes one table")
+    g.add_argument("--cell-channel", help="cell-body channel cells are grown over from the nuclei (cellprofiler; "
+                   "default: a channel named like CellBody, Actin, ...; none: nuclei only)")
     g = p.add_argument_group("crops")
     g.add_argument("--crops", default="grid", choices=("grid", "nuclei", "full"),
                    help="grid tiles (default), windows centred on nuclei, or the full field resized")
@@ -72,10 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--max-crops-per-image", type=int, help="keep at most N crops per image (evenly spread)")
     g.add_argument("--per-image", action="store_true", help="one row per image: features averaged over its crops")
     g = p.add_argument_group("output")
-    g.add_argument("--features",
-                   help="feature columns, comma-separated: cls (cls_<j>), meanpatch (meanpatch_<j>), per_channel "
-                        "(chan_<channel>_<j>: the mean patch token of each channel); default "
-                        "cls,meanpatch,per_channel (chadavit.embed.config.DEFAULT_FEATURES)")
     g.add_argument("--h5ad", help="also write AnnData (needs anndata): X = CLS, obsm X_cls / X_meanpatch / "
                    "X_chan_<name>")
     g.add_argument("--save-attention", type=int, default=0, metavar="N",
@@ -112,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
                             "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
-    if not args.model:
+    if not args.model and "learned" in args.features.split(","):
         raise ChadavitError("chadavit embed: --model is required (a checkpoint DIR, official:PATH, PATH.ckpt or "
-                            "random:PRESET)")
+                            "random:PRESET), unless --features cellprofiler")
     from chadavit.sharding import parse_shard
 
     try:
@@ -127,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
         strict_channels=args.strict_channels, crops=args.crops, crop_size=args.crop_size, stride=args.stride,
         nuclei_channel=args.nuclei_channel, min_nucleus_area=args.min_nucleus_area,
         max_crops_per_image=args.max_crops_per_image, per_image=args.per_image,
-        **({"features": args.features} if args.features else {}),
         normalize=args.normalize,
         num_heads=args.num_heads, final_norm_eps=args.final_norm_eps, seed=args.seed, batch_size=args.batch_size,
         workers=args.workers,
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         attention_images=[s.strip() for s in args.attention_images.split(",")] if args.attention_images else None,
         attention_crops=args.attention_crops, overwrite=args.overwrite, keep_parts=args.keep_parts,
         limit=args.limit, progress=args.progress, shard=args.shard, max_pixels=args.max_pixels,
+        features=args.features, cell_channel=args.cell_channel,
     )
     from chadavit.embed.distributed import torchrun_group
 

@@ -124,9 +124,11 @@ def find_nuclei(plane: np.ndarray, min_area: int = 30, sigma: float = 1.0, min_d
     return nuclei, labels
 
 
-def nucleus_crops(plane: np.ndarray, size: int, min_area: int = 30, max_crops: int | None = None) -> list[Crop]:
-    """Windows of ``size`` centred on each nucleus found in ``plane`` (see :func:`find_nuclei`)."""
-    nuclei, _ = find_nuclei(plane, min_area=min_area)
+def nucleus_crops(plane: np.ndarray, size: int, min_area: int = 30, max_crops: int | None = None,
+                  found: list[Nucleus] | None = None) -> list[Crop]:
+    """Windows of ``size`` centred on each nucleus found in ``plane`` (see :func:`find_nuclei`), or on the
+    nuclei ``found`` already (the caller also needs their label image)."""
+    nuclei = found if found is not None else find_nuclei(plane, min_area=min_area)[0]
     if max_crops is not None and len(nuclei) > max_crops:
         idx = np.unique(np.linspace(0, len(nuclei) - 1, max_crops).round().astype(int))
         nuclei = [nuclei[i] for i in idx]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,29 @@ from chadavit.sharding import parse_shard
 CROP_MODES = ("grid", "nuclei", "full")
 # feature blocks a run can write: cls_<j>, meanpatch_<j>, chan_<name>_<j> (the mean patch token of each channel)
 FEATURE_BLOCKS = ("cls", "meanpatch", "per_channel")
-DEFAULT_FEATURES = ("cls", "meanpatch", "per_channel")  # why: docs/embed.md, "Which columns"
+DEFAULT_FEATURES = ("cls", "meanpatch", "per_channel")  # what "learned" means; why: docs/embed.md, "Which columns"
+# --features items: "learned" (the default learned blocks), single learned blocks, "cellprofiler" (cp_ columns)
+FEATURE_ITEMS = ("learned", *FEATURE_BLOCKS, "cellprofiler")
+
+
+def parse_features(spec: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
+    """``--features`` -> (the learned blocks to write, whether to write CellProfiler measurements).
+
+    ``learned`` stands for :data:`DEFAULT_FEATURES`; ``cls``, ``meanpatch`` and ``per_channel`` pick single
+    blocks; ``cellprofiler`` adds the ``cp_`` columns. Unknown or empty: a :class:`ValueError` saying what is taken.
+    """
+    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if str(x).strip()]
+    bad = [x for x in items if x not in FEATURE_ITEMS]
+    if bad or not items:
+        raise ValueError(f"--features takes a comma-separated list of {', '.join(FEATURE_ITEMS)} (learned = "
+                         f"{','.join(DEFAULT_FEATURES)}), got {','.join(map(str, items)) or 'nothing'}")
+    blocks = [b for b in FEATURE_BLOCKS if "learned" in items or b in items]
+    return tuple(blocks), "cellprofiler" in items
 # metadata the run itself writes; input metadata with these names is kept as Metadata_Input<Name>
 RESERVED_METADATA = frozenset({"ImageId", "ImageIndex", "Channels", "SourceChannels", "Source", "ImageHeight",
                                "ImageWidth", "CropMode", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
-                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops"})
+                               "NucleusY", "NucleusX", "NucleusArea", "NucleusLabel", "NumCrops", "CPError",
+                               "CPTouchesBorder"})
 
 
 @dataclass
@@ -24,7 +43,7 @@ class EmbedConfig:
 
     input: str
     out: str
-    model: str  # a checkpoint (see chadavit.embed.model_spec); required: no accidental random weights
+    model: str | None  # a checkpoint (see chadavit.embed.model_spec); required for learned features
     input_format: str = "auto"
     pattern: str | None = None
     recursive: bool = True
@@ -38,7 +57,6 @@ class EmbedConfig:
     min_nucleus_area: int = 30
     max_crops_per_image: int | None = None
     per_image: bool = False
-    features: str | tuple[str, ...] = DEFAULT_FEATURES  # any of FEATURE_BLOCKS ("cls,per_channel" on the CLI)
     normalize: str | None = None
     num_heads: int | None = None  # official checkpoints only (None: the default, said in the log)
     final_norm_eps: float | None = None
@@ -58,6 +76,19 @@ class EmbedConfig:
     progress: bool = True
     max_pixels: int | None = None  # refuse images above this many values C x H x W (None: readers' default)
     shard: str | None = None  # "i/n": embed only the images whose id hashes to i mod n (chadavit.embed.shards)
+    features: str | tuple[str, ...] = "learned"  # FEATURE_ITEMS, comma-separated (see parse_features)
+    cell_channel: str | None = None  # cell-body channel cells are grown over (cellprofiler features)
+
+    @property
+    def feature_groups(self) -> tuple[str, ...]:
+        """``learned`` when a learned block is asked for, ``cellprofiler`` when measurements are."""
+        blocks, cellprofiler = parse_features(self.features)
+        return ("learned",) * bool(blocks) + ("cellprofiler",) * cellprofiler
+
+    @property
+    def feature_blocks(self) -> tuple[str, ...]:
+        """The learned blocks written (``cls``, ``meanpatch``, ``per_channel``), in that order."""
+        return parse_features(self.features)[0]
 
     def settings(self) -> dict[str, Any]:
         """The options that shape the features: a resumed run must use the same ones."""
@@ -66,22 +97,20 @@ class EmbedConfig:
                 "normalize", "num_heads", "final_norm_eps", "seed", "precision")
         d = asdict(self)
         out = {k: d[k] for k in keys}
-        if self.feature_blocks != DEFAULT_FEATURES:  # runs with the default columns resume as before
-            out["features"] = ",".join(self.feature_blocks)
         out["input"] = str(Path(self.input).resolve())
         if isinstance(out["channels"], list):
             out["channels"] = ",".join(out["channels"])
         if isinstance(out["channel_map"], dict):
             out["channel_map"] = ",".join(f"{k}={v}" for k, v in out["channel_map"].items())
+        blocks, cellprofiler = parse_features(self.features)
+        if blocks != DEFAULT_FEATURES or cellprofiler:  # only when asked for: default runs resume as before
+            out["features"] = ",".join(blocks + ("cellprofiler",) * cellprofiler)
+        if cellprofiler:
+            out["cell_channel"] = self.cell_channel
         if parse_shard(self.shard)[1] > 1:  # each shard resumes only itself
             out["shard"] = "{}/{}".format(*parse_shard(self.shard))
         return out
 
-    @property
-    def feature_blocks(self) -> tuple[str, ...]:
-        """``features`` as a tuple (a comma-separated string is split)."""
-        f = self.features
-        return tuple(x.strip() for x in f.split(",") if x.strip()) if isinstance(f, str) else tuple(f)
 
 
 @dataclass
@@ -116,10 +145,6 @@ def validate_options(cfg: EmbedConfig) -> None:
     from chadavit.embed.output import EmbedError
 
     problems = []
-    bad = [f for f in cfg.feature_blocks if f not in FEATURE_BLOCKS]
-    if bad or not cfg.feature_blocks:
-        problems.append(f"--features must be a comma-separated list of {', '.join(FEATURE_BLOCKS)}, "
-                        f"got {','.join(cfg.feature_blocks) or 'nothing'}")
     if cfg.crops not in CROP_MODES:
         problems.append(f"--crops must be one of {', '.join(CROP_MODES)}, got {cfg.crops!r}")
     if cfg.normalize is not None and cfg.normalize not in NORMALIZATION_METHODS:
@@ -133,8 +158,18 @@ def validate_options(cfg: EmbedConfig) -> None:
     problems += [f"{k} must be 0 or more, got {v}" for k, v in non_negative.items() if v < 0]
     if cfg.final_norm_eps is not None and not cfg.final_norm_eps > 0:
         problems.append(f"--final-norm-eps must be positive, got {cfg.final_norm_eps}")
-    if cfg.nuclei_channel is not None and cfg.crops != "nuclei":
+    try:
+        groups = cfg.feature_groups
+    except ValueError as exc:
+        problems.append(str(exc))
+        groups = ("learned",)
+    if "learned" in groups and not cfg.model:
+        problems.append("--model is required for learned features (a checkpoint DIR, official:PATH, PATH.ckpt or "
+                        "random:PRESET); --features cellprofiler needs none")
+    if cfg.nuclei_channel is not None and cfg.crops != "nuclei" and "cellprofiler" not in groups:
         problems.append(f"--nuclei-channel applies to --crops nuclei, not to --crops {cfg.crops}")
+    if cfg.cell_channel is not None and "cellprofiler" not in groups:
+        problems.append("--cell-channel applies to --features cellprofiler")
     if cfg.stride is not None and cfg.crops != "grid":
         problems.append(f"--stride applies to --crops grid, not to --crops {cfg.crops}")
     if cfg.pattern is not None and "{channel" not in cfg.pattern:

@@ -32,12 +32,12 @@ SORT_LIMIT_BYTES = 1 << 30  # outputs up to this size are sorted as a whole when
 SETTINGS_KEY = b"chadavit.embed"
 WEIGHTS_KEY = "weights_digest"  # run setting: chadavit.models.io.weights_digest of the model as loaded
 INT_COLUMNS = ("ImageIndex", "ImageHeight", "ImageWidth", "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1",
-               "NucleusArea", "NucleusLabel", "NumCrops")
+               "NucleusArea", "NucleusLabel", "NumCrops", "CPTouchesBorder")
 FLOAT_COLUMNS = ("NucleusY", "NucleusX")
 LEAD_COLUMNS = ("ImageId", "ImageIndex", "Plate", "Well", "Site")
 TAIL_COLUMNS = ("Channels", "SourceChannels", "Source", "ImageHeight", "ImageWidth", "CropMode", "NumCrops",
                 "CropIndex", "CropY0", "CropX0", "CropY1", "CropX1", "NucleusY", "NucleusX", "NucleusArea",
-                "NucleusLabel")
+                "NucleusLabel", "CPTouchesBorder", "CPError")
 ERROR_COLUMNS = ("image_id", "image_index", "level", "stage", "error", "message", "sources")
 
 
@@ -53,8 +53,9 @@ def metadata_type(name: str) -> pa.DataType:
     return pa.string()
 
 
-def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.ndarray]) -> pa.Table:
-    """``Metadata_<key>`` columns from ``meta_rows`` (typed, missing keys null), then ``<prefix>_<j>`` features."""
+def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, Any]) -> pa.Table:
+    """``Metadata_<key>`` columns from ``meta_rows`` (typed, missing keys null), then the feature groups in order:
+    an array gives ``<prefix>_<j>`` columns, a DataFrame its own (already prefixed) column names, e.g. ``cp_``."""
     keys: list[str] = [k for k in LEAD_COLUMNS]
     extra = sorted({k for r in meta_rows for k in r} - set(LEAD_COLUMNS) - set(TAIL_COLUMNS))
     keys += extra + [k for k in TAIL_COLUMNS if any(k in r for r in meta_rows)]
@@ -67,6 +68,11 @@ def rows_to_table(meta_rows: Sequence[dict[str, Any]], features: dict[str, np.nd
         arrays.append(pa.array(vals, type=t))
         names.append(f"Metadata_{k}")
     for prefix, mat in features.items():
+        if hasattr(mat, "columns"):  # named columns (CellProfiler measurements); NaN stays NaN
+            for name in mat.columns:
+                arrays.append(pa.array(np.asarray(mat[name], dtype=np.float32)))
+                names.append(str(name))
+            continue
         mat = np.asarray(mat, dtype=np.float32).reshape(len(meta_rows), -1)
         for j in range(mat.shape[1]):
             arrays.append(pa.array(mat[:, j]))
@@ -97,13 +103,19 @@ def channel_means(out: EncoderOutput, names: tuple[tuple[str, ...], ...] | None)
     return [{k: v.float().cpu().numpy() for k, v in d.items()} for d in out.per_channel_by_name()]
 
 
-def stack_blocks(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def stack_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Row blocks of several images as one matrix per block; a block an image lacks (a channel it does not
-    have) is NaN in its rows."""
+    have) is NaN in its rows. DataFrame blocks (``cp_`` measurements) are stacked by rows, columns united."""
     keys = list(dict.fromkeys(k for f in parts for k in f))
     out = {}
     for k in keys:
-        dim = next(f[k].shape[1] for f in parts if k in f)
+        blocks = [f[k] for f in parts if k in f]
+        if hasattr(blocks[0], "columns"):  # named columns (CellProfiler): by rows, with the union of columns
+            import pandas as pd
+
+            out[k] = pd.concat(blocks, ignore_index=True, sort=False)
+            continue
+        dim = blocks[0].shape[1]
         out[k] = np.concatenate([f[k] if k in f else np.full((len(next(iter(f.values()))), dim), np.nan, np.float32)
                                  for f in parts])
     return out

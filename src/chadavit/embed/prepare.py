@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, full_crop, grid_crops, guess_nucleus_channel,
-                                 nucleus_crops)
+from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, find_nuclei, full_crop, grid_crops,
+                                 guess_nucleus_channel, nucleus_crops)
 from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
 from chadavit.embed.channels import ChannelError, ChannelSpec
 from chadavit.embed.config import EmbedConfig
@@ -42,6 +43,8 @@ class Prepared:
     failed: bool = False
     warnings: list[str] = field(default_factory=list)  # kept in OUT.errors.csv with level "warning"
     shape: tuple[int, int, int] = (0, 0, 0)
+    cp: Any = None  # a DataFrame of cp_ columns, one row per crop (--features cellprofiler)
+    cp_meta: list[dict[str, Any]] = field(default_factory=list)  # CPError / CPTouchesBorder per crop
 
     def __post_init__(self) -> None:
         if self.field is not None:
@@ -156,19 +159,31 @@ class ImagePreparer:
                                "channel slots; choose channels with --channels")
         c, h, w = arr.shape
         warnings = self.check_size(rec.image_id, h, w)
+        measure, found = "cellprofiler" in self.cfg.feature_groups, None
         if self.cfg.crops == "grid":
             crops = grid_crops(h, w, self.crop_size, self.cfg.stride)
         elif self.cfg.crops == "full":
             crops = full_crop(h, w)
         else:
+            found = find_nuclei(np.asarray(nuc_plane), min_area=self.cfg.min_nucleus_area) if measure else None
             crops = nucleus_crops(np.asarray(nuc_plane), self.crop_size, min_area=self.cfg.min_nucleus_area,
-                                  max_crops=self.cfg.max_crops_per_image)
+                                  max_crops=self.cfg.max_crops_per_image, found=found[0] if found else None)
         if self.cfg.max_crops_per_image is not None and len(crops) > self.cfg.max_crops_per_image:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
             crops = [crops[i] for i in keep]
+        cp, cp_meta = self._cellprofiler(arr, names, crops, found, k) if measure else (None, [])
         st = plane_stats(names, c, self.normalization_stats, arr.dtype) if self.normalize == "dataset" else None
         field_ = normalize_planes(arr, self.normalize, stats=st).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
         return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, [None] * n, n,
-                        warnings=warnings)
+                        warnings=warnings, cp=cp, cp_meta=cp_meta)
+
+    def _cellprofiler(self, arr: np.ndarray, names: list[str], crops: list[Crop], found: Any,
+                      k: int | None) -> tuple[Any, list[dict[str, Any]]]:
+        """CellProfiler measurements of each crop's cell, on the raw pixels (see chadavit.embed.cpfeatures)."""
+        from chadavit.embed.cpfeatures import measure_central_crops, measure_nuclei_crops
+
+        if self.cfg.crops == "nuclei":
+            return measure_nuclei_crops(arr, names, crops, found[1], self.cfg.cell_channel, k)
+        return measure_central_crops(arr, names, crops, self.cfg.cell_channel, self.cfg.nuclei_channel)

@@ -72,12 +72,15 @@ class Embedder:
             import copy
 
             model = copy.deepcopy(model)  # the caller's model keeps its float32 weights
-        self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads, seed=cfg.seed,
-                                                                       final_norm_eps=cfg.final_norm_eps)
-        from chadavit.models.io import weights_digest
+        if "learned" in cfg.feature_groups:
+            self.model = model if model is not None else load_model(cfg.model, num_heads=cfg.num_heads,
+                                                                    seed=cfg.seed, final_norm_eps=cfg.final_norm_eps)
+            from chadavit.models.io import weights_digest
 
-        self.weights_digest = weights_digest(self.model)  # before any cast: the weights as loaded
-        self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
+            self.weights_digest: str | None = weights_digest(self.model)  # before any cast: the weights as loaded
+            self.model = prepare_inference(self.model.eval().to(self.device), self.dtype)
+        else:  # CellProfiler measurements only: no model (crop size and normalisation take their defaults)
+            self.model, self.weights_digest = None, None
         mcfg = getattr(self.model, "config", None)
         self.img_size = int(getattr(mcfg, "img_size", 224))
         self.patch_size = int(getattr(mcfg, "patch_size", 16))
@@ -178,16 +181,24 @@ class Embedder:
         base = {"ImageId": rec.image_id, "ImageIndex": p.index, **meta,
                 "Channels": ",".join(p.names), "SourceChannels": ",".join(p.source_names),
                 "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": self.cfg.crops}
-        feats = {"cls": np.stack(p.cls), "meanpatch": np.stack(p.meanpatch)}
-        if "per_channel" in self.cfg.feature_blocks:
-            feats |= {f"chan_{name}": np.stack([d[name] for d in p.per_channel]) for name in p.per_channel[0]}
-        feats = {k: v for k, v in feats.items() if k in self.cfg.feature_blocks or k.startswith("chan_")}
-        if self.cfg.per_image:
-            return [{**base, "NumCrops": len(p.crops)}], {k: v.mean(0, keepdims=True) for k, v in feats.items()}
+        feats: dict[str, Any] = {}
+        if self.model is not None:
+            feats = {"cls": np.stack(p.cls), "meanpatch": np.stack(p.meanpatch)}
+            if "per_channel" in self.cfg.feature_blocks:
+                feats |= {f"chan_{name}": np.stack([d[name] for d in p.per_channel]) for name in p.per_channel[0]}
+            feats = {k: v for k, v in feats.items() if k in self.cfg.feature_blocks or k.startswith("chan_")}
+        if p.cp is not None:
+            feats["cp"] = p.cp
+        if self.cfg.per_image:  # CellProfiler: the mean over the cells measured (NaN rows left out)
+            errs = sorted({str(m["CPError"]) for m in p.cp_meta if m.get("CPError")})
+            cp_meta = {"CPError": "; ".join(errs) or None} if p.cp is not None else {}
+            return [{**base, "NumCrops": len(p.crops), **cp_meta}], {
+                k: (v.mean().to_frame().T if hasattr(v, "columns") else v.mean(0, keepdims=True))
+                for k, v in feats.items()}
         rows = []
         for k, c in enumerate(p.crops):
             rows.append({**base, "CropIndex": k, "CropY0": c.y0, "CropX0": c.x0, "CropY1": c.y1, "CropX1": c.x1,
-                         **dict(c.meta)})
+                         **dict(c.meta), **(p.cp_meta[k] if p.cp_meta else {})})
         return rows, feats
 
     def _check_channel_options(self, records: list[ImageRecord]) -> None:
@@ -345,6 +356,10 @@ class Embedder:
                     continue
                 pending[id(prep)] = prep
                 n_crops += len(prep.crops)
+                if self.model is None:  # measured while it was read: nothing to run
+                    prep.remaining = 0
+                    harvest()
+                    continue
                 buf = buffers.setdefault(prep.shape[0], [])
                 buf.extend((prep, k) for k in range(len(prep.crops)))
                 while len(buf) >= cfg.batch_size:
@@ -371,7 +386,7 @@ class Embedder:
             self.store.write_errors(self.errors)
             bar.close()
         failed = [e for e in self.errors if e["level"] == "error"]
-        n_rows = self.store.assemble({"model_class": type(self.model).__name__,
+        n_rows = self.store.assemble({"model_class": type(self.model).__name__ if self.model is not None else None,
                                       "model_config": _config_dict(self.model),
                                       **(shard_metadata(all_ids, len(records)) if shard[1] > 1 else {})},
                                      keep_empty=shard[1] > 1)

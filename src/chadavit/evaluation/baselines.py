@@ -1,4 +1,5 @@
-"""Baselines in every report: raw pixels, hand-crafted features, random init of each trained model; gaps, verdicts.
+"""Baselines in every report: raw pixels, CellProfiler features (cp_measure), random init of each trained model;
+gaps, verdicts.
 
 A learned representation is only worth using when it beats what needs no training. `run_suite` adds these
 references beside the models asked for, and the tables show each model's gap to the BEST baseline per task.
@@ -17,12 +18,13 @@ from chadavit.evaluation.judging import LOWER_IS_BETTER, score_column
 from chadavit.evaluation.judging import scale as _scale
 
 log = logging.getLogger(__name__)
-FIXED_BASELINES = ("raw_pixels", "handcrafted")
+FIXED_BASELINES = ("raw_pixels", "cellprofiler")
+OTHER_REFERENCES = ("pixels", "handcrafted")  # untrained when asked for: pixel statistics, the old statistics
 
 
 def is_untrained(lm: LoadedModel) -> bool:
     """True for references that were never trained: random-init specs and the pixel/hand-crafted encoders."""
-    return lm.spec.startswith("random:") or lm.spec in ("pixels", *FIXED_BASELINES) or \
+    return lm.spec.startswith("random:") or lm.spec in (*OTHER_REFERENCES, *FIXED_BASELINES) or \
         lm.label.startswith("random init")
 
 
@@ -51,8 +53,9 @@ def add_baselines(models: Sequence[LoadedModel], device: str = "cpu",
                   precision: str = "fp32") -> tuple[list[LoadedModel], list[str]]:
     """``models`` plus the baselines, and the labels that are baselines.
 
-    Baselines: ``raw_pixels``, ``handcrafted``, and a random-init twin of every trained model (one per distinct
-    architecture config; a model in the list with the same weights as a twin is used as that twin).
+    Baselines: ``raw_pixels``, ``cellprofiler`` (labelled "CellProfiler (cp_measure)"), and a random-init twin of
+    every trained model (one per distinct architecture config; a model in the list with the same weights as a twin
+    is used as that twin).
     """
     out = list(models)
     hashes = {lm.key.rsplit("-", 1)[-1]: lm for lm in out}
@@ -60,7 +63,7 @@ def add_baselines(models: Sequence[LoadedModel], device: str = "cpu",
     for spec in FIXED_BASELINES:
         if not any(lm.spec == spec for lm in out):
             out.append(load_model_spec(spec, device, precision))  # the twin runs as the model does
-            base.append(spec)
+            base.append(out[-1].label)
     for lm in list(models):
         if is_untrained(lm):
             if lm.spec not in FIXED_BASELINES and lm.label not in base:

@@ -9,7 +9,8 @@ Model specs (``chadavit eval --model SPEC``):
 ``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
 ``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
 ``raw_pixels``                 per-crop standardised raw pixels (baseline, `evaluation/handcrafted.py`)
-``handcrafted``                CellProfiler-style per-cell intensity, shape and texture features (baseline)
+``cellprofiler``               CellProfiler per-cell measurements from cp_measure (baseline, evaluation/cellprofiler.py)
+``handcrafted``                the old hand-written CellProfiler-style statistics (for comparison only)
 ``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 
 Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel),
@@ -132,6 +133,10 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu", precision: st
     if spec == "pixels":
         model: nn.Module = PixelStatsEncoder()
         label = "pixels"
+    elif spec == "cellprofiler":
+        from chadavit.evaluation.cellprofiler import LABEL, CellProfilerEncoder
+
+        model, label = CellProfilerEncoder(), LABEL
     elif spec in ("raw_pixels", "handcrafted"):
         from chadavit.evaluation.handcrafted import HandcraftedEncoder, RawPixelEncoder
 

@@ -1,4 +1,6 @@
-"""Hand-crafted per-cell features as CellProfiler measures them, and per-crop standardised raw pixels.
+"""The old hand-written "CellProfiler-style" per-cell statistics (``handcrafted``, kept for comparison; the
+baseline in reports is now ``cellprofiler``, :mod:`chadavit.evaluation.cellprofiler`), and per-crop standardised
+raw pixels.
 
 Both are untrained reference encoders for :mod:`chadavit.evaluation.baselines`. They expose
 ``numpy_features(images, names) -> (N, D)``, which :func:`chadavit.evaluation.features.extract_features`
@@ -15,47 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from chadavit.measure.cellprofiler import to_unit as _unit
+from chadavit.measure.objects import central_object
+
 GLCM_PROPS = ("contrast", "correlation", "energy", "homogeneity")
-
-
-def _unit(img: np.ndarray) -> np.ndarray:
-    """Intensities on 0-1 by the dtype's range (integers) as CellProfiler loads them; floats unchanged."""
-    a = np.asarray(img)
-    if a.dtype.kind in "ui":
-        return a.astype(np.float64) / float(np.iinfo(a.dtype).max)
-    return a.astype(np.float64)
-
-
-def _nearest_label(labels: np.ndarray) -> int:
-    cy, cx = (np.array(labels.shape) - 1) / 2
-    ys, xs = np.nonzero(labels)
-    return int(labels[ys, xs][np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)])
-
-
-def central_object(plane: np.ndarray) -> np.ndarray:
-    """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
-    nearest the centre, split from touching neighbours by a distance-transform watershed (as
-    :func:`chadavit.data.crops.find_nuclei`, on that one component only); the whole crop when nothing is found."""
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
-    from skimage.segmentation import watershed
-
-    sm = ndi.gaussian_filter(np.asarray(plane, np.float64), 1.0)
-    if sm.max() <= sm.min():
-        return np.ones(plane.shape, bool)
-    comp, n = ndi.label(ndi.binary_fill_holes(sm > threshold_otsu(sm)))
-    if n == 0:
-        return np.ones(plane.shape, bool)
-    obj = comp == _nearest_label(comp)
-    dist = ndi.gaussian_filter(ndi.distance_transform_edt(obj), 1.0)
-    radius = float(np.sqrt(obj.sum() / np.pi))
-    md = max(3, int(round(radius * 0.5)))
-    # seeds: plateaus of local maxima of the smoothed distance map (peak_local_max without its slow spacing pass)
-    seeds, n_seeds = ndi.label((dist == ndi.maximum_filter(dist, size=2 * md + 1)) & (dist > 2.0))
-    if n_seeds < 2:
-        return obj
-    split = watershed(-dist, seeds, mask=obj)
-    return split == _nearest_label(split)
 
 
 def _convex_area(mask: np.ndarray) -> float:

@@ -293,8 +293,9 @@ def run_suite(suite: Suite | str | os.PathLike[str], model_specs: Sequence[str |
     ``cache/``. ``threads`` (else the suite's ``threads``, else torch's default) sets torch's CPU threads.
     ``skip_missing`` skips every missing dataset (and its tasks) instead of stopping with its expected layout.
     ``device`` runs the encoders and the reconstruction decoder there (``cuda``); probes stay on the CPU.
-    ``baselines`` adds raw pixels, hand-crafted features and a random-init twin of each trained model
-    (:mod:`chadavit.evaluation.baselines`); the tables then show each model's gap to the best baseline.
+    ``baselines`` adds raw pixels, CellProfiler features and a random-init twin of each trained model
+    (:mod:`chadavit.evaluation.baselines`), and a hybrid "CellProfiler + <model>" per trained model; the tables
+    then show each model's gap to the best baseline.
     ``precision`` (``fp32``/``bf16``/``auto``) is the encoders' feature-extraction precision.
     """
     if not isinstance(suite, Suite):
@@ -326,6 +327,10 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     if not models:
         raise SuiteError("give at least one model spec")
     baseline_labels = _with_baselines(models, device, say, precision) if baselines else []
+    if baselines:  # CellProfiler + each trained model's compact embedding, next to it
+        from chadavit.evaluation.cellprofiler import hybrid_models
+
+        models += hybrid_models(models, baseline_labels)
     from chadavit.evaluation.judging import unseen_channel_lines
 
     from tqdm.auto import tqdm

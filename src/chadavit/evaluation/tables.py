@@ -150,6 +150,7 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
                 settings = f"k={t.params.get('k', 20)}, T={t.params.get('temperature', 0.07)}, cosine, exp(sim/T)"
             md.append(f"| {t.name} | {t.dataset} | {t.protocol} | {t.label or ''} | {t.features} | {settings} |")
         md.append("")
+    md += moa_counts_section(summary)
     full = wide_table(summary)
     if len(full.columns) > len(main.columns):
         md += ["## All metrics", "", to_markdown(full), ""]
@@ -162,6 +163,26 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         md += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]
     write_text_atomic(out / "results.md", scrub_paths("\n".join(md)))
     return out / "results.md"
+
+
+def moa_counts_section(summary: pd.DataFrame) -> list[str]:
+    """Treatments and scored queries of each MoA task (NSC and NSCB), with the NSCB rule in one sentence."""
+    counts = summary[summary["metric"].astype(str).str.startswith(("n_treatments_", "n_queries_", "n_moas_"))]
+    if counts.empty:
+        return []
+    md = ["## MoA protocol counts", "",
+          "NSCB leaves out MoAs whose treatments all lie in one batch; a treatment whose batches overlap those of "
+          "every other compound's treatment has no admissible neighbour and is not a query (on BBBC021: taxol "
+          "0.3 uM, the positive control of every week: 92 treatments, 91 queries). Rule of Ando et al. 2017, "
+          "bioRxiv 161422 (not-same-compound-or-batch), applied to the set of batches of each treatment.", "",
+          "| task | NSC treatments | NSC queries | NSCB treatments | NSCB MoAs | NSCB queries |",
+          "|---|---:|---:|---:|---:|---:|"]
+    for task, g in counts.groupby("task", sort=False):
+        v = g.groupby("metric")["mean"].first()
+        cell = [f"{v[k]:.0f}" if k in v else "" for k in ("n_treatments_nsc", "n_queries_nsc", "n_treatments_nscb",
+                                                         "n_moas_nscb", "n_queries_nscb")]
+        md.append(f"| {task} | " + " | ".join(cell) + " |")
+    return md + [""]
 
 
 # ---------------------------------------------------------------------------------------------- baselines, terminal

@@ -1,9 +1,9 @@
 """From ``chadavit embed`` rows to normalised well-level profiles, as pycytominer does it.
 
 1. :func:`aggregate_profiles`: crops (or images) -> one median profile per plate and well;
-2. :func:`normalize_profiles`: per plate, ``pycytominer.normalize`` (standardize against the control
-   wells, or all wells without a control), then ``pycytominer.feature_select`` (variance threshold,
-   correlation threshold, drop NA columns) over all plates.
+2. :func:`normalize_profiles`: per plate, ``pycytominer.normalize`` (``mad_robustize`` by default, against the
+   control wells, or all wells without a control), then ``pycytominer.feature_select`` (variance threshold,
+   correlation threshold, drop NA columns) over all plates, and the default blocklist for CellProfiler features.
 """
 
 from __future__ import annotations
@@ -41,15 +41,14 @@ def resolve_column(df: pd.DataFrame, name: str, what: str = "column") -> str:
 
 
 def feature_columns(df: pd.DataFrame, prefix: str | None = "cls") -> list[str]:
-    """The feature columns: ``<prefix>_<j>`` (e.g. ``cls_0``...; ``chan`` takes every ``chan_<channel>_<j>``), or
-    every numeric non-``Metadata_`` column."""
+    """The feature columns: ``<prefix>_...`` (``cls_0``..., ``cp_Nuclei_AreaShape_Area``...), or every numeric
+    non-``Metadata_`` column."""
     if prefix:
-        cols = [c for c in df.columns if c.startswith(f"{prefix}_") and (c[len(prefix) + 1:].isdigit() or (
-            prefix == "chan" and c.rsplit("_", 1)[-1].isdigit()))]
+        cols = [c for c in df.columns if c.startswith(f"{prefix}_") and pd.api.types.is_numeric_dtype(df[c])]
     else:
         cols = [c for c in df.columns if not c.startswith("Metadata_") and pd.api.types.is_numeric_dtype(df[c])]
     if not cols:
-        raise ProfileError(f"no feature columns{f' named {prefix}_<j>' if prefix else ''} in the table")
+        raise ProfileError(f"no feature columns{f' named {prefix}_...' if prefix else ''} in the table")
     return cols
 
 
@@ -78,9 +77,12 @@ def aggregate_profiles(df: pd.DataFrame, features: Sequence[str], keys: Sequence
 
 
 def normalize_profiles(df: pd.DataFrame, features: Sequence[str], plate_col: str | None = "Metadata_Plate",
-                       control_col: str | None = None, control: str | None = None, method: str = "standardize",
+                       control_col: str | None = None, control: str | None = None, method: str = "mad_robustize",
                        feature_select: bool = True) -> tuple[pd.DataFrame, list[str]]:
-    """Per-plate ``pycytominer.normalize`` then ``feature_select``; returns the table and the kept features."""
+    """Per-plate ``pycytominer.normalize`` then ``feature_select``; returns the table and the kept features.
+
+    Feature selection also drops the CellProfiler features on pycytominer's default blocklist (``cp_`` columns).
+    """
     pcm = require("pycytominer")
     features = list(features)
     meta = [c for c in df.columns if c not in features]
@@ -107,6 +109,12 @@ def normalize_profiles(df: pd.DataFrame, features: Sequence[str], plate_col: str
     if feature_select:
         out = pcm.feature_select(out, features=features, operation=list(FEATURE_OPERATIONS))
     kept = [c for c in out.columns if c in set(features)]
+    if feature_select:
+        from chadavit.profiling.groups import blocklisted
+
+        drop = set(blocklisted(kept))
+        kept = [c for c in kept if c not in drop]
+        out = out.drop(columns=sorted(drop))
     if not kept:
         raise ProfileError("feature selection removed every feature (too few wells, or constant features)")
     return out, kept

@@ -1,0 +1,89 @@
+"""Cells per second of ``chadavit embed --features cellprofiler`` and ``--features learned,cellprofiler``.
+
+Embeds real fields (default: the 72 Transfluor GFP fields of the CellProfiler examples, 512 x 512, ~60 nuclei
+each) with ``--crops nuclei``, and prints, for each feature choice, cells (rows) per second end to end, and where
+the time goes for CellProfiler (segmentation vs each cp_measure family, measured on one field in this process).
+
+    python benchmarks/bench_cellprofiler.py [--input DIR] [--fields 12] [--model random:chada_vit_nano]
+        [--crop-size 64] [--workers 2]
+
+The machine's load average is printed with the numbers: on a shared VM it changes them several-fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import chadavit.openmp  # noqa: F401  (before torch, as the chadavit command)
+import numpy as np
+
+TRANSFLUOR = "data/cellprofiler_examples/ExampleIlluminationCorrection_Transfluor"
+
+
+def families_on_one_field(path: Path, names: list[str]) -> None:
+    import tifffile
+
+    from chadavit.measure import DEFAULT_FAMILIES, segment_field, to_unit
+    from chadavit.measure.cellprofiler import _measure_one
+
+    img = tifffile.imread(path)
+    img = img[None] if img.ndim == 2 else img
+    unit = to_unit(img)
+    t = time.perf_counter()
+    obj = segment_field(unit, names)
+    seg = time.perf_counter() - t
+    labels = obj.primary_labels
+    n = len(np.unique(labels[labels > 0]))
+    _measure_one("Nuclei", labels, unit, names, ["intensity"])  # imports, first-call set-up
+    parts = {}
+    for fam in DEFAULT_FAMILIES:
+        t = time.perf_counter()
+        _measure_one("Nuclei", labels, unit, names, [fam])
+        parts[fam] = time.perf_counter() - t
+    total = seg + sum(parts.values())
+    print(f"one field {img.shape}, {n} nuclei: segmentation {seg:.2f} s, measurements {sum(parts.values()):.2f} s "
+          f"({n / total:.0f} cells/s on one core)")
+    print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    shared = Path(os.environ.get("CHADAVIT_SHARED", "../shared"))
+    ap.add_argument("--input", default=str(shared / TRANSFLUOR))
+    ap.add_argument("--fields", type=int, default=12, help="fields to embed (default 12)")
+    ap.add_argument("--model", default="random:chada_vit_nano")
+    ap.add_argument("--crop-size", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    from chadavit.embed import EmbedConfig, run_embed
+
+    files = sorted(p for p in Path(args.input).iterdir() if p.suffix.lower() in (".tif", ".tiff"))[: args.fields]
+    if not files:
+        raise SystemExit(f"no TIFF fields in {args.input}")
+    print(f"{len(files)} fields from {args.input}; {os.cpu_count()} CPUs; load average before: "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    families_on_one_field(files[0], ["GFP"] if "Transfluor" in args.input else ["DNA"])
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "fields"
+        src.mkdir()
+        for f in files:
+            shutil.copy(f, src / f.name)
+        for feats in ("cellprofiler", "learned", "learned,cellprofiler"):
+            cfg = EmbedConfig(input=str(src), out=str(Path(tmp) / f"{feats.replace(',', '_')}.parquet"),
+                              model=args.model if "learned" in feats else None, features=feats, crops="nuclei",
+                              crop_size=args.crop_size, workers=args.workers, progress=False, precision="fp32")
+            t = time.perf_counter()
+            res = run_embed(cfg)
+            dt = time.perf_counter() - t
+            print(f"--features {feats:<22} {res.n_rows} cells in {dt:.1f} s: {res.n_rows / dt:.1f} cells/s "
+                  f"(model {args.model if 'learned' in feats else '-'}, crops {args.crop_size} px, "
+                  f"workers {args.workers}; load {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()

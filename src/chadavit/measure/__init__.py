@@ -1,0 +1,27 @@
+"""Per-cell measurements below the applications: objects (nuclei, cells, cytoplasm) and CellProfiler features.
+
+``embed``, ``evaluation`` and ``profiling`` all use this package and never one another. It may import the
+ground layer (errors) and the core (``data``); never an application. (Nucleus finding is imported from
+``chadavit.embed.crops`` until it moves to ``chadavit.data.crops``.)
+"""
+
+from chadavit.measure.cellprofiler import (
+    DEFAULT_FAMILIES,
+    MeasureError,
+    cellprofiler_columns,
+    measure_objects,
+    to_unit,
+)
+from chadavit.measure.objects import (
+    CELL_CHANNEL_GUESSES,
+    Objects,
+    central_object,
+    crop_objects,
+    guess_cell_channel,
+    propagate_cells,
+    segment_field,
+)
+
+__all__ = ["CELL_CHANNEL_GUESSES", "DEFAULT_FAMILIES", "MeasureError", "Objects", "cellprofiler_columns",
+           "central_object", "crop_objects", "guess_cell_channel", "measure_objects", "propagate_cells",
+           "segment_field", "to_unit"]
