@@ -52,7 +52,7 @@ def test_learned_and_cellprofiler_in_one_table_row_is_the_crops_nucleus(cell_fol
                     model=tiny_model)
     assert res.n_failed == 0
     df = pd.read_parquet(res.out)
-    assert groups(df) == ["Metadata", "cls", "meanpatch", "cp"]
+    assert groups(df) == ["Metadata", "cls", "meanpatch", "chan", "cp"]
     assert {"cp_Nuclei_AreaShape_Area", "cp_Nuclei_Intensity_MeanIntensity_DNA", "cp_Cells_AreaShape_Area",
             "cp_Cytoplasm_Intensity_MeanIntensity_Actin", "cp_Cells_Correlation_Correlation_DNA_Actin"} <= set(df)
     assert len(df) == 12 and df.Metadata_CPError.isna().all()
@@ -96,7 +96,7 @@ def test_no_nuclear_stain_documented_choice_for_crops_and_error_for_nuclei(plate
     assert df.Metadata_CPError.isna().all() and (df.cp_Cells_AreaShape_Area > 0).all()
     with pytest.raises(EmbedError, match="needs --nuclei-channel"):  # fields: no nuclei, no cells to measure
         run_embed(cfg(plate_folder, tmp_path / "n.parquet", crops="nuclei", **kw))
-    with pytest.raises(EmbedError, match="--features takes learned and/or cellprofiler"):
+    with pytest.raises(EmbedError, match="--features takes a comma-separated list of learned, cls, meanpatch, per_channel, cellprofiler"):
         run_embed(cfg(plate_folder, tmp_path / "y.parquet", features="cellprofiler,pixels"))
     with pytest.raises(EmbedError, match="--model is required for learned features"):
         run_embed(cfg(plate_folder, tmp_path / "y.parquet", model=None))

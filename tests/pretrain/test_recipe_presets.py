@@ -39,7 +39,7 @@ def test_demo_verdict_compares_with_the_best_baseline_and_says_when_it_loses():
     assert "LOSES TO" in syn_line and "raw_pixels 74.0" in syn_line  # beats random init, yet loses to pixels
     # the synthetic suite mean is said too, not only the one task the verdict judges
     assert syn_mean == ("synthetic suite mean (% as fractions): pretrained 0.600 LOSES TO raw pixels 0.740, "
-                        "BEATS random init 0.450, BEATS hand-crafted 0.500")
+                        "BEATS random init 0.450, BEATS CellProfiler (cp_measure) 0.500")
     assert "BEATS" in real_line and "2 of 2" in real_line
     # suite means: pretrained (0.5 + 0.70) / 2 = 0.600, raw pixels 0.350, CellProfiler 0.475
     assert real_mean == ("real suite mean (% as fractions): pretrained 0.600 BEATS raw pixels 0.350, "

@@ -88,7 +88,7 @@ def test_missing_extra_names_it(monkeypatch):
 def test_feature_columns_chan_prefix_takes_every_per_channel_block():
     from chadavit.profiling.prepare import feature_columns
 
-    df = pd.DataFrame(columns=["Metadata_Well", "cls_0", "cls_1", "chan_DNA_0", "chan_DNA_1", "chan_my_stain_0",
-                               "meanpatch_0"])
+    cols = ["cls_0", "cls_1", "chan_DNA_0", "chan_DNA_1", "chan_my_stain_0", "meanpatch_0"]
+    df = pd.DataFrame([[0.0] * len(cols)], columns=cols).assign(Metadata_Well="A01")
     assert feature_columns(df, "chan") == ["chan_DNA_0", "chan_DNA_1", "chan_my_stain_0"]
     assert feature_columns(df, "cls") == ["cls_0", "cls_1"]

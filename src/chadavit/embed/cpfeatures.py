@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from chadavit.embed.crops import Crop, extract
+from chadavit.data.crops import Crop, extract
 from chadavit.errors import ChadavitError
 
 CP_METADATA = ("CPError", "CPTouchesBorder")

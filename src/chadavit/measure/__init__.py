@@ -2,7 +2,7 @@
 
 ``embed``, ``evaluation`` and ``profiling`` all use this package and never one another. It may import the
 ground layer (errors) and the core (``data``); never an application. (Nucleus finding is imported from
-``chadavit.embed.crops`` until it moves to ``chadavit.data.crops``.)
+``chadavit.data.crops`` until it moves to ``chadavit.data.crops``.)
 """
 
 from chadavit.measure.cellprofiler import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chadavit.embed.crops import find_nuclei, guess_nucleus_channel  # moves to chadavit.data.crops
+from chadavit.data.crops import find_nuclei, guess_nucleus_channel  # moves to chadavit.data.crops
 from chadavit.errors import ChadavitError
 
 # channels that outline the whole cell body (first match wins, any case)
@@ -129,7 +129,7 @@ def _nearest_label(labels: np.ndarray) -> int:
 def central_object(plane: np.ndarray, whole_if_none: bool = True) -> np.ndarray:
     """The object under the crop centre in one channel: smoothed Otsu threshold, holes filled, the component
     nearest the centre, split from touching neighbours by a distance-transform watershed (as
-    :func:`chadavit.embed.crops.find_nuclei`, on that one component only); the whole crop when nothing is found,
+    :func:`chadavit.data.crops.find_nuclei`, on that one component only); the whole crop when nothing is found,
     or :class:`NoObjectError` when not ``whole_if_none``."""
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
