@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training precision (same as train.precision=...): bf16 autocast for the forward, fp32 "
                         "weights, optimiser state and DINO loss; auto (default) = bf16 on CUDA, fp32 on CPUs (bf16 "
                         "training measured no faster there)")
+    p.add_argument("--init", metavar="SPEC",
+                   help="start from this model instead of random weights (same as train.init=SPEC): a run folder, "
+                        "DIR with config.json, hf:OWNER/NAME, official:PATH, PATH.safetensors; combine with "
+                        "train.layer_decay=0.75 and/or train.freeze_blocks=N (docs/pretraining.md)")
     p.add_argument("--list", action="store_true", help="list presets and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
@@ -37,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_presets()))
         return 0
-    overrides = list(args.overrides) + ([f"train.precision={args.precision}"] if args.precision else [])
+    overrides = list(args.overrides) + ([f"train.precision={args.precision}"] if args.precision else []) \
+        + ([f"train.init={args.init}"] if args.init else [])
     cfg = load_config(args.config, overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -83,6 +83,24 @@ def channel_jitter(x: torch.Tensor, g: torch.Generator, brightness: float = 0.3,
     return (y * b[:, None, None]).clamp_(0.0, 1.0)
 
 
+def channel_intensity(x: torch.Tensor, g: torch.Generator, shift: float = 0.3,
+                      gamma: tuple[float, float] = (0.5, 1.5)) -> torch.Tensor:
+    """Per-channel gamma (drawn log-uniform in ``gamma``) then additive shift (uniform +-``shift``), clamp [0, 1].
+
+    Stain intensity differs between wells and plates per channel; with ``dataset`` normalisation (one range
+    per stain) this teaches the model that small global level changes of one stain are not the cell.
+    """
+    c = x.shape[0]
+    lo, hi = gamma
+    y = x.clamp(0.0, 1.0)
+    if lo != 1.0 or hi != 1.0:
+        gam = torch.exp(_u(g, math.log(lo), math.log(hi), c)).to(x.dtype)
+        y = y.pow(gam[:, None, None])
+    if shift > 0:
+        y = y + _u(g, -shift, shift, c).to(x.dtype)[:, None, None]
+    return y.clamp_(0.0, 1.0)
+
+
 def gaussian_blur(x: torch.Tensor, g: torch.Generator, sigma: tuple[float, float] = (0.1, 1.5),
                   p: float = 0.5) -> torch.Tensor:
     """Depthwise gaussian blur with one random sigma for all channels."""
@@ -137,6 +155,8 @@ class AugmentConfig:
     noise_p: float = 0.3
     noise_std: tuple[float, float] = (0.0, 0.03)
     channel_subsample_p: float = 0.0
+    intensity_shift: float = 0.0  # per-channel additive shift +-this, p 1 (channel_intensity); 0 = off
+    gamma: tuple[float, float] = (1.0, 1.0)  # per-channel gamma range (log-uniform); (1, 1) = off
 
 
 class MultiCrop:
@@ -156,6 +176,8 @@ class MultiCrop:
         if c.flip_rot90:
             v = random_flip_rot90(v, g)
         v = channel_jitter(v, g, c.brightness, c.contrast, c.jitter_p)
+        if c.intensity_shift > 0 or tuple(c.gamma) != (1.0, 1.0):  # draws nothing when off: old runs unchanged
+            v = channel_intensity(v, g, c.intensity_shift, tuple(c.gamma))
         v = gaussian_blur(v, g, tuple(c.blur_sigma), blur_p)
         v = gaussian_noise(v, g, tuple(c.noise_std), c.noise_p)
         return v.contiguous()

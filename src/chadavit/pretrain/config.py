@@ -81,6 +81,9 @@ class DinoConfig:
     center_momentum: float = 0.9
     momentum_teacher: float = 0.996
     freeze_last_layer_epochs: float = 1
+    koleo_weight: float = 0.0  # KoLeo regulariser on the student's global-crop CLS (DINOv2 uses 0.1); 0 = off
+    mask_ratio: float = 0.0  # masked-patch reconstruction: share of student global-crop patches blanked; 0 = off
+    mask_weight: float = 1.0  # weight of the reconstruction loss beside the DINO loss
 
 
 @dataclass
@@ -113,6 +116,9 @@ class TrainConfig:
     stop_on_collapse: bool = False  # stop (checkpoint saved) once collapse is sustained; otherwise warn once
     collapse_patience: int = 5  # logging intervals in a row that must look collapsed before it is called
     threads: int = 0  # torch intra-op threads per process (0 = auto: free cores after loader workers)
+    init: str = ""  # model spec to start the backbone from (run folder, hf:, official:, .safetensors); "" = random
+    layer_decay: float = 1.0  # layer-wise lr decay: block i of L gets lr * layer_decay^(L + 1 - i); 1 = off
+    freeze_blocks: int = 0  # patch/position/channel embeddings and the first N blocks are not trained
 
 
 @dataclass
@@ -230,6 +236,8 @@ def validate(cfg: PretrainConfig) -> None:
         lo, hi = getattr(cfg.augment, k)
         if not 0 < lo <= hi <= 1:
             errs.append(f"augment.{k} must satisfy 0 < low <= high <= 1")
+    if cfg.augment.intensity_shift < 0 or not 0 < cfg.augment.gamma[0] <= cfg.augment.gamma[1]:
+        errs.append("augment.intensity_shift must be >= 0 and augment.gamma must satisfy 0 < low <= high")
     if not 0 <= cfg.augment.channel_subsample_p <= 1:
         errs.append("augment.channel_subsample_p must be in [0, 1]")
     if cfg.dino.out_dim < 2 or cfg.dino.bottleneck_dim < 1:
@@ -238,6 +246,10 @@ def validate(cfg: PretrainConfig) -> None:
         errs.append("dino.momentum_teacher must be in [0, 1]")
     if cfg.optim.lr <= 0:
         errs.append("optim.lr must be > 0")
+    if not 0 < cfg.train.layer_decay <= 1 or cfg.train.freeze_blocks < 0:
+        errs.append("train.layer_decay must be in (0, 1] and train.freeze_blocks >= 0")
+    if not 0 <= cfg.dino.mask_ratio < 1 or cfg.dino.koleo_weight < 0:
+        errs.append("dino.mask_ratio must be in [0, 1) and dino.koleo_weight >= 0")
     errs += _model_problems(cfg.model)
     if errs:
         raise ConfigError("invalid config: " + "; ".join(errs))

@@ -33,6 +33,7 @@ from chadavit.pretrain.loader_bench import benchmark_loader
 from chadavit.pretrain.loss import DINOLoss
 from chadavit.pretrain.metrics_log import MetricsLog, read_metrics
 from chadavit.pretrain.monitor import collapse_metrics
+from chadavit.pretrain.objectives import student_forward
 from chadavit.pretrain.net import DinoNet, MaybeCompiled, build_backbone, param_groups
 from chadavit.pretrain.plots import plot_loss
 from chadavit.pretrain.progress import Progress
@@ -140,13 +141,14 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed)
     d = cfg.dino
     head = DINOHead(backbone.embed_dim, d.out_dim, d.hidden_dim, d.bottleneck_dim, d.norm_last_layer)
-    student = DinoNet(backbone, head).to(device)
+    patch = int(getattr(backbone.config, "patch_size", 0))
+    student = DinoNet(backbone, head, recon_patch=patch if d.mask_ratio > 0 else 0).to(device)
     teacher = copy.deepcopy(student).to(device)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     loss_fn = DINOLoss(d.out_dim, d.student_temp, d.center_momentum).to(device)
-    groups = param_groups(student)
+    groups = param_groups(student, cfg.train.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=0.0, betas=tuple(cfg.optim.betas))
 
     student_ddp: nn.Module = student
@@ -263,7 +265,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                             log.warning("skipped unreadable image %s", msg)
                     torch.manual_seed(step_seed(cfg.train.seed, step))
                     for g in optimizer.param_groups:
-                        g["lr"] = float(sched.lr[step])
+                        g["lr"] = float(sched.lr[step]) * g.get("lr_scale", 1.0)
                         g["weight_decay"] = float(sched.wd[step]) if g["apply_wd"] else 0.0
                     log_now = mlog is not None and (
                         (step + 1) % cfg.train.log_every == 0 or step + 1 == stop_step or step == 0)
@@ -273,10 +275,11 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                     with amp_context(cfg, device):
                         with torch.no_grad():
                             t_out, t_cls = teacher_forward([glob], True)
-                        s_out = forward(crops)
+                        s_out, extra = student_forward(forward, crops, d, patch)
                     signals = collapse_metrics(s_out.detach(), t_out, t_cls, loss_fn.center, t_temp,
                                                d.student_temp) if log_now else {}
-                    loss = loss_fn(s_out, t_out, t_temp)
+                    dino_loss = loss_fn(s_out, t_out, t_temp)
+                    loss = dino_loss + sum(extra.values()) if extra else dino_loss
                     if not torch.isfinite(loss):
                         good = (f"last good checkpoint: {ckpt_path} (step {last_saved}); resume from it with a "
                                 "lower optim.lr or a smaller optim.clip_grad" if last_saved is not None and
@@ -296,10 +299,11 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                     with torch.no_grad():
                         m = float(sched.momentum[step])
                         for pt, ps in zip(teacher.parameters(), student.parameters()):
-                            pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+                            if ps.requires_grad:  # frozen (train.freeze_blocks) stay bit-identical
+                                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
-                    loss_value = float(loss.detach())
+                    loss_value = float(dino_loss.detach())
                     step += 1
                     dt = time.perf_counter() - t0
                     if step > 1 + start_step:  # first step includes one-off costs
@@ -310,6 +314,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                                "lr": float(sched.lr[step - 1]), "wd": float(sched.wd[step - 1]),
                                "momentum": m, "teacher_temp": t_temp, "grad_norm": grad_norm,
                                "skipped_images": skipped_total, **signals,
+                               **{f"loss_{k}": float(v.detach()) for k, v in extra.items()},
                                "train_img_s": compute_imgs / compute_time if compute_time else None,
                                "time_s": round(time.perf_counter() - t_start, 2)}
                         mlog.write(rec)
