@@ -96,7 +96,8 @@ def test_no_nuclear_stain_documented_choice_for_crops_and_error_for_nuclei(plate
     assert df.Metadata_CPError.isna().all() and (df.cp_Cells_AreaShape_Area > 0).all()
     with pytest.raises(EmbedError, match="needs --nuclei-channel"):  # fields: no nuclei, no cells to measure
         run_embed(cfg(plate_folder, tmp_path / "n.parquet", crops="nuclei", **kw))
-    with pytest.raises(EmbedError, match="--features takes a comma-separated list of learned, cls, meanpatch, per_channel, cellprofiler"):
+    with pytest.raises(EmbedError, match="--features takes a comma-separated list of learned, cls, meanpatch, "
+                                         "per_channel, cellprofiler"):
         run_embed(cfg(plate_folder, tmp_path / "y.parquet", features="cellprofiler,pixels"))
     with pytest.raises(EmbedError, match="--model is required for learned features"):
         run_embed(cfg(plate_folder, tmp_path / "y.parquet", model=None))

@@ -35,7 +35,9 @@ def _image(folder: Path, name: str, seed: int = 0) -> Path:
 
 def _crop_sides(out: Path) -> set[int]:
     table = pd.read_parquet(out)
-    return set((table["Metadata_CropY1"] - table["Metadata_CropY0"]).tolist()) | set((table["Metadata_CropX1"] - table["Metadata_CropX0"]).tolist())
+    rows = (table["Metadata_CropY1"] - table["Metadata_CropY0"]).tolist()
+    cols = (table["Metadata_CropX1"] - table["Metadata_CropX0"]).tolist()
+    return set(rows) | set(cols)
 
 
 @pytest.mark.parametrize("crops", ["grid", "nuclei"])
