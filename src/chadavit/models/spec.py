@@ -106,10 +106,16 @@ def _load_training_checkpoint(path: Path) -> nn.Module:
     cfg = state.get("config", {}) if isinstance(state, dict) else {}
     if "teacher" not in state or "model" not in cfg:
         raise CheckpointError(f"{path}: not a chadavit pretrain checkpoint (no teacher weights and model config)")
-    model = create_model(cfg["model"]["name"], **cfg["model"].get("overrides", {}))
-    norm = cfg.get("data", {}).get("normalization", "auto")
-    if norm != "auto":
-        model.config.normalization = norm
+    if "backbone_config" in state:  # the backbone as trained (train.init, channel_vocab: auto, dataset statistics)
+        from chadavit.models.config import ChadaViTConfig
+        from chadavit.models.io import build_model
+
+        model = build_model(ChadaViTConfig.from_dict(state["backbone_config"]))
+    else:
+        model = create_model(cfg["model"]["name"], **cfg["model"].get("overrides", {}))
+        norm = cfg.get("data", {}).get("normalization", "auto")
+        if norm != "auto":
+            model.config.normalization = norm
     prefix = "backbone."
     strict_load(model, {k[len(prefix):]: v for k, v in state["teacher"].items() if k.startswith(prefix)}, str(path))
     log.info("%s: using the teacher backbone of the training checkpoint (step %s)", path, state.get("step", "?"))

@@ -210,7 +210,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         save_checkpoint({
             "student": student.state_dict(), "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
             "center": loss_fn.center.detach().cpu(), "step": step, "epoch": step // spe, "steps_per_epoch": spe,
-            "config": cfg.to_dict(), "world_size": world,
+            "config": cfg.to_dict(), "world_size": world, "backbone_config": student.backbone.config.to_dict(),
             **({"normalization_stats": stats} if stats is not None else {}),
         }, ckpt_path)
 
