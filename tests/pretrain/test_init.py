@@ -107,6 +107,12 @@ def test_train_from_init_loads_weights_decays_lr_and_freezes(tmp_path):
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     lrs = {g["lr_scale"]: g["lr"] for g in ck["optimizer"]["param_groups"]}
     assert set(lrs) == {0.5, 1.0} and math.isclose(lrs[0.5], 0.5 * lrs[1.0], rel_tol=1e-9)
+    # the training checkpoint as a model spec rebuilds the backbone as trained (extended vocabulary, statistics)
+    from chadavit.models.spec import load_model_from_spec
+
+    from_ckpt = load_model_from_spec(str(out / "checkpoint.pt"))
+    assert from_ckpt.config == trained.config
+    assert all(torch.equal(v, got[k]) for k, v in from_ckpt.state_dict().items())
 
 
 def test_init_with_a_bad_spec_fails_before_work(tmp_path):
