@@ -33,8 +33,6 @@ MAX_FILE_LINES = 400
 # functions and files over the limits, each with why it is still long; the test fails when one shrinks below
 # the limit (remove it here) or a new one appears
 LONG_FUNCTIONS: dict[str, str] = {
-    "chadavit.pretrain.trainer:train": "the whole DINO loop, resume and monitoring in one function; issue 23 step 4 "
-                                       "splits the method from the loop (dinov2's shape)",
     "chadavit.embed.runner:_run_locked": "preparation, batching, writing and resume interleave through two closures; "
                                          "to split with the one pixel road (issue 23 step 3)",
     "chadavit.evaluation.suite:_run_suite": "per-task loop with caching, baselines and reporting; to split with the "
