@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from chadavit.cli.options import add_output_options
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog='example: chadavit data import plate1/ --out ds/ --pattern "{well}_{site}_{channel}.tif" '
                "--channel-map w1=DNA,w2=Actin --source plate1")
     imp.add_argument("src", type=Path, help="folder with the image files (searched recursively)")
-    imp.add_argument("--out", type=Path, required=True, help="dataset directory to create or append to")
+    add_output_options(imp, type=Path, required=True, help="dataset directory to create or append to")
     mode = imp.add_mutually_exclusive_group(required=True)
     mode.add_argument("--pattern", help='filename pattern with a {channel} field, e.g. "{well}_{site}_{channel}.tif"')
     mode.add_argument("--multichannel", action="store_true", help="one file per image holding all channels")

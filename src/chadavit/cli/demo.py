@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from chadavit.cli.options import add_output_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs the default pretraining preset (`demo`) on the bundled real crops and synthetic studies, "
                     "writes checkpoint, backbone (save_pretrained), logs and loss curve under OUT, then prints a kNN "
                     "learning check: localisation accuracy of the pretrained vs a randomly initialised encoder.")
-    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    add_output_options(p, default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--no-eval", action="store_true", help="stop after pretraining and the learning check")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the demo preset")
     p.set_defaults(func=run)

@@ -20,8 +20,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from chadavit.version import __version__
 from chadavit.errors import ChadavitError
+from chadavit.version import __version__
 
 SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",
                       "datasets", "push", "profile")
