@@ -63,3 +63,28 @@ def test_shared_options_are_declared_only_in_options_py() -> None:
 def test_an_unknown_command_has_no_precision_policy() -> None:
     with pytest.raises(KeyError):
         add_runtime_options(argparse.ArgumentParser(), "nonesuch")
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["embed", "merge", "a.parquet", "--out", "o"], ["embed-merge", "a.parquet", "--out", "o"]),
+    (["-v", "embed", "merge", "a.parquet"], ["-v", "embed-merge", "a.parquet"]),
+    (["embed", "./merge", "--out", "o"], ["embed", "./merge", "--out", "o"]),  # a folder named merge
+    (["embed", "plate", "merge"], ["embed", "plate", "merge"]),
+    (["idr", "merge", "a"], ["idr", "merge", "a"]),
+    ([], []),
+])
+def test_embed_merge_is_the_embed_merge_subcommand(argv: list[str], expected: list[str]) -> None:
+    from chadavit.cli.main import expand_aliases
+
+    assert expand_aliases(argv) == expected
+
+
+def test_embed_merge_parses_as_its_own_command(capsys) -> None:
+    from chadavit.cli.embed_merge import run_merge
+    from chadavit.cli.main import expand_aliases
+
+    args = build_parser().parse_args(expand_aliases(["embed", "merge", "a.parquet", "b.parquet", "-o", "m.parquet"]))
+    assert args.func is run_merge and args.shards == ["a.parquet", "b.parquet"] and args.out == "m.parquet"
+    with pytest.raises(SystemExit):  # options of embed that merge has no use for are not silently taken
+        build_parser().parse_args(["embed-merge", "a.parquet", "--out", "m", "--crops", "full"])
+    assert "unrecognized arguments: --crops" in capsys.readouterr().err

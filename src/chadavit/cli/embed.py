@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", nargs="+", metavar="INPUT",
                    help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset; "
-                   "or: merge SHARD.parquet ... (join the outputs of --shard runs)")
+                   "(to join the outputs of --shard runs: chadavit embed merge SHARD.parquet ... --out OUT)")
     add_model_options(p, short=True, help="checkpoint DIR, pretraining run DIR, hf:OWNER/NAME[@REV], "
                       "official:PATH[:teacher], PATH.ckpt, or random:PRESET (required to embed)")
     g = p.add_argument_group("input")
@@ -101,10 +101,6 @@ def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, run_embed
     from chadavit.errors import ChadavitError
 
-    if args.input[0] == "merge" and len(args.input) > 1:
-        from chadavit.cli.embed_merge import run_merge
-
-        return run_merge(args)
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
                             "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
@@ -137,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
 
     group = torchrun_group()
     if args.devices and group is None:
-        from chadavit.cli.embed_merge import run_devices
+        from chadavit.cli.embed_parallel import run_devices
 
         return run_devices(cfg, args.devices)
     if group is not None:
-        from chadavit.cli.embed_merge import run_torchrun
+        from chadavit.cli.embed_parallel import run_torchrun
 
         return run_torchrun(cfg, group)
     from chadavit.signals import sigterm_as_interrupt
