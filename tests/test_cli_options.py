@@ -12,13 +12,13 @@ from chadavit.cli.options import DEFAULT_PRECISION, add_runtime_options
 
 def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
     for name in path:
-        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = action.choices[name]
     return parser
 
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    return {s: a for a in parser._actions for s in a.option_strings}  # noqa: SLF001
+    return {s: a for a in parser._actions for s in a.option_strings}
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -54,7 +54,7 @@ def test_shared_options_are_declared_only_in_options_py() -> None:
     import chadavit.cli
 
     shared = ("--model", "--num-heads", "--final-norm-eps", "--device", "--precision", "--out", "--overwrite")
-    pattern = re.compile(r"add_argument\(\s*\"(%s)\"" % "|".join(map(re.escape, shared)))
+    pattern = re.compile(r'add_argument\(\s*"(' + "|".join(map(re.escape, shared)) + r')"')
     found = {f"{p.name}: {m.group(1)}" for p in Path(chadavit.cli.__file__).parent.glob("*.py")
              if p.name != "options.py" for m in pattern.finditer(p.read_text())}
     assert not found, f"declare these with the groups of cli/options.py: {sorted(found)}"

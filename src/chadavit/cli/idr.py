@@ -160,45 +160,23 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from chadavit.idr.builder import BuildError, build, parse_shard
-    from chadavit.idr.plan import make_plan, read_table, write_table
+    from chadavit.idr.builder import build, parse_shard
+    from chadavit.idr.plan import read_table
+    from chadavit.idr.resume import build_plan, check_flush, check_stored_size
 
     shard = parse_shard(args.shard)
     client = make_client(args)
     out = Path(args.out)
-    meta = out / "dataset.json"
-    if meta.is_file():
-        stored_size = json.loads(meta.read_text()).get("attrs", {}).get("size")
-        if stored_size is not None and int(stored_size) != args.size:
-            raise BuildError(f"{out} holds images stored at --size {stored_size}, not {args.size}; use another --out")
+    check_stored_size(out, args.size)
     if args.plan:
         images = read_table(args.plan)
     else:
-        saved = out / "plan.parquet"
         params = {"server": args.server, "per_study": args.per_study, "seed": args.seed, "unit": args.unit,
                   "sample_type": args.sample_type}
-        if saved.is_file():
-            # Re-runs build the plan they started with (the server may have changed since).
-            ppath = out / "plan.json"
-            before = json.loads(ppath.read_text()) if ppath.is_file() else params
-            changed = {k: (before.get(k), v) for k, v in params.items() if k != "server" and before.get(k) != v}
-            if changed:
-                raise BuildError(f"{out} was planned with different settings "
-                                 + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
-                                 + "; use another --out, or pass --plan")
-            images = read_table(saved)
-            print(f"resuming with the plan saved in {saved}", file=sys.stderr)
-        else:
-            plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type,
-                             max(args.workers, 2), progress=not args.no_progress)
-            _print_plan_totals(plan, False)
-            out.mkdir(parents=True, exist_ok=True)
-            write_table(plan.images, saved)
-            (out / "plan.json").write_text(json.dumps(params, indent=1))
-            images = plan.images
-    if args.flush_every < 1 or not args.flush_seconds > 0:
-        raise BuildError(f"--flush-every ({args.flush_every}) and --flush-seconds ({args.flush_seconds}) must be "
-                         "positive")
+        images = build_plan(out, client, params, args.workers, progress=not args.no_progress,
+                            on_new_plan=lambda plan: _print_plan_totals(plan, False),
+                            say=lambda m: print(m, file=sys.stderr))
+    check_flush(args.flush_every, args.flush_seconds)
     from chadavit.signals import sigterm_as_interrupt
 
     try:
