@@ -91,7 +91,7 @@ def test_embed_and_data_import_take_microscope_files(tmp_path, scenes):
     assert sorted(df["Metadata_Scene"]) == ["Image:0", "Image:0", "Image:1"]
 
     from chadavit import open_dataset
-    from chadavit.cli.data import import_folder
+    from chadavit.data.importing import import_folder
 
     added, errors = import_folder(src, tmp_path / "ds", source="raw")
     assert (added, errors) == (3, [])

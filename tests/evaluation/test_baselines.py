@@ -118,7 +118,7 @@ def test_a_random_init_saved_as_the_demo_does_is_recognised_as_the_twin(tmp_path
     with torch.no_grad():
         next(iter(model.parameters())).add_(1.0)
     save_pretrained(model, tmp_path / "trained")
-    config = load_pretrained(tmp_path / "trained").config  # as cli/demo.py: config first, then seed, then build
+    config = load_pretrained(tmp_path / "trained").config  # as the demo: config first, then seed, then build
     torch.manual_seed(0)
     save_pretrained(build_model(config), tmp_path / "rand")
     models, base = add_baselines([load_model_spec(str(tmp_path / "trained")),

@@ -162,7 +162,7 @@ def test_rerun_repairs_a_summary_holding_nan(finished_run, tmp_path):
 def test_demo_rerun_into_the_same_folder_reports_the_finished_run(tmp_path):
     from tiny import TINY
 
-    from chadavit.cli.demo import format_summary, run_demo
+    from chadavit.experiments.demo import format_summary, run_demo
 
     over = [x for x in TINY if not x.startswith("train.progress")] + ["train.epochs=1"]
     first = run_demo(tmp_path / "demo", over, progress=False)

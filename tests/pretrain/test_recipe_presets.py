@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from chadavit.cli.demo import PRETRAINED, demo_verdict
+from chadavit.experiments.demo import PRETRAINED, demo_verdict
 from chadavit.pretrain.config import list_presets, load_config
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chadavit.cli.options import add_official_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert-official", help="convert an official ChAda-ViT checkpoint to chadavit format",
@@ -14,12 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(head count and eps then come from the repository's config.json)")
     p.add_argument("out_dir", help="output folder")
     p.add_argument("--teacher", action="store_true", help="take the EMA teacher (momentum_backbone) of a .ckpt")
-    p.add_argument("--num-heads", type=int, default=None,
-                   help="attention heads: not stored in the file (default 12, the released Moyen model; see "
-                        "docs/models.md to tell)")
-    p.add_argument("--final-norm-eps", type=float, default=None,
-                   help="eps of the final LayerNorm: not stored in the file (default 1e-5; the training code "
-                        "used 1e-6)")
+    add_official_options(p)
     p.set_defaults(func=run)
 
 

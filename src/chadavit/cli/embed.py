@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chadavit.precision import PRECISIONS
+from chadavit.cli.options import add_model_options, add_output_options, add_runtime_options
 
 EPILOG = r"""
 examples:
@@ -30,22 +30,16 @@ Exit status: 0 all images embedded, 1 some images failed (see OUT.errors.csv), 2
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "embed", help="embed your own images (folders, CSV, OME-Zarr, datasets) into Parquet/AnnData",
         description="Embed microscopy images with any channel set: one feature row per crop (or per image).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", nargs="+", metavar="INPUT",
                    help="folder of images, image file, CSV listing, OME-Zarr image/plate, or chadavit dataset; "
-                   "or: merge SHARD.parquet ... (join the outputs of --shard runs)")
-    p.add_argument("--out", "-o", required=True, help="output Parquet file (e.g. emb.parquet)")
-    p.add_argument("--model", "-m",
-                   help="checkpoint DIR, pretraining run DIR, hf:OWNER/NAME[@REV], official:PATH[:teacher], "
-                        "PATH.ckpt, or random:PRESET (required to embed)")
-    p.add_argument("--num-heads", type=int, default=None,
-                   help="attention heads of an official checkpoint (not stored in it; default 12, see docs/models.md)")
-    p.add_argument("--final-norm-eps", type=float, default=None,
-                   help="final LayerNorm eps of an official checkpoint (not stored in it; default 1e-5)")
+                   "(to join the outputs of --shard runs: chadavit embed merge SHARD.parquet ... --out OUT)")
+    add_model_options(p, short=True, help="checkpoint DIR, pretraining run DIR, hf:OWNER/NAME[@REV], "
+                      "official:PATH[:teacher], PATH.ckpt, or random:PRESET (required to embed)")
     g = p.add_argument_group("input")
     g.add_argument("--input-format", default="auto", choices=("auto", "pattern", "files", "csv", "ome-zarr", "dataset"))
     g.add_argument("--pattern", help='group one-file-per-channel images, e.g. "{well}_{site}_{channel}.tif"; '
@@ -80,19 +74,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     g.add_argument("--max-crops-per-image", type=int, help="keep at most N crops per image (evenly spread)")
     g.add_argument("--per-image", action="store_true", help="one row per image: features averaged over its crops")
     g = p.add_argument_group("output")
+    add_output_options(g, short=True, required=True, help="output Parquet file (e.g. emb.parquet)",
+                       overwrite="discard a previous run or output and start again")
     g.add_argument("--h5ad", help="also write AnnData (needs anndata): X = CLS, obsm X_cls / X_meanpatch / "
                    "X_chan_<name>")
     g.add_argument("--save-attention", type=int, default=0, metavar="N",
                    help="write per-channel attention PNGs for the first N images")
     g.add_argument("--attention-images", help="comma-separated image ids to write attention PNGs for")
     g.add_argument("--attention-crops", type=int, default=4, help="crops per chosen image with attention PNGs")
-    g.add_argument("--overwrite", action="store_true", help="discard a previous run or output and start again")
     g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after a successful run")
     g = p.add_argument_group("execution")
-    g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, mps")
-    g.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto (default): bf16 where the CPU (AMX / AVX-512 BF16) or GPU computes it natively, "
-                        "else fp32")
+    add_runtime_options(g, "embed")
     g.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     g.add_argument("--workers", type=int, default=2, help="reader threads (default 2; 0 reads in the main thread)")
     g.add_argument("--part-size", type=int, default=64, help="images per resumable part file (default 64)")
@@ -109,10 +101,6 @@ def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, run_embed
     from chadavit.errors import ChadavitError
 
-    if args.input[0] == "merge" and len(args.input) > 1:
-        from chadavit.cli.embed_merge import run_merge
-
-        return run_merge(args)
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
                             "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
@@ -145,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
 
     group = torchrun_group()
     if args.devices and group is None:
-        from chadavit.cli.embed_merge import run_devices
+        from chadavit.cli.embed_parallel import run_devices
 
         return run_devices(cfg, args.devices)
     if group is not None:
-        from chadavit.cli.embed_merge import run_torchrun
+        from chadavit.cli.embed_parallel import run_torchrun
 
         return run_torchrun(cfg, group)
     from chadavit.signals import sigterm_as_interrupt

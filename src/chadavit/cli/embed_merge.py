@@ -1,20 +1,34 @@
-"""``chadavit embed merge SHARD.parquet ... --out OUT`` and the torchrun path of ``chadavit embed``.
+"""``chadavit embed merge SHARD.parquet ... --out OUT``: join the outputs of ``embed --shard`` runs.
 
-Kept apart from ``cli/embed.py`` so that the embed arguments stay in one short file; ``embed``
-hands over here when its first INPUT is ``merge`` or when torchrun started it.
+A subcommand of its own, ``embed-merge``; ``chadavit embed merge`` is its other spelling (``cli/main.py``
+routes it here), so a folder literally named ``merge`` is embedded by writing it ``./merge``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from chadavit.embed.distributed import ProcessGroup
-from chadavit.embed.output import EmbedError
-from chadavit.embed.runner import EmbedConfig
+from chadavit.cli.options import add_output_options
 
-# options of ``embed`` that mean nothing to ``merge``: given anyway, they are refused rather than ignored
+# options of ``embed`` that mean nothing to ``merge``: given anyway, they are refused with a reason
 EMBED_ONLY = ("model", "shard", "pattern", "channels", "channel_map", "limit")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed-merge", prog="chadavit embed merge",
+                       help="join the outputs of `embed --shard` runs into one table (also: chadavit embed merge)",
+                       description="Check every shard of one `chadavit embed --shard I/N` split (one split, each "
+                                   "index once, the same settings and input listing, no image twice), then write "
+                                   "the table one run would have written. Exit status: 0, 1 when some images "
+                                   "failed in their shards, 2 when a check fails.",
+                       epilog="example: chadavit embed merge shards/*.parquet --out screen.parquet")
+    p.add_argument("shards", nargs="+", metavar="SHARD.parquet", help="the outputs of the shard runs")
+    add_output_options(p, short=True, required=True, help="the merged Parquet file",
+                       overwrite="replace an existing output")
+    p.add_argument("--h5ad", help="also write AnnData from the merged table (needs anndata)")
+    for name in EMBED_ONLY:  # accepted only to be refused with a reason, not with argparse's usage message
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=argparse.SUPPRESS)
+    p.set_defaults(func=run_merge)
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -24,7 +38,7 @@ def run_merge(args: argparse.Namespace) -> int:
     if given:
         raise MergeError(f"chadavit embed merge: {', '.join(given)} do(es) not apply to merge (the shards record "
                          "their settings); give only shard files, --out, --overwrite and --h5ad")
-    res = merge_shards(args.input[1:], args.out, overwrite=args.overwrite)
+    res = merge_shards(args.shards, args.out, overwrite=args.overwrite)
     print(f"merged {res.n_shards} shards: {res.n_rows} rows of {res.n_images} images into {res.out} "
           f"in {res.seconds:.1f} s")
     if args.h5ad:
@@ -34,43 +48,3 @@ def run_merge(args: argparse.Namespace) -> int:
     if res.errors_path is not None:
         print(f"{res.n_failed} failed image(s) and {res.n_warnings} warning(s) of the shards in {res.errors_path}")
     return 1 if res.n_failed else 0
-
-
-def run_devices(cfg: EmbedConfig, spec: str) -> int:
-    from chadavit.embed.distributed import parse_devices, run_on_devices
-
-    if cfg.shard:
-        raise EmbedError("--devices runs one shard per device; drop --shard")
-    devices = parse_devices(spec)
-    failed = run_on_devices(cfg, devices)
-    print(f"embedded on {len(devices)} processes ({', '.join(devices)}) and merged into {cfg.out}")
-    if failed:
-        print(f"{failed} image(s) failed; see the errors file next to {cfg.out}. Fix them and rerun the same command.",
-              file=sys.stderr)
-    return 1 if failed else 0
-
-
-def run_torchrun(cfg: EmbedConfig, group: ProcessGroup) -> int:
-    from chadavit.embed.distributed import run_distributed
-    from chadavit.signals import sigterm_as_interrupt
-
-    try:
-        with sigterm_as_interrupt():  # torchrun forwards SIGTERM: save finished images first
-            res = run_distributed(cfg, group)
-    except KeyboardInterrupt:
-        print(f"chadavit embed: rank {group.rank} interrupted; finished images are saved (rerun the same command "
-              "to resume)", file=sys.stderr)
-        return 130
-    if res.shard is not None:
-        s = res.shard
-        print(f"rank {res.rank}/{res.world_size}: embedded {s.n_computed} images ({s.n_done_before} from a "
-              f"previous run) into {s.out} in {s.seconds:.1f} s ({s.images_per_second:.2f} images/s)")
-    failed = res.shard.n_failed if res.shard is not None else 0
-    if res.merged is not None:
-        m = res.merged
-        print(f"merged {m.n_shards} shards: {m.n_rows} rows of {m.n_images} images into {m.out}")
-        if m.n_failed:
-            print(f"{m.n_failed} image(s) failed; see {m.errors_path}. Fix them and rerun the same command.",
-                  file=sys.stderr)
-        failed = m.n_failed
-    return 1 if failed else 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chadavit.precision import PRECISIONS
+from chadavit.cli.options import add_model_options, add_output_options, add_runtime_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,24 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="synthetic",
                    help="suite preset name (see --list) or a YAML file (default: synthetic)")
-    p.add_argument("--model", action="append", dest="models", metavar="SPEC", default=None,
-                   help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | hf:OWNER/NAME[@REV] | "
-                        "official:PATH[:teacher] | "
-                        "pixels; repeat for several models (default: random:chada_vit_nano)")
-    p.add_argument("--num-heads", type=int, default=None,
-                   help="attention heads of official checkpoints (not stored in them; default 12, see docs/models.md)")
-    p.add_argument("--final-norm-eps", type=float, default=None,
-                   help="final LayerNorm eps of official checkpoints (not stored in them; default 1e-5)")
-    p.add_argument("--out", default="runs/eval", help="output directory (default: runs/eval)")
+    add_model_options(p, repeat=True, help="random:PRESET[,key=value] | PRESET | DIR (save_pretrained) | "
+                      "hf:OWNER/NAME[@REV] | official:PATH[:teacher] | pixels; repeat for several models (default: "
+                      "random:chada_vit_nano)")
+    add_output_options(p, default="runs/eval", help="output directory (default: runs/eval)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds overriding the suite's (e.g. 0,1,2,3,4)")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                    help="suite variable, e.g. data_root=/data/benchmarks (used as ${data_root} in suite files)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the suite's threads, else torch's default)")
-    p.add_argument("--device", default="cpu", help="where encoders and the decoder run, e.g. cuda (default: cpu)")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="feature extraction precision: fp32 (default, reproducible), bf16, or auto (bf16 where "
-                        "the CPU/GPU computes it natively)")
+    add_runtime_options(p, "eval", device="cpu", device_help="where encoders and the decoder run, e.g. cuda "
+                        "(default: cpu)", precision_help="feature extraction precision")
     p.add_argument("--skip-missing", action="store_true",
                    help="skip datasets that are not found (with a message) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="tables only")

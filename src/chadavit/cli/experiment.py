@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from chadavit.cli.options import add_output_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="run a study of pretraining + evaluation runs from one file, and report it",
@@ -18,14 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = s.add_parser("run", help="pretrain and evaluate the runs (finished runs are skipped)")
     r.add_argument("file", help="experiment YAML (or the name of a bundled one, e.g. small_study)")
     r.add_argument("--index", type=int, default=None, help="run only this run (0-based, see `list`)")
-    r.add_argument("--out", default=None, help="results root (default: the file's `out`)")
+    add_output_options(r, help="results root (default: the file's `out`)")
     r.add_argument("--force", action="store_true", help="rerun finished runs")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)
     rep = s.add_parser("report", help="gather finished runs into Table 3, CLS vs all-token and scaling layouts")
     rep.add_argument("file")
     rep.add_argument("--results", default=None, help="results root (default: the file's `out`)")
-    rep.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+    add_output_options(rep, help="report folder (default: RESULTS/report)")
     rep.set_defaults(func=_report)
     ls = s.add_parser("list", help="print the runs with their --index and whether they are finished")
     ls.add_argument("file")
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_list)
 
 
-def _load(path: str):  # noqa: ANN202
+def _load(path: str):
     from chadavit.experiments.spec import load_experiment
 
     return load_experiment(path)

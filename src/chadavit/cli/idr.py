@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from chadavit.cli.options import add_output_options
+
 DEFAULT_SERVER = "https://idr.openmicroscopy.org"
 
 
@@ -49,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl = isub.add_parser("plan", help="sample N images per Cell study and write the plan (nothing is downloaded)")
     _client_args(pl)
     _plan_args(pl)
-    pl.add_argument("--out", help="plan table (.parquet or .csv); a *_studies table is written beside it "
-                                  "(offline: the Cell containers with their counts)")
+    add_output_options(pl, help="plan table (.parquet or .csv); a *_studies table is written beside it "
+                       "(offline: the Cell containers with their counts)")
     pl.add_argument("--studies-table", nargs="?", const="bundled", default=None, metavar="PATH",
                     help="offline: count what qualifies in IDR's studies.tsv (no PATH: the bundled copy)")
     pl.add_argument("--released-by", default=None, metavar="RELEASE",
@@ -63,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _plan_args(b)
     b.add_argument("--plan", help="use this plan table instead of planning now")
     b.add_argument("--size", type=int, default=224, help="stored planes are size x size")
-    b.add_argument("--out", required=True, help="dataset directory")
+    add_output_options(b, required=True, help="dataset directory")
     b.add_argument("--shard", default=None, help="i/n: build only shard i of n (0-based), for array jobs")
     b.add_argument("--flush-every", type=int, default=64, help="publish stored images every K images")
     b.add_argument("--flush-seconds", type=float, default=30.0,
@@ -73,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = isub.add_parser("merge", help="join shard directories into one dataset")
     m.add_argument("inputs", nargs="+")
-    m.add_argument("--out", required=True)
+    add_output_options(m, required=True, help="dataset directory to write")
     m.set_defaults(func=run_merge)
 
     s = isub.add_parser("stats", help="print counts and draw the imaging-method and channel-count figures")
@@ -83,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_stats)
 
 
-def make_client(args: argparse.Namespace):  # noqa: ANN201
+def make_client(args: argparse.Namespace):
     from chadavit.data.idr_client import IDRClient, RetryPolicy
 
     policy = RetryPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
@@ -98,7 +100,7 @@ def make_client(args: argparse.Namespace):  # noqa: ANN201
     return IDRClient(args.server, policy=policy, zarr_base=args.zarr_base, zarr_studies=studies)
 
 
-def _print_plan_totals(plan, as_json: bool) -> None:  # noqa: ANN001
+def _print_plan_totals(plan, as_json: bool) -> None:
     t = plan.totals()
     df = plan.images
     if as_json:
@@ -158,45 +160,23 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from chadavit.idr.builder import BuildError, build, parse_shard
-    from chadavit.idr.plan import make_plan, read_table, write_table
+    from chadavit.idr.builder import build, parse_shard
+    from chadavit.idr.plan import read_table
+    from chadavit.idr.resume import build_plan, check_flush, check_stored_size
 
     shard = parse_shard(args.shard)
     client = make_client(args)
     out = Path(args.out)
-    meta = out / "dataset.json"
-    if meta.is_file():
-        stored_size = json.loads(meta.read_text()).get("attrs", {}).get("size")
-        if stored_size is not None and int(stored_size) != args.size:
-            raise BuildError(f"{out} holds images stored at --size {stored_size}, not {args.size}; use another --out")
+    check_stored_size(out, args.size)
     if args.plan:
         images = read_table(args.plan)
     else:
-        saved = out / "plan.parquet"
         params = {"server": args.server, "per_study": args.per_study, "seed": args.seed, "unit": args.unit,
                   "sample_type": args.sample_type}
-        if saved.is_file():
-            # Re-runs build the plan they started with (the server may have changed since).
-            ppath = out / "plan.json"
-            before = json.loads(ppath.read_text()) if ppath.is_file() else params
-            changed = {k: (before.get(k), v) for k, v in params.items() if k != "server" and before.get(k) != v}
-            if changed:
-                raise BuildError(f"{out} was planned with different settings "
-                                 + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
-                                 + "; use another --out, or pass --plan")
-            images = read_table(saved)
-            print(f"resuming with the plan saved in {saved}", file=sys.stderr)
-        else:
-            plan = make_plan(client, args.per_study, args.seed, args.unit, args.sample_type,
-                             max(args.workers, 2), progress=not args.no_progress)
-            _print_plan_totals(plan, False)
-            out.mkdir(parents=True, exist_ok=True)
-            write_table(plan.images, saved)
-            (out / "plan.json").write_text(json.dumps(params, indent=1))
-            images = plan.images
-    if args.flush_every < 1 or not args.flush_seconds > 0:
-        raise BuildError(f"--flush-every ({args.flush_every}) and --flush-seconds ({args.flush_seconds}) must be "
-                         "positive")
+        images = build_plan(out, client, params, args.workers, progress=not args.no_progress,
+                            on_new_plan=lambda plan: _print_plan_totals(plan, False),
+                            say=lambda m: print(m, file=sys.stderr))
+    check_flush(args.flush_every, args.flush_seconds)
     from chadavit.signals import sigterm_as_interrupt
 
     try:

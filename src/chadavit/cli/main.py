@@ -20,11 +20,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from chadavit.version import __version__
 from chadavit.errors import ChadavitError
+from chadavit.version import __version__
 
-SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "eval", "idr", "experiment",
-                      "datasets", "push", "profile")
+SUBCOMMAND_MODULES = ("demo", "pretrain", "data", "models", "convert", "embed", "embed_merge", "eval", "idr",
+                      "experiment", "datasets", "push", "profile")
+# two-word spellings of a subcommand: ``chadavit embed merge ...`` is ``chadavit embed-merge ...``
+ALIASES = {("embed", "merge"): "embed-merge"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(expand_aliases(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -59,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    """``[-v] embed merge ...`` -> ``[-v] embed-merge ...`` (see ``ALIASES``); any other command line as it is."""
+    i = next((k for k, a in enumerate(argv) if not a.startswith("-")), len(argv))  # the command (-v takes no value)
+    name = ALIASES.get(tuple(argv[i:i + 2]))
+    return argv if name is None else [*argv[:i], name, *argv[i + 2:]]
 
 
 def one_line(exc: BaseException) -> str:

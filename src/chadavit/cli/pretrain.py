@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from chadavit.precision import PRECISIONS
+from chadavit.cli.options import add_runtime_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "chadavit pretrain --list")
     p.add_argument("--config", default="demo", help="preset name (see --list) or a YAML file (default: demo)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-3")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="training precision (same as train.precision=...): bf16 autocast for the forward, fp32 "
-                        "weights, optimiser state and DINO loss; auto (default) = bf16 on CUDA, fp32 on CPUs (bf16 "
-                        "training measured no faster there)")
+    add_runtime_options(p, "pretrain", device=None,
+                        precision_help="training precision (same as train.precision=...; bf16: autocast for the "
+                        "forward, while weights, optimiser state and DINO loss stay fp32; auto trains in fp32 on "
+                        "CPUs, where bf16 measured no faster)")
     p.add_argument("--init", metavar="SPEC",
                    help="start from this model instead of random weights (same as train.init=SPEC): a run folder, "
                         "DIR with config.json, hf:OWNER/NAME, official:PATH, PATH.safetensors; combine with "

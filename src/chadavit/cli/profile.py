@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from chadavit.cli.options import add_output_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="profiling metrics (copairs mAP) of an embed output",
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--null-size", type=int, default=10000, help="permutations for copairs p-values (default 10000)")
     p.add_argument("--threshold", type=float, default=0.05, help="FDR level for 'retrieved' (default 0.05)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default: EMB.profile/ beside the input)")
+    add_output_options(p, help="output folder (default: EMB.profile/ beside the input)")
     p.set_defaults(func=run)
 
 
