@@ -222,3 +222,19 @@ def test_directory_spec_matches_the_saved_model(tmp_path: Path):
     a = extract_features(lm, d, ("cls", "patch_mean"), progress=False)
     b = extract_features(loaded, d, ("cls", "patch_mean"), progress=False)
     assert a["cls"].shape == (6, 64) and np.allclose(a["cls"], b["cls"], atol=1e-5)
+
+
+def test_per_channel_measurements_skip_the_missing_channel_curve(tmp_path: Path, monkeypatch):
+    """Hand-crafted measurements of a channel subset are another feature set: no curve, and no 2^C - 1 passes."""
+    write_blobs(tmp_path / "data")
+    suite = tmp_path / "missing.yaml"
+    suite.write_text(TINY_SUITE.split("tasks:")[0].replace("name: tiny", "name: missing") + "tasks:\n"
+                     "  - {name: blobs missing, dataset: blobs, protocol: missing_channels, label: label, epochs: 5}\n"
+                     "  - {name: blobs kNN, dataset: blobs, protocol: knn, label: label, k: 5}\n")
+    monkeypatch.setenv("CHADAVIT_DATA", str(tmp_path / "data"))
+    lines: list[str] = []
+    summary = run_suite(suite, ["pixels", "handcrafted"], tmp_path / "out", figures=False, progress=False,
+                        baselines=False, say=lines.append)
+    by_task = summary.groupby("task")["model"].unique()
+    assert "handcrafted" not in set(by_task["blobs missing"]) and "handcrafted" in set(by_task["blobs kNN"])
+    assert any("blobs missing" in s and "not run: per-channel measurements" in s for s in lines)

@@ -378,7 +378,8 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             if task.protocol == "missing_channels" and getattr(lm.model, "kind", "") in PER_CHANNEL_MEASUREMENTS:
                 # measured per channel: a subset is another feature set, not the same read-out with channels
                 # missing, and measuring every subset costs (2^C - 1) x the whole task
-                say(f"{lm.label:28s} {task.name:28s} not run: per-channel measurements have no missing-channel read-out")
+                say(f"{lm.label:28s} {task.name:28s} not run: per-channel measurements have no missing-channel "
+                    "read-out")
                 bar.update(1)
                 continue
             t0 = time.time()
