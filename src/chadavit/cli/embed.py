@@ -99,14 +99,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chadavit.embed import EmbedConfig, run_embed
+    from chadavit.embed.config import validate_options
     from chadavit.errors import ChadavitError
 
     if len(args.input) > 1:
         raise ChadavitError(f"chadavit embed takes one INPUT, got {len(args.input)}: {' '.join(args.input)} "
                             "(to join shard outputs: chadavit embed merge SHARD.parquet ... --out OUT.parquet)")
-    if not args.model and "learned" in args.features.split(","):
-        raise ChadavitError("chadavit embed: --model is required (a checkpoint DIR, official:PATH, PATH.ckpt or "
-                            "random:PRESET), unless --features cellprofiler")
     from chadavit.sharding import parse_shard
 
     try:
@@ -129,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit, progress=args.progress, shard=args.shard, max_pixels=args.max_pixels,
         features=args.features, cell_channel=args.cell_channel,
     )
+    validate_options(cfg)  # the options' one check (e.g. --model for learned features), before any process starts
     from chadavit.embed.distributed import torchrun_group
 
     group = torchrun_group()
