@@ -43,12 +43,15 @@ class ChannelBatch:
             (e.g. ``("DNA", "Actin")``); models with identity channel embeddings look these up in
             their vocabulary.
         sources: optional per-image provenance (file names, ids) used in error messages and outputs.
+        raw: optional per-image ``(C_i, H, W)`` arrays as given, in their own dtype, for reference encoders
+            that measure raw intensities (CellProfiler); ``from_images(..., keep_raw=True)`` sets it.
     """
 
     planes: torch.Tensor
     num_channels: torch.Tensor
     channel_names: tuple[tuple[str, ...], ...] | None = None
     sources: tuple[str, ...] | None = None
+    raw: tuple[np.ndarray, ...] | None = field(default=None, repr=False, compare=False)
     _offsets: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,7 @@ class ChannelBatch:
         sources: Sequence[str] | None = None,
         normalize: NormalizationMethod = "percentile",
         stats: ChannelStats | None = None,
+        keep_raw: bool = False,
     ) -> ChannelBatch:
         """Build a batch from per-image arrays ``(C_i, H, W)`` (uint8, uint16 or float).
 
@@ -90,12 +94,14 @@ class ChannelBatch:
         :func:`chadavit.data.normalize.normalize_planes` (``normalize``), the single place where
         raw pixels become model inputs. ``stats`` are the per-channel-name numbers of the ``"dataset"``
         method. Prefer ``model.make_batch(images)``, which uses what the model was trained with.
+        ``keep_raw`` keeps the arrays as given in :attr:`raw` (reference encoders that measure intensities).
         """
         check_method(normalize)
         if len(images) == 0:
             raise InvalidImageError("cannot build a batch from zero images")
         srcs = tuple(str(s) for s in sources) if sources is not None else None
         planes: list[torch.Tensor] = []
+        raw: list[np.ndarray] = []
         counts: list[int] = []
         shape: tuple[int, int] | None = None
         for i, img in enumerate(images):
@@ -125,11 +131,14 @@ class ChannelBatch:
             st = plane_stats(names_i, arr.shape[0], stats, arr.dtype)
             planes.append(normalize_planes(arr, normalize, stats=st))
             counts.append(arr.shape[0])
+            if keep_raw:
+                raw.append(arr)
         return cls(
             planes=torch.cat(planes, 0),
             num_channels=torch.tensor(counts, dtype=torch.long),
             channel_names=tuple(tuple(n) for n in channel_names) if channel_names is not None else None,
             sources=srcs,
+            raw=tuple(raw) if keep_raw else None,
         )
 
     @classmethod
@@ -143,11 +152,15 @@ class ChannelBatch:
         sources = None
         if all(b.sources is not None for b in batches):
             sources = tuple(s for b in batches for s in b.sources)  # type: ignore[union-attr]
+        raw = None
+        if all(b.raw is not None for b in batches):
+            raw = tuple(a for b in batches for a in b.raw)  # type: ignore[union-attr]
         return cls(
             planes=torch.cat([b.planes for b in batches], 0),
             num_channels=torch.cat([b.num_channels for b in batches], 0),
             channel_names=names,
             sources=sources,
+            raw=raw,
         )
 
     # ------------------------------------------------------------------ structure
@@ -205,11 +218,12 @@ class ChannelBatch:
             num_channels=self.num_channels[torch.tensor(idx, dtype=torch.long, device=self.num_channels.device)],
             channel_names=tuple(self.channel_names[i] for i in idx) if self.channel_names is not None else None,
             sources=tuple(self.sources[i] for i in idx) if self.sources is not None else None,
+            raw=tuple(self.raw[i] for i in idx) if self.raw is not None else None,
         )
 
     def with_planes(self, planes: torch.Tensor) -> ChannelBatch:
-        """Same images and channels, new pixel planes (e.g. after augmentation or a resize)."""
-        return replace(self, planes=planes, _offsets=None)
+        """Same images and channels, new pixel planes (e.g. after augmentation or a resize); no raw arrays."""
+        return replace(self, planes=planes, raw=None, _offsets=None)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ChannelBatch:
         return replace(self, planes=self.planes.to(device, non_blocking=non_blocking), _offsets=self._offsets)

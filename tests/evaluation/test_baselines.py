@@ -11,8 +11,8 @@ import torch
 
 from chadavit.evaluation.baselines import add_baselines, gap_table, verdicts
 from chadavit.evaluation.features import load_model_spec
-from chadavit.evaluation.handcrafted import handcrafted_vector, raw_pixel_vector, shape_features
 from chadavit.evaluation.tables import fmt, terminal_summary, write_tables
+from chadavit.models.references.handcrafted import handcrafted_vector, raw_pixel_vector, shape_features
 
 
 def _summary(rows: list[tuple[str, str, str, float]], n_seeds: int = 5) -> pd.DataFrame:
@@ -139,8 +139,8 @@ def test_mean_over_tasks_puts_percentages_and_r2_on_one_scale():
 
 def test_cellprofiler_baseline_measures_the_central_cell():
     pytest.importorskip("cp_measure", reason="cp_measure not installed (pip install 'chadavit[cellprofiler]')")
-    from chadavit.evaluation.cellprofiler import CellProfilerEncoder
     from chadavit.measure import cellprofiler_columns
+    from chadavit.models.references import CellProfilerEncoder
 
     yy, xx = np.mgrid[:64, :64]
     crops = []
@@ -149,7 +149,7 @@ def test_cellprofiler_baseline_measures_the_central_cell():
         body = np.where((yy - 32) ** 2 + (xx - 32) ** 2 <= (2 * r) ** 2, 1500, 200).astype(np.uint16)
         crops.append(np.stack([dna, body]))
     names = [("DNA", "CellBody")] * 3
-    v = CellProfilerEncoder().numpy_features(crops, names)
+    v = CellProfilerEncoder().vectors(crops, names)
     cols = cellprofiler_columns(names[0], ["Nuclei", "Cells", "Cytoplasm", "Image"])
     assert v.shape == (3, len(cols)) and np.isfinite(v).all()
     area = v[:, cols.index("cp_Nuclei_AreaShape_Area")]
@@ -160,8 +160,11 @@ def test_cellprofiler_baseline_measures_the_central_cell():
 
 def test_hybrid_is_added_next_to_each_trained_model_with_both_blocks_standardised(tmp_path: Path):
     pytest.importorskip("cp_measure", reason="cp_measure not installed (pip install 'chadavit[cellprofiler]')")
-    from chadavit.evaluation.cellprofiler import HybridEncoder, hybrid_models
+    from chadavit.evaluation.cellprofiler import hybrid_models
+    from chadavit.evaluation.data import EvalData
+    from chadavit.evaluation.features import extract_features
     from chadavit.models import build_model, get_config, save_pretrained
+    from chadavit.models.references import HybridEncoder
 
     model = build_model(get_config("chada_vit_nano", depth=1))
     with torch.no_grad():
@@ -176,8 +179,17 @@ def test_hybrid_is_added_next_to_each_trained_model_with_both_blocks_standardise
     yy, xx = np.mgrid[:32, :32]
     crops = [np.where((yy - 16) ** 2 + (xx - 16) ** 2 <= r * r, 3000, 200).astype(np.uint16)[None]
              + rng.integers(0, 50, (1, 32, 32)).astype(np.uint16) for r in (4, 6, 8, 10)]
-    v = enc.numpy_features(crops, [("DNA",)] * 4)
+    data = EvalData("crops", crops, [("DNA",)] * 4, pd.DataFrame(index=range(4)))
+    v = extract_features(hybrids[0], data, ("cls",), cache_dir=tmp_path / "cache", progress=False)["cls"]
     width = model.config.embed_dim
+    # read from the CellProfiler row's and the model's cached features: nothing measured twice
+    cp_row = next(m for m in models if m.label == "CellProfiler (cp_measure)")
+    assert list((tmp_path / "cache").glob(f"{cp_row.key}/*__cls.npy"))
+    # the encoder itself gives the two blocks as measured, which the read-out standardises
+    raw = enc(enc.make_batch(crops, [("DNA",)] * 4)).cls.numpy()
+    from chadavit.models.references.hybrid import hybrid_features
+
+    assert np.allclose(hybrid_features(raw[:, :-width], raw[:, -width:]), v, atol=1e-5)
     cp, learned = v[:, :-width], v[:, -width:]
     assert cp.shape[1] > 100 and np.isfinite(v).all()
     for block in (cp, learned):  # each block: features centred, total weight 1 per image on average

@@ -7,10 +7,11 @@ Model specs (``chadavit eval --model SPEC``):
 ``NAME``                       same as ``random:NAME``
 ``DIR``                        a ``save_pretrained`` folder (``model.safetensors`` + ``config.json``)
 ``official:PATH[:teacher]``    an official ChAda-ViT Lightning checkpoint (student unless ``:teacher``)
-``pixels``                     a fixed, untrained pixel-statistics encoder (a floor every model should beat)
-``raw_pixels``                 per-crop standardised raw pixels (baseline, `evaluation/handcrafted.py`)
-``cellprofiler``               CellProfiler per-cell measurements from cp_measure (baseline, evaluation/cellprofiler.py)
+``raw_pixels``                 per-crop standardised raw pixels (baseline)
+``cellprofiler``               CellProfiler per-cell measurements from cp_measure (baseline)
 ``handcrafted``                the old hand-written CellProfiler-style statistics (for comparison only)
+``pixel_stats``                a fixed, untrained pixel-statistics encoder (tests; ``pixels``: its old name)
+``hybrid:SPEC``                CellProfiler beside SPEC's CLS (the references: :mod:`chadavit.models.references`)
 ``LABEL=SPEC``                 any of the above, shown as LABEL in tables and figures
 
 Feature kinds: ``cls`` (the CLS token), ``patch_mean`` (mean of every patch token of every channel),
@@ -29,7 +30,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,74 +37,44 @@ from torch import nn
 
 from chadavit.batch import ChannelBatch
 from chadavit.evaluation.data import EvalData, EvalInputError
-from chadavit.models.output import EncoderOutput
+from chadavit.models.encoder import is_reference_spec, load_encoder, prepare_encoder
+from chadavit.models.references import ReferenceEncoder, hybrid_features
 
 log = logging.getLogger(__name__)
 FEATURE_KINDS = ("cls", "patch_mean", "per_channel", "all_tokens")
-
-
-# ---------------------------------------------------------------------------------------------- a reference encoder
-class PixelStatsEncoder(nn.Module):
-    """Untrained reference: per-patch intensity statistics through a fixed random projection.
-
-    Follows the encoder contract (``cls``, ``patch_tokens``, ``attentions``) so every protocol and figure
-    runs on it; it also serves tests that must not depend on a transformer.
-    """
-
-    def __init__(self, embed_dim: int = 32, patch_size: int = 8, seed: int = 0) -> None:
-        super().__init__()
-        self.config = SimpleNamespace(normalization="percentile", patch_size=patch_size, embed_dim=embed_dim)
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("proj", torch.randn(4, embed_dim, generator=g))
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
-
-    def forward(self, batch: ChannelBatch, return_attention: bool = False) -> EncoderOutput:
-        p = self.config.patch_size
-        x = batch.planes[:, None]
-        mean = nn.functional.avg_pool2d(x, p)
-        sq = nn.functional.avg_pool2d(x * x, p)
-        mx = nn.functional.max_pool2d(x, p)
-        stats = torch.cat([mean, (sq - mean**2).clamp_min(0).sqrt(), mx, torch.ones_like(mean)], 1)  # (P, 4, h, w)
-        tok = torch.tanh(stats.permute(0, 2, 3, 1) @ self.proj)  # (P, h, w, D)
-        per_image = list(torch.split(tok, batch.num_channels.tolist(), 0))
-        cls = torch.stack([t.mean((0, 1, 2)) for t in per_image])
-        attn = None
-        if return_attention:
-            attn = [torch.softmax(t.norm(dim=-1).flatten(), 0).view(1, *t.shape[:3]) for t in per_image]
-        return EncoderOutput(cls=cls, patch_tokens=per_image, attentions=attn, channel_names=batch.channel_names)
+REFERENCE_LABELS = {"cellprofiler": "CellProfiler (cp_measure)"}  # how a reference is named in tables
 
 
 # ---------------------------------------------------------------------------------------------- model specs
 @dataclass
 class LoadedModel:
+    """An encoder (:class:`chadavit.models.encoder.Encoder`) with its label in tables and its feature-cache key.
+
+    ``parts`` makes it a combination read from two encoders' cached features: ``(CellProfiler, model)`` for the
+    hybrid (:mod:`chadavit.evaluation.cellprofiler`), so its cells are measured once, by the CellProfiler row.
+    """
+
     spec: str
     label: str
     model: nn.Module
     key: str  # cache key: label + weight hash
+    parts: tuple[LoadedModel, LoadedModel] | None = None
 
     @property
     def normalization(self) -> str:
-        cfg = getattr(self.model, "config", None)
-        return str(getattr(cfg, "normalization", "percentile"))
+        return str(self.model.config.normalization)
 
     @property
-    def fixed_in_chans(self) -> int | None:
-        """Channel count a fixed-channel baseline needs (images are zero-padded/truncated to it), else None."""
-        cfg = getattr(self.model, "config", None)
-        arch = str(getattr(cfg, "architecture", ""))
-        if "fixed" in arch:
-            return int(getattr(cfg, "in_chans", 3))
-        return None
+    def one_vector(self) -> bool:
+        """A reference computing one vector per image (raw pixels, CellProfiler, ...): every read-out is it."""
+        return isinstance(self.model, ReferenceEncoder)
 
     @property
     def position_dependent(self) -> bool:
-        """True when a channel's meaning is its slot (fixed-channel stem, concatenated per-channel CLS): a
-        missing channel is then given as a zero plane in place rather than left out."""
-        cfg = getattr(self.model, "config", None)
-        return self.fixed_in_chans is not None or str(getattr(cfg, "pooling", "mean")) == "concat"
+        """True when a channel's meaning is its slot (fixed-channel stem, concatenated per-channel CLS, measured
+        references): a missing channel is then given as a zero plane in place rather than left out."""
+        cfg = self.model.config
+        return "fixed" in cfg.architecture or cfg.pooling == "concat"
 
 
 def weights_hash(model: nn.Module) -> str:
@@ -116,8 +86,31 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
+def _label(spec: str) -> str:
+    """The name a spec gets in tables and figures (and its cache folder)."""
+    from chadavit.models.spec import is_official, split_official_options
+
+    if is_reference_spec(spec) or spec.startswith(("hf:", "random:")):
+        return REFERENCE_LABELS.get(spec, spec)
+    base, opts = split_official_options(spec)
+    if is_official(base):
+        rest = base.removeprefix("official:")
+        teacher = rest.endswith(":teacher")
+        path = rest.removesuffix(":teacher").removesuffix(":student")
+        label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
+        return label + "".join(f",{k}={v}" for k, v in opts.items())  # 2 vs 12 heads are different models
+    if Path(spec).is_dir() or Path(spec).is_file():
+        return Path(spec).resolve().name if Path(spec).is_dir() else Path(spec).resolve().parent.name
+    return f"random:{spec}"
+
+
+def cache_key(label: str, model: nn.Module) -> str:
+    """``label`` (file-name safe) + the hash of the weights as loaded."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
+
+
 def load_model_spec(spec: str, device: str | torch.device = "cpu", precision: str = "fp32") -> LoadedModel:
-    """Turn a ``--model`` spec into a frozen encoder in eval mode (see the module docstring).
+    """Turn a ``--model`` spec into a frozen encoder (:func:`chadavit.models.load_encoder`) with its label.
 
     ``LABEL=SPEC`` names the model in tables and figures (``LABEL`` without ``,`` or ``:``).
     ``precision`` (``auto``/``fp32``/``bf16``, see :mod:`chadavit.precision`) applies to transformer
@@ -130,66 +123,24 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu", precision: st
         lm.label = m.group(1).strip()
         lm.key = re.sub(r"[^A-Za-z0-9_.-]+", "_", lm.label)[:60] + "-" + lm.key.rsplit("-", 1)[-1]
         return lm
-    if spec == "pixels":
-        model: nn.Module = PixelStatsEncoder()
-        label = "pixels"
-    elif spec == "cellprofiler":
-        from chadavit.evaluation.cellprofiler import LABEL, CellProfilerEncoder
+    if spec.startswith("hybrid:"):  # read from its parts' features, like the hybrid rows of a report
+        from chadavit.evaluation.cellprofiler import hybrid_models
 
-        model, label = CellProfilerEncoder(), LABEL
-    elif spec in ("raw_pixels", "handcrafted"):
-        from chadavit.evaluation.handcrafted import HandcraftedEncoder, RawPixelEncoder
-
-        model = RawPixelEncoder() if spec == "raw_pixels" else HandcraftedEncoder()
-        label = spec
-    else:
-        from chadavit.models.spec import is_official, load_model_from_spec, split_official_options
-
-        model = load_model_from_spec(spec, allow_bare_preset=True)
-        base, opts = split_official_options(spec)
-        if is_official(base) and not spec.startswith("random:"):
-            rest = base.removeprefix("official:")
-            teacher = rest.endswith(":teacher")
-            path = rest.removesuffix(":teacher").removesuffix(":student")
-            label = f"official:{Path(path).stem}" + (":teacher" if teacher else "")
-            label += "".join(f",{k}={v}" for k, v in opts.items())  # 2 vs 12 heads are different models
-        elif spec.startswith("hf:"):
-            label = spec
-        elif Path(spec).is_dir() or Path(spec).is_file():
-            label = Path(spec).resolve().name if Path(spec).is_dir() else Path(spec).resolve().parent.name
-        else:
-            label = spec if spec.startswith("random:") else f"random:{spec}"
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60] + "-" + weights_hash(model)
-    model.to(device)
-    if not isinstance(model, PixelStatsEncoder) and not hasattr(model, "numpy_features"):  # weights only
-        from chadavit.precision import prepare_inference, resolve_precision
-
-        dtype = resolve_precision(precision, torch.device(device))
-        if dtype != torch.float32:
-            model = prepare_inference(model, dtype)
-            key += "-bf16"
+        cp = load_model_spec("cellprofiler", device, precision)
+        return hybrid_models([cp, load_model_spec(spec.removeprefix("hybrid:"), device, precision)], [cp.label])[0]
+    model = load_encoder(spec, allow_bare_preset=True)  # float32 on the CPU: the key hashes the weights as loaded
+    label = _label(spec)
+    key = cache_key(label, model)
+    model = prepare_encoder(model, device, precision, cast=not is_reference_spec(spec))
+    if any(p.dtype == torch.bfloat16 for p in model.parameters()):
+        key += "-bf16"
     return LoadedModel(spec=spec, label=label, model=model, key=key)
 
 
 # ---------------------------------------------------------------------------------------------- extraction
-def _fit_channels(img: np.ndarray, names: tuple[str, ...], n: int | None) -> tuple[np.ndarray, tuple[str, ...]]:
-    if n is None or img.shape[0] == n:
-        return img, names
-    if img.shape[0] > n:
-        return img[:n], names[:n]
-    pad = np.zeros((n - img.shape[0], *img.shape[1:]), img.dtype)
-    return np.concatenate([img, pad]), names + tuple(f"empty{i}" for i in range(n - img.shape[0]))
-
-
 def make_batch(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> ChannelBatch:
-    """Normalise with the model's recorded method and put the batch on the model's device."""
-    fitted = [_fit_channels(im, nm, lm.fixed_in_chans) for im, nm in zip(images, names)]
-    batch = ChannelBatch.from_images([f[0] for f in fitted], channel_names=[f[1] for f in fitted],
-                                     normalize=lm.normalization,  # type: ignore[arg-type]
-                                     stats=getattr(getattr(lm.model, "config", None), "normalization_stats", None))
+    """The encoder's own batch (its validation and scaling), on the encoder's device."""
+    batch = lm.model.make_batch(images, names)
     p = next(iter(lm.model.parameters()), None)
     if p is None:
         p = next(iter(lm.model.buffers()), None)
@@ -233,52 +184,58 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     bad = [k for k in kinds if k not in FEATURE_KINDS]
     if bad:
         raise EvalInputError(f"unknown feature kind(s) {bad}; choose from {FEATURE_KINDS}")
+    if lm.parts is not None:  # the hybrid: its two blocks from their encoders' (cached) features
+        kw = {"channels": channels, "batch_size": batch_size, "cache_dir": cache_dir, "progress": progress,
+              "zero_fill": zero_fill}
+        cp, learned = (extract_features(part, data, ("cls",), **kw)["cls"] for part in lm.parts)  # type: ignore[arg-type]
+        vec = hybrid_features(cp, learned)
+        return {k: vec for k in kinds}
     tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
-    paths = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in kinds} if cache_dir else {}
-    out: dict[str, np.ndarray] = {}
-    for k, p in paths.items():
-        if p.is_file():
-            out[k] = np.load(p)
+    every = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in FEATURE_KINDS} if cache_dir else {}
+    out = {k: np.load(every[k]) for k in kinds if k in every and every[k].is_file()}
     todo = [k for k in kinds if k not in out]
     if not todo:
         return out
     images, names = select_channels(data, channels, zero_fill)
-    if hasattr(lm.model, "numpy_features"):  # untrained references (raw pixels, hand-crafted): one vector per kind
-        vec = lm.model.numpy_features(images, names)
-        every = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in FEATURE_KINDS} \
-            if cache_dir else {}
-        _save_features({k: vec for k in FEATURE_KINDS}, every)  # one vector serves every kind
-        return out | {k: vec for k in todo}
+    if lm.one_vector:  # a reference's vector is every read-out: computed once, cached under every kind
+        vec = _forward_all(lm, images, names, ("cls",), batch_size, progress, f"{data.name} [{subset_tag(channels)}]")
+        _save_features({k: vec["cls"] for k in FEATURE_KINDS}, every)
+        return out | {k: vec["cls"] for k in todo}
     if "all_tokens" in todo and len({im.shape for im in images}) > 1:
         raise EvalInputError(f"dataset {data.name}: 'all_tokens' features need one channel count and image size")
-    acc: dict[str, list[np.ndarray]] = {k: [] for k in todo}
-    pc_rows: list[dict[str, np.ndarray]] = []  # per_channel: one {name: vector} per image, in batch order
+    got = _forward_all(lm, images, names, todo, batch_size, progress, f"{data.name} [{subset_tag(channels)}]")
+    return out | _save_features(got, {k: every[k] for k in todo if k in every})
+
+
+def _forward_all(lm: LoadedModel, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]],
+                 kinds: Sequence[str], batch_size: int, progress: bool, what: str) -> dict[str, np.ndarray]:
+    """Every image through ``encoder.make_batch`` and the encoder, batches of one image size; ``kinds`` read out
+    (:meth:`EncoderOutput.pooled`), in the order of ``images``."""
     from tqdm.auto import tqdm
 
+    acc: dict[str, list[np.ndarray]] = {k: [] for k in kinds if k != "per_channel"}
+    pc_rows: list[dict[str, np.ndarray]] = []  # per_channel: one {name: vector} per image, in batch order
     # group equal shapes so a batch never mixes image sizes; results are put back in dataset order
     order = sorted(range(len(images)), key=lambda i: images[i].shape[1:])
-    bar = tqdm(total=len(images), desc=f"features {lm.label} / {data.name} [{subset_tag(channels)}]",
-               disable=not progress, leave=False)
+    bar = tqdm(total=len(images), desc=f"features {lm.label} / {what}", disable=not progress, leave=False)
     chunks: list[list[int]] = []
     for _, grp in itertools.groupby(order, key=lambda i: images[i].shape[1:]):
         g = list(grp)
         chunks += [g[i : i + batch_size] for i in range(0, len(g), batch_size)]
     for chunk in chunks:
         out_b = lm.model(make_batch(lm, [images[i] for i in chunk], [names[i] for i in chunk]))
-        if "cls" in acc:
-            acc["cls"].append(out_b.cls.float().reshape(len(chunk), -1).cpu().numpy())
-        if "patch_mean" in acc:
-            acc["patch_mean"].append(torch.stack([t.float().mean((0, 1, 2)) for t in out_b.patch_tokens]).cpu().numpy())
-        if "all_tokens" in acc:
-            acc["all_tokens"].append(torch.stack([t.float().reshape(-1) for t in out_b.patch_tokens]).cpu().numpy())
-        if "per_channel" in acc:
-            pc_rows += [{k: v.float().cpu().numpy() for k, v in d.items()} for d in out_b.per_channel_by_name()]
+        for k in kinds:
+            if k == "per_channel":
+                pc_rows += [{c: v.cpu().numpy() for c, v in d.items()} for d in out_b.pooled(k)]
+            else:
+                acc[k].append(out_b.pooled(k).cpu().numpy())  # type: ignore[union-attr]
         bar.update(len(chunk))
     bar.close()
     inv = np.argsort(np.array(order))
-    if "per_channel" in acc:
-        acc["per_channel"] = [per_channel_matrix(pc_rows)]
-    return out | _save_features({k: np.concatenate(acc[k])[inv] for k in todo}, paths)
+    got = {k: np.concatenate(v)[inv] for k, v in acc.items()}
+    if "per_channel" in kinds:
+        got["per_channel"] = per_channel_matrix(pc_rows)[inv]
+    return got
 
 
 def per_channel_matrix(rows: Sequence[dict[str, np.ndarray]]) -> np.ndarray:

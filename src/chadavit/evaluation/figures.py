@@ -219,7 +219,7 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
         data = datasets[att["dataset"]]
         idx = list(range(min(int(att.get("n_images", 3)), len(data))))
         for lm in models:
-            if not hasattr(lm.model, "numpy_features"):  # raw pixels / hand-crafted have no attention
+            if not lm.one_vector:  # raw pixels, CellProfiler, ... have no attention
                 made.append(attention_figure(lm, data, idx, out / f"attention_{_slug(lm.label)}.png"))
     for task, items in runner.artifacts.get("reconstruction_by_task", {}).items():
         made.append(reconstruction_figure(task, items, out / f"reconstruction_{_slug(task)}.png"))
@@ -228,7 +228,7 @@ def make_figures(suite: Any, models: list[LoadedModel], datasets: dict[str, Eval
         names = [n for n in emb.get("datasets", list(datasets)) if datasets.get(n) is not None]
         per = int(emb.get("max_per_dataset", 200))
         for lm in models:
-            if hasattr(lm.model, "numpy_features"):  # baselines' vectors differ in size between datasets
+            if lm.one_vector:  # the references' vectors differ in size between datasets
                 continue
             feats = {}
             for n in names:

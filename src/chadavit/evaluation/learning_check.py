@@ -33,8 +33,11 @@ def embed_images(model: nn.Module, images: Sequence[np.ndarray], channel_names: 
     names = tuple(channel_names)
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
-        batch = ChannelBatch.from_images(chunk, channel_names=[names] * len(chunk), normalize=normalization,
-                                         stats=getattr(getattr(model, "config", None), "normalization_stats", None))
+        if normalization == model.config.normalization:  # the encoder's own road
+            batch = model.make_batch(chunk, [names] * len(chunk))
+        else:  # the run's scaling where the model does not record it
+            batch = ChannelBatch.from_images(chunk, channel_names=[names] * len(chunk), normalize=normalization,
+                                             stats=model.config.normalization_stats or None)
         feats.append(model(batch.to(device)).cls.float().cpu())
     model.train(was_training)
     return torch.cat(feats)

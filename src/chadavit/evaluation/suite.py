@@ -375,7 +375,7 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
                     skipped.append(task.name)
                     say(f"SKIPPED task {task.name}: dataset {task.dataset} is unavailable")
                 continue
-            if task.protocol == "missing_channels" and getattr(lm.model, "kind", "") in PER_CHANNEL_MEASUREMENTS:
+            if task.protocol == "missing_channels" and lm.model.config.architecture in PER_CHANNEL_MEASUREMENTS:
                 # measured per channel: a subset is another feature set, not the same read-out with channels
                 # missing, and measuring every subset costs (2^C - 1) x the whole task
                 say(f"{lm.label:28s} {task.name:28s} not run: per-channel measurements have no missing-channel "

@@ -7,6 +7,7 @@ Layers of this package, each importing only those before it:
 from chadavit.models.catalog import build_model, get_config, list_models
 from chadavit.models.chada_vit import ChAdaViT
 from chadavit.models.config import ChadaViTConfig
+from chadavit.models.encoder import Encoder, load_encoder, prepare_encoder
 from chadavit.models.factory import create_model
 from chadavit.models.hub import HubError, load_from_hub, push_folder, save_pretrained
 from chadavit.models.io import CheckpointError, load_pretrained
@@ -18,15 +19,18 @@ __all__ = [
     "ChAdaViT",
     "ChadaViTConfig",
     "CheckpointError",
+    "Encoder",
     "EncoderOutput",
     "HubError",
     "build_model",
     "create_model",
     "get_config",
     "list_models",
+    "load_encoder",
     "load_from_hub",
     "load_official_checkpoint",
     "load_pretrained",
+    "prepare_encoder",
     "push_folder",
     "register_architecture",
     "register_model",

@@ -51,6 +51,20 @@ class EncoderOutput:
             out.append(dict(zip(names, pc.unbind(0))))
         return out
 
+    def pooled(self, kind: str) -> torch.Tensor | list[dict[str, torch.Tensor]]:
+        """One read-out, in float32 (pooling a bf16 output in float32): ``cls`` ``(B, D)``, ``patch_mean``
+        ``(B, D)`` (:meth:`mean_patch`), ``all_tokens`` ``(B, C*h*w*D)`` (every patch token of every channel; one
+        shape for all images) or ``per_channel`` (:meth:`per_channel_by_name`)."""
+        if kind == "cls":
+            return self.cls.float().reshape(self.cls.shape[0], -1)
+        if kind == "patch_mean":
+            return torch.stack([t.float().mean(dim=(0, 1, 2)) for t in self.patch_tokens])
+        if kind == "all_tokens":
+            return torch.stack([t.float().reshape(-1) for t in self.patch_tokens])
+        if kind == "per_channel":
+            return [{k: v.float() for k, v in d.items()} for d in self.per_channel_by_name()]
+        raise ValueError(f"unknown read-out {kind!r}; choose cls, patch_mean, all_tokens or per_channel")
+
     def reorder(self, index: torch.Tensor) -> EncoderOutput:
         """The outputs of images ``index`` in that order."""
         idx = index.tolist()

@@ -125,7 +125,7 @@ def _load_training_checkpoint(path: Path) -> nn.Module:
 
 def _model_from_legacy_checkpoint(path: Path, cfg: dict[str, Any], state: dict[str, Any]) -> nn.Module:
     """A checkpoint without ``backbone_config``: the YAML's model, its statistics, and no guessed vocabulary."""
-    from chadavit.models import create_model
+    from chadavit.models.factory import create_model
     from chadavit.models.io import CheckpointError
 
     overrides = dict(cfg["model"].get("overrides", {}))
@@ -145,7 +145,7 @@ def _model_from_legacy_checkpoint(path: Path, cfg: dict[str, Any], state: dict[s
 
 def _load_run_folder(path: Path) -> nn.Module | None:
     """A pretraining run folder: ``backbone/`` when training finished, else the training checkpoint."""
-    from chadavit.models import load_pretrained
+    from chadavit.models.io import load_pretrained
 
     if (path / "backbone" / "config.json").is_file():
         log.info("%s is a pretraining run: using %s", path, path / "backbone")
@@ -163,7 +163,9 @@ def load_model_from_spec(spec: str, num_heads: int | None = None, seed: int = 0,
     users keep it off, so that nobody embeds a plate with random weights by accident. ``num_heads``
     and ``final_norm_eps`` apply to official checkpoints (options in the spec take precedence).
     """
-    from chadavit.models import create_model, list_models, load_pretrained
+    from chadavit.models.catalog import list_models
+    from chadavit.models.factory import create_model
+    from chadavit.models.io import load_pretrained
 
     spec = spec.strip()
     if spec.startswith("hf:"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +19,19 @@ from chadavit.models.output import EncoderOutput
 from chadavit.models.registry import register_architecture, register_model
 
 
+def fit_channels(img: np.ndarray, names: tuple[str, ...] | None, n: int) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """``img`` with exactly ``n`` channels: the first ``n``, or zero planes added (``empty0, ...``)."""
+    if img.ndim == 2:
+        img = img[None]
+    if img.shape[0] == n:
+        return img, names
+    if img.shape[0] > n:
+        return img[:n], names[:n] if names is not None else None
+    pad = np.zeros((n - img.shape[0], *img.shape[1:]), img.dtype)
+    extra = tuple(f"empty{i}" for i in range(n - img.shape[0]))
+    return np.concatenate([img, pad]), names + extra if names is not None else None
+
+
 @register_architecture("fixed_channel_vit")
 class FixedChannelViT(PackedEncoderMixin, nn.Module):
     """A standard ViT for images of one channel count (e.g. the paper's 3-channel ViT-Tiny)."""
@@ -27,6 +43,16 @@ class FixedChannelViT(PackedEncoderMixin, nn.Module):
         self.patch_embed = PatchEmbed(config.patch_size, dim, in_chans=config.in_chans)
         grid = config.img_size // config.patch_size
         self.init_trunk(config, 1 + grid * grid)
+
+    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
+                   channel_names: Sequence[Sequence[str]] | None = None,
+                   sources: Sequence[str] | None = None) -> ChannelBatch:
+        """Like every encoder's, with each image fitted to ``in_chans`` first: extra channels dropped, missing
+        ones added as zero planes (named ``empty0, empty1, ...``) before scaling."""
+        fitted = [fit_channels(np.asarray(im), tuple(channel_names[i]) if channel_names is not None else None,
+                               self.config.in_chans) for i, im in enumerate(images)]
+        names = [f[1] for f in fitted] if channel_names is not None else None
+        return super().make_batch([f[0] for f in fitted], names, sources)
 
     def forward(self, batch: ChannelBatch, return_attention: bool = False, pad_to_slots: int | None = None
                 ) -> EncoderOutput:

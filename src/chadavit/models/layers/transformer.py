@@ -46,7 +46,7 @@ class PackedEncoderMixin:
         """
         return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources,
                                         normalize=self.config.normalization,  # type: ignore[arg-type]
-                                        stats=getattr(self.config, "normalization_stats", None) or None)
+                                        stats=self.config.normalization_stats or None)
 
     def init_trunk(self, config: ChadaViTConfig, num_positions: int) -> None:
         """Create the CLS token, a ``(num_positions, D)`` position table, the blocks and the final norm."""

@@ -1,24 +1,19 @@
 """The old hand-written "CellProfiler-style" per-cell statistics (``handcrafted``, kept for comparison; the
-baseline in reports is now ``cellprofiler``, :mod:`chadavit.evaluation.cellprofiler`), and per-crop standardised
-raw pixels.
+baseline in reports is now ``cellprofiler``, :mod:`chadavit.models.references.cellprofiler`), and per-crop
+standardised raw pixels (``raw_pixels``, the user-facing pixel baseline).
 
-Both are untrained reference encoders for :mod:`chadavit.evaluation.baselines`. They expose
-``numpy_features(images, names) -> (N, D)``, which :func:`chadavit.evaluation.features.extract_features`
-calls instead of a forward pass; ``config.pooling = "concat"`` marks them position-dependent, so a left-out
-channel becomes a zero plane in place and the feature size stays fixed.
+Both are reference encoders (:mod:`chadavit.models.references.base`): one vector per crop as ``cls``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import SimpleNamespace
 
 import numpy as np
-import torch
-from torch import nn
 
 from chadavit.measure.cellprofiler import to_unit as _unit
 from chadavit.measure.objects import central_object
+from chadavit.models.references.base import ReferenceEncoder
 
 GLCM_PROPS = ("contrast", "correlation", "energy", "homogeneity")
 
@@ -120,24 +115,7 @@ def raw_pixel_vector(img: np.ndarray, size: int = 32) -> np.ndarray:
     return ((a - mu) / np.where(sd > 1e-12, sd, 1.0)).ravel()
 
 
-class _NumpyEncoder(nn.Module):
-    """Shared shape of the untrained reference encoders (a buffer so device and hashing work)."""
-
-    kind = ""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.config = SimpleNamespace(normalization="none", architecture=self.kind, pooling="concat")
-        self.register_buffer("version", torch.tensor([1.0]))
-
-    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
-        raise NotImplementedError
-
-    def forward(self, *_: object, **__: object) -> None:
-        raise TypeError(f"{type(self).__name__} computes numpy_features; it has no forward pass")
-
-
-class HandcraftedEncoder(_NumpyEncoder):
+class HandcraftedEncoder(ReferenceEncoder):
     """CellProfiler-style per-cell features (per channel: object shape, intensity, GLCM texture, Hu moments)."""
 
     kind = "handcrafted"
@@ -146,16 +124,16 @@ class HandcraftedEncoder(_NumpyEncoder):
         super().__init__()
         self._memo: dict[bytes, list[float]] = {}  # per-plane features: channel subsets reuse them
 
-    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+    def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
         if len(self._memo) > 200_000:
             self._memo.clear()
         return np.stack([handcrafted_vector(im, self._memo) for im in images]).astype(np.float32)
 
 
-class RawPixelEncoder(_NumpyEncoder):
+class RawPixelEncoder(ReferenceEncoder):
     """Per-crop standardised raw pixels (at most 32 x 32 per channel), read out by ridge / linear probe."""
 
     kind = "raw_pixels"
 
-    def numpy_features(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
+    def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
         return np.stack([raw_pixel_vector(im) for im in images]).astype(np.float32)
