@@ -8,11 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from chadavit.data.crops import (NUCLEUS_CHANNEL_GUESSES, Crop, find_nuclei, full_crop, grid_crops,
-                                 guess_nucleus_channel, nucleus_crops)
-from chadavit.data.normalize import SUPPORTED_DTYPES, normalize_planes, plane_stats
+from chadavit.batch import ChannelBatch
+from chadavit.data.crops import (
+    NUCLEUS_CHANNEL_GUESSES,
+    Crop,
+    find_nuclei,
+    full_crop,
+    grid_crops,
+    guess_nucleus_channel,
+    nucleus_crops,
+)
 from chadavit.embed.channels import ChannelError, ChannelSpec
-from chadavit.embed.config import EmbedConfig
+from chadavit.embed.config import RESERVED_METADATA, EmbedConfig
 from chadavit.embed.sources import ImageRecord
 from chadavit.errors import ChadavitError
 
@@ -50,16 +57,34 @@ class Prepared:
         if self.field is not None:
             self.shape = tuple(self.field.shape)  # type: ignore[assignment]
 
-
-def check_pixels(arr: np.ndarray, what: str) -> None:
-    if arr.ndim != 3 or arr.shape[0] < 1:
-        raise ValueError(f"{what}: expected (C, H, W) pixels, got shape {arr.shape}")
-    if arr.dtype == np.bool_ or arr.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"{what}: unsupported dtype {arr.dtype}; use uint8, uint16 or float")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.unique(np.nonzero(~np.isfinite(arr))[0]).tolist()
-        raise ValueError(f"{what}: NaN or Inf pixels in channel(s) {bad}")
-
+    def rows(self, cfg: EmbedConfig, learned: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The image's metadata rows (one per crop, or one with ``--per-image``) and its feature blocks."""
+        rec = self.record
+        h, w = self.shape[1:]
+        meta = {(f"Input{k}" if k in RESERVED_METADATA else k): v for k, v in rec.metadata.items()}
+        base = {"ImageId": rec.image_id, "ImageIndex": self.index, **meta,
+                "Channels": ",".join(self.names), "SourceChannels": ",".join(self.source_names),
+                "Source": ";".join(rec.sources), "ImageHeight": h, "ImageWidth": w, "CropMode": cfg.crops}
+        feats: dict[str, Any] = {}
+        if learned:
+            feats = {"cls": np.stack(self.cls), "meanpatch": np.stack(self.meanpatch)}
+            if "per_channel" in cfg.feature_blocks:
+                feats |= {f"chan_{name}": np.stack([d[name] for d in self.per_channel])  # type: ignore[index]
+                          for name in self.per_channel[0]}  # type: ignore[union-attr]
+            feats = {k: v for k, v in feats.items() if k in cfg.feature_blocks or k.startswith("chan_")}
+        if self.cp is not None:
+            feats["cp"] = self.cp
+        if cfg.per_image:  # CellProfiler: the mean over the cells measured (NaN rows left out)
+            errs = sorted({str(m["CPError"]) for m in self.cp_meta if m.get("CPError")})
+            cp_meta = {"CPError": "; ".join(errs) or None} if self.cp is not None else {}
+            return [{**base, "NumCrops": len(self.crops), **cp_meta}], {
+                k: (v.mean().to_frame().T if hasattr(v, "columns") else v.mean(0, keepdims=True))
+                for k, v in feats.items()}
+        rows = []
+        for k, c in enumerate(self.crops):
+            rows.append({**base, "CropIndex": k, "CropY0": c.y0, "CropX0": c.x0, "CropY1": c.y1, "CropX1": c.x1,
+                         **dict(c.meta), **(self.cp_meta[k] if self.cp_meta else {})})
+        return rows, feats
 
 
 class ImagePreparer:
@@ -151,13 +176,13 @@ class ImagePreparer:
                 nuc_plane = arr[have.index(extra)]
             arr = arr[idx]
         arr = np.asarray(arr)
-        check_pixels(arr, rec.image_id)
+        field_ = self.scale(arr, names, rec.image_id)  # validated too: dtype, NaN/Inf
         if nuclei and nuc_plane is None:
             nuc_plane = arr[k]
         if self.max_channels and arr.shape[0] > self.max_channels:
             raise ChannelError(f"{rec.image_id}: {arr.shape[0]} channels but the model has {self.max_channels} "
                                "channel slots; choose channels with --channels")
-        c, h, w = arr.shape
+        h, w = arr.shape[1:]
         warnings = self.check_size(rec.image_id, h, w)
         measure, found = "cellprofiler" in self.cfg.feature_groups, None
         if self.cfg.crops == "grid":
@@ -172,12 +197,18 @@ class ImagePreparer:
             keep = np.unique(np.linspace(0, len(crops) - 1, self.cfg.max_crops_per_image).round().astype(int))
             crops = [crops[i] for i in keep]
         cp, cp_meta = self._cellprofiler(arr, names, crops, found, k) if measure else (None, [])
-        st = plane_stats(names, c, self.normalization_stats, arr.dtype) if self.normalize == "dataset" else None
-        field_ = normalize_planes(arr, self.normalize, stats=st).numpy()
         n = len(crops)
         att = index < self.cfg.save_attention or rec.image_id in (self.cfg.attention_images or ())
         return Prepared(index, rec, field_, names, src, crops, att, [None] * n, [None] * n, [None] * n, n,
                         warnings=warnings, cp=cp, cp_meta=cp_meta)
+
+    def scale(self, arr: np.ndarray, names: list[str], image_id: str) -> np.ndarray:
+        """The whole field validated and scaled on the one pixel road (:meth:`ChannelBatch.from_images`), once:
+        the crops of a field share its scaling, so they are cut from it afterwards."""
+        stats = self.normalization_stats if self.normalize == "dataset" else None
+        batch = ChannelBatch.from_images([arr], [names], [image_id], normalize=self.normalize,  # type: ignore[arg-type]
+                                         stats=stats)
+        return batch.planes.numpy()
 
     def _cellprofiler(self, arr: np.ndarray, names: list[str], crops: list[Crop], found: Any,
                       k: int | None) -> tuple[Any, list[dict[str, Any]]]:
