@@ -50,3 +50,12 @@ def test_hybrid_spec_in_eval_is_read_out_like_the_report_rows(tmp_path: Path) ->
     assert lm.label == "CellProfiler + random:chada_vit_nano,depth=1,img_size=32" and lm.parts is not None
     x = extract_features(lm, _data(), ("cls",), progress=False)["cls"]
     assert np.allclose(x.mean(0), 0, atol=1e-5)  # each block standardised over the images
+
+
+def test_pixel_stats_is_a_reference_in_reports() -> None:
+    from chadavit.evaluation.baselines import add_baselines
+
+    for spec in ("pixel_stats", "pixels"):
+        models, base = add_baselines([load_model_spec(spec)])
+        assert spec in base and not any(m.label.startswith("random init") for m in models)
+        assert hybrid_models(models, base) == []  # no "CellProfiler + pixel_stats" row

@@ -59,9 +59,10 @@ def test_every_preset_suite_passes_the_check() -> None:
 
 def test_missing_label_is_found_before_any_feature_is_computed(tmp_path: Path, monkeypatch) -> None:
     import chadavit.evaluation.suite as suite_mod
+    import chadavit.evaluation.tasks as tasks_mod
 
     monkeypatch.setattr(suite_mod, "load_model_spec", lambda *a, **k: pytest.fail("model loaded before the check"))
-    monkeypatch.setattr(suite_mod, "extract_features", lambda *a, **k: pytest.fail("features before the check"))
+    monkeypatch.setattr(tasks_mod, "extract_features", lambda *a, **k: pytest.fail("features before the check"))
     p = _suite(tmp_path, "  - {name: ok, dataset: blobs, protocol: knn, label: label}\n"
                          "  - {name: bad, dataset: blobs, protocol: linear, label: localisation}\n")
     with pytest.raises(SuiteError, match="task 'bad': dataset blobs has no label column 'localisation'"):

@@ -19,7 +19,7 @@ from chadavit.evaluation.judging import scale as _scale
 
 log = logging.getLogger(__name__)
 FIXED_BASELINES = ("raw_pixels", "cellprofiler")
-OTHER_REFERENCES = ("pixels", "handcrafted")  # untrained when asked for: pixel statistics, the old statistics
+OTHER_REFERENCES = ("pixel_stats", "pixels", "handcrafted")  # untrained when asked for: pixel stats, old stats
 
 
 def is_untrained(lm: LoadedModel) -> bool:

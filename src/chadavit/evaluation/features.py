@@ -187,7 +187,8 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
     if lm.parts is not None:  # the hybrid: its two blocks from their encoders' (cached) features
         kw = {"channels": channels, "batch_size": batch_size, "cache_dir": cache_dir, "progress": progress,
               "zero_fill": zero_fill}
-        cp, learned = (extract_features(part, data, ("cls",), **kw)["cls"] for part in lm.parts)  # type: ignore[arg-type]
+        cp, learned = (extract_features(part, data, ("cls",), **kw)["cls"]  # type: ignore[arg-type]
+                       for part in lm.parts)
         vec = hybrid_features(cp, learned)
         return {k: vec for k in kinds}
     tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"

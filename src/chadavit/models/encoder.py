@@ -36,7 +36,8 @@ class Encoder(Protocol):
     @property
     def embed_dim(self) -> int: ...
 
-    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor], channel_names: Sequence[Sequence[str]] | None = None,
+    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
+                   channel_names: Sequence[Sequence[str]] | None = None,
                    sources: Sequence[str] | None = None) -> ChannelBatch: ...
 
     def __call__(self, batch: ChannelBatch, return_attention: bool = False) -> EncoderOutput: ...

@@ -70,7 +70,8 @@ class ReferenceEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
-    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor], channel_names: Sequence[Sequence[str]] | None = None,
+    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
+                   channel_names: Sequence[Sequence[str]] | None = None,
                    sources: Sequence[str] | None = None) -> ChannelBatch:
         """Validated images, kept as given (``batch.raw``)."""
         return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources, normalize="none",
