@@ -45,7 +45,6 @@ LONG_FILES: dict[str, str] = {
                              "pixel road (issue 23 step 3)",
     "chadavit.embed.sources": "every input kind of embed (folders, CSV, OME-Zarr, datasets, microscope files)",
     "chadavit.evaluation.suite": "suite loading, validation and the run loop; to split with the encoder contract",
-    "chadavit.data.idr_client": "the IDR API client: every endpoint with its paging and validation",
 }
 
 
