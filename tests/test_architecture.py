@@ -43,7 +43,6 @@ LONG_FUNCTIONS: dict[str, str] = {
 LONG_FILES: dict[str, str] = {
     "chadavit.embed.runner": "the embed run (prepare, batch, write, resume, locks, digest); splits with the one "
                              "pixel road (issue 23 step 3)",
-    "chadavit.embed.sources": "every input kind of embed (folders, CSV, OME-Zarr, datasets, microscope files)",
     "chadavit.evaluation.suite": "suite loading, validation and the run loop; to split with the encoder contract",
 }
 
