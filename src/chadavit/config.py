@@ -12,6 +12,7 @@ valid keys, and no working-directory magic. Applications keep their schema and v
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -53,6 +54,9 @@ def _section_error(key: str, cls: Any, value: Any) -> ConfigError:
 def _coerce_union(value: Any, args: tuple[Any, ...], tp: Any, key: str) -> Any:
     if value is None and type(None) in args:
         return None
+    kinds = [a for a in args if a is not type(None)]
+    if len(kinds) == 1:  # Optional[X]: X's own error says what is wrong
+        return coerce(value, kinds[0], key)
     for a in args:
         if a is type(None):
             continue
@@ -111,7 +115,7 @@ def coerce(value: Any, tp: Any, key: str, rename: Rename | None = None) -> Any:
         if not isinstance(value, dict):
             raise _section_error(key, tp, value)
         return merge(tp(), value, key, rename)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:  # Optional[int] and int | None
         return _coerce_union(value, args, tp, key)
     if tp in (bool, int, float, str):
         return _coerce_scalar(value, tp, key)
