@@ -37,8 +37,6 @@ LONG_FUNCTIONS: dict[str, str] = {
                                          "to split with the one pixel road (issue 23 step 3)",
     "chadavit.evaluation.suite:_run_suite": "per-task loop with caching, baselines and reporting; to split with the "
                                             "encoder contract (issue 23 step 3)",
-    "chadavit.experiments.spec:load_experiment": "experiment-file validation; to move onto the one config loader "
-                                                 "(issue 23 step 5)",
 }
 LONG_FILES: dict[str, str] = {
     "chadavit.embed.runner": "the embed run (prepare, batch, write, resume, locks, digest); splits with the one "
