@@ -11,6 +11,9 @@ Input kinds (``--input-format``, detected automatically by default):
               columns, or one column per channel holding paths, or a ``path`` column of multi-channel files)
 ``ome-zarr``  an OME-Zarr image, plate, or a folder of ``*.zarr`` stores
 ``dataset``   a chadavit dataset directory (:func:`chadavit.open_dataset`)
+
+Beside this module: the record and its channel readers (``records.py``), plate metadata from names and pattern
+fields (``name_metadata.py``) and the CSV layouts (``csv_source.py``).
 """
 
 from __future__ import annotations
