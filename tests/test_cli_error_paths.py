@@ -145,14 +145,21 @@ def test_broken_suite_yaml_is_one_line(tmp_path: Path, cli_error) -> None:
 
 
 def test_saved_config_round_trips_with_coercion(tmp_path: Path) -> None:
-    """Coercion is typed, not lax: "4" from a spec becomes 4; 2.5 for an integer is refused."""
+    """Coercion is the config loader's one rule (chadavit.config.coerce): 32.0 for an integer is 32, "1e-5" for a
+    number is 1e-5, "yes" is true; 2.5 or the string "32" for an integer is refused, naming the field."""
     from chadavit.models import ChadaViTConfig
     from chadavit.models.config import ModelConfigError
 
-    cfg = ChadaViTConfig(embed_dim="32", depth="2", num_heads=4, channel_vocab=("DNA",))
-    assert (cfg.embed_dim, cfg.depth, cfg.channel_vocab) == (32, 2, ["DNA"])
+    cfg = ChadaViTConfig(embed_dim=32.0, depth=2, num_heads=4, channel_vocab=("DNA",), norm_eps="1e-5",
+                         qkv_bias="yes")
+    assert (cfg.embed_dim, cfg.depth, cfg.channel_vocab, cfg.norm_eps, cfg.qkv_bias) == (32, 2, ["DNA"], 1e-5, True)
+    assert isinstance(cfg.embed_dim, int)
     assert ChadaViTConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ModelConfigError, match="depth must be an integer, got 2.5"):
         ChadaViTConfig(depth=2.5)
+    with pytest.raises(ModelConfigError, match="embed_dim must be an integer, got '32'"):
+        ChadaViTConfig(embed_dim="32")
+    with pytest.raises(ModelConfigError, match="qkv_bias must be true or false, got 3"):
+        ChadaViTConfig(qkv_bias=3)
     with pytest.raises(ModelConfigError, match="channel_vocab must be a list"):
         ChadaViTConfig(channel_vocab="auto")

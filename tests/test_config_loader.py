@@ -61,3 +61,17 @@ def test_broken_yaml_and_renamed_keys(tmp_path: Path) -> None:
     cfg = load(Outer, {"rate": 0.5}, rename=lambda sec, k, v: ("lr", v) if k == "rate" else (k, v))
     assert cfg.lr == 0.5
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+
+
+@dataclass
+class WithUnions:
+    seed: int | None = None
+    names: str | list[str] | None = None
+
+
+def test_pep604_unions_are_coerced_like_optional() -> None:
+    cfg = load(WithUnions, {"seed": 3.0, "names": [1, "b"]})
+    assert cfg.seed == 3 and isinstance(cfg.seed, int) and cfg.names == ["1", "b"]
+    assert load(WithUnions, {"seed": None}).seed is None
+    with pytest.raises(ConfigError, match="seed must be an integer, got 'x'"):
+        load(WithUnions, {"seed": "x"})

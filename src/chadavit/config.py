@@ -12,6 +12,7 @@ valid keys, and no working-directory magic. Applications keep their schema and v
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -53,6 +54,9 @@ def _section_error(key: str, cls: Any, value: Any) -> ConfigError:
 def _coerce_union(value: Any, args: tuple[Any, ...], tp: Any, key: str) -> Any:
     if value is None and type(None) in args:
         return None
+    kinds = [a for a in args if a is not type(None)]
+    if len(kinds) == 1:  # Optional[X]: X's own error says what is wrong
+        return coerce(value, kinds[0], key)
     for a in args:
         if a is type(None):
             continue
@@ -63,29 +67,38 @@ def _coerce_union(value: Any, args: tuple[Any, ...], tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: cannot use {value!r} as {tp}")
 
 
-def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        return value.lower() in ("true", "yes", "1", "on")
+    raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def _as_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _as_float(value: Any, key: str) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _as_str(value: Any, key: str) -> str:
     if isinstance(value, (dict, list)):
         raise ConfigError(f"{key} must be a string, got {value!r}")
     return str(value)
+
+
+_SCALARS: dict[type, Callable[[Any, str], Any]] = {bool: _as_bool, int: _as_int, float: _as_float, str: _as_str}
 
 
 def _coerce_sequence(value: Any, origin: Any, args: tuple[Any, ...], key: str) -> Any:
@@ -111,10 +124,10 @@ def coerce(value: Any, tp: Any, key: str, rename: Rename | None = None) -> Any:
         if not isinstance(value, dict):
             raise _section_error(key, tp, value)
         return merge(tp(), value, key, rename)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:  # Optional[int] and int | None
         return _coerce_union(value, args, tp, key)
-    if tp in (bool, int, float, str):
-        return _coerce_scalar(value, tp, key)
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, key)
     if origin in (list, tuple):
         return _coerce_sequence(value, origin, args, key)
     if origin is dict:

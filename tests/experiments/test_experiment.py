@@ -31,11 +31,14 @@ def test_load_expands_sweeps_and_resolves_run_configs(tiny_exp):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"runs": [{"name": "a", "model": "chada_vit_nano", "modle_overrides": {}}]}, "unknown key"),
+    ({"runs": [{"name": "a", "model": "chada_vit_nano", "modle_overrides": {}}]}, "unknown config key 'modle_overrides'"),
     ({"runs": [{"name": "a", "model": "chada_vit_nano"}, {"name": "a", "model": "chada_vit_nano"}]}, "duplicate"),
     ({"report": {"table3": {"runs": ["nope"]}}}, "unknown run 'nope'"),
-    ({"report": {"figure9": {}}}, "unknown report section"),
+    ({"report": {"figure9": {}}}, "report: unknown config key 'figure9'"),
     ({"evaluation": {}}, "evaluation.suite is required"),
+    ({"runs": [{"name": "a", "model": "chada_vit_nano", "seed": "x"}]}, "run 'a': seed must be an integer"),
+    ({"runs": [{"name": "a", "model": "chada_vit_nano", "sweep": [{"name": "b"}]}]}, "may not set 'name'"),
+    ({"pretrain": {"config": "demo", "overides": {}}}, "unknown config key 'pretrain.overides'"),
 ])
 def test_bad_experiment_files_are_refused_with_the_key(tmp_path, change, message):
     path = tiny_experiment(tmp_path)
@@ -46,6 +49,16 @@ def test_bad_experiment_files_are_refused_with_the_key(tmp_path, change, message
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ExperimentError, match=message):
         load_experiment(path)
+
+
+def test_run_values_are_read_with_the_config_loaders_types(tmp_path):
+    path = tiny_experiment(tmp_path, runs=[{"name": "a", "model": "chada_vit_nano", "untrained": "no", "seed": 2.0,
+                                            "tags": "x,y", "data": None}])
+    data = yaml.safe_load(path.read_text())
+    data.pop("report")
+    path.write_text(yaml.safe_dump(data))
+    run = load_experiment(path).get("a")
+    assert run.untrained is False and run.seed == 2 and run.tags == ["x", "y"] and run.data == {}
 
 
 def test_bad_override_fails_before_any_run(tmp_path, capsys):

@@ -125,16 +125,68 @@ def _setting(seed: int, n_compounds: int, n_moa: int, n_batches: int) -> _Settin
     return _Setting(moa_of, shifts, gain, bg, illum)
 
 
-def _render(rng: np.random.Generator, size: int, channels: Sequence[str], loc: int, stage: int, transloc: float,
-            shift: np.ndarray, batch_gain: np.ndarray, batch_bg: float, batch_illum: np.ndarray) -> np.ndarray:
-    s = size
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
-    ph = dict(zip(_PHENO, shift))
-    mitotic = stage == 3
-    # ---- geometry shared by all channels
+@dataclass
+class _Cell:
+    """One cell's geometry, shared by all its channels, and the planes that several channels reuse.
+
+    The reused planes (nucleoli, mitochondria, ER, DNA) are drawn from ``rng`` the first time a channel asks
+    for them, so the random stream, and hence every image, depends on the order of ``channels``.
+    """
+
+    rng: np.random.Generator
+    s: int
+    yy: np.ndarray
+    xx: np.ndarray
+    ph: dict[str, float]
+    stage: int
+    mitotic: bool
+    rc: float  # cell radius
+    r: np.ndarray  # distance from the cell centre (in the cell's elliptic frame)
+    rcell: np.ndarray  # the cell boundary's radius at each pixel's angle
+    cell: np.ndarray
+    ny: float
+    nx: float
+    nuc: np.ndarray
+    cyto: np.ndarray
+    memb: np.ndarray
+    cache: dict[str, np.ndarray]
+
+    def noise(self, sigma: float) -> np.ndarray:
+        return _smooth_noise(self.rng, (self.s, self.s), sigma)
+
+    def nucleoli(self) -> np.ndarray:
+        if "nucleoli" not in self.cache:
+            n = 0 if self.mitotic else int(self.rng.integers(1, 5))
+            self.cache["nucleoli"] = _puncta(self.rng, self.nuc**4, n, sigma=max(1.0, 0.07 * self.rc)) * self.nuc
+        return self.cache["nucleoli"]
+
+    def mito(self) -> np.ndarray:
+        if "mito" not in self.cache:
+            n = int(max(4, self.rc * 1.3 * np.exp(0.3 * self.ph["mito_count"])))
+            self.cache["mito"] = _puncta(self.rng, self.cyto * (0.3 + self.cell), n, sigma=0.9)
+        return self.cache["mito"]
+
+    def er(self) -> np.ndarray:
+        if "er" not in self.cache:
+            f = self.noise(1.6)
+            ridge = np.exp(-((f / 0.35) ** 2))
+            dist_nuc = np.sqrt((self.yy - self.ny) ** 2 + (self.xx - self.nx) ** 2) / max(self.rc, 1.0)
+            self.cache["er"] = ridge * self.cyto * np.exp(-1.2 * dist_nuc) * 1.8
+        return self.cache["er"]
+
+    def dna(self) -> np.ndarray:
+        tex = 1 + 0.25 * self.noise(1.0)
+        if self.stage == 1:  # replication foci
+            tex = tex + 0.8 * _puncta(self.rng, self.nuc, int(self.rc), 0.8)
+        level = (0.55, 0.75, 1.0, 1.4)[self.stage] * np.exp(0.2 * self.ph["dna_int"])
+        return np.clip(self.nuc * tex * level * (1 - 0.4 * self.nucleoli() if not self.mitotic else 1), 0, None)
+
+
+def _outline(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, s: int, ph: dict[str, float],
+             mitotic: bool) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """The cell's centre, radius and ruggedly bounded outline: ``(cy, cx, rc, r, rcell)``."""
     cy, cx = s / 2 + rng.normal(0, s * 0.03, 2)
-    rc = s * rng.uniform(0.27, 0.35) * np.exp(0.12 * ph["cell_size"]) * (0.82 if mitotic else 1.0)
-    rc = min(rc, s * 0.44)
+    rc = min(s * rng.uniform(0.27, 0.35) * np.exp(0.12 * ph["cell_size"]) * (0.82 if mitotic else 1.0), s * 0.44)
     alpha = rng.uniform(0, np.pi)
     ecc = 1.0 if mitotic else rng.uniform(1.0, 1.35)
     dy, dx = yy - cy, xx - cx
@@ -146,9 +198,12 @@ def _render(rng: np.random.Generator, size: int, channels: Sequence[str], loc: i
     bound = np.ones_like(r)
     for k in (2, 3, 5):
         bound += rug * rng.uniform(0, 0.07) * np.cos(k * th + rng.uniform(0, 2 * np.pi))
-    rcell = rc * bound
-    cell = _soft(rcell - r)
-    # nucleus
+    return cy, cx, rc, r, rc * bound
+
+
+def _nucleus(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, rc: float,
+             stage: int, ph: dict[str, float]) -> tuple[float, float, np.ndarray]:
+    """The nucleus' centre and soft mask ``(ny, nx, nuc)``; in mitosis a metaphase plate."""
     nuc_frac = (0.40, 0.45, 0.50, 0.0)[stage] * np.exp(0.1 * ph["nuc_size"])
     off = rng.normal(0, 0.08 * rc, 2)
     ny, nx = cy + off[0], cx + off[1]
@@ -156,103 +211,107 @@ def _render(rng: np.random.Generator, size: int, channels: Sequence[str], loc: i
     ndy, ndx = yy - ny, xx - nx
     nu = ndx * np.cos(beta) + ndy * np.sin(beta)
     nv = -ndx * np.sin(beta) + ndy * np.cos(beta)
-    if mitotic:  # metaphase plate: a bright elongated bar, no nuclear envelope
-        nuc = _soft(1.0 - np.sqrt((nu / (0.42 * rc)) ** 2 + (nv / (0.11 * rc)) ** 2), 0.08)
-    else:
-        rn = rc * nuc_frac
-        ne = rng.uniform(1.0, 1.2)
-        nr = np.sqrt((nu / ne) ** 2 + nv**2) + 1e-6
-        nth = np.arctan2(nv, nu)
-        nb = 1 + rng.uniform(0, 0.05) * np.cos(2 * nth + rng.uniform(0, 6.3))
-        nuc = _soft(rn * nb - nr)
+    if stage == 3:  # metaphase plate: a bright elongated bar, no nuclear envelope
+        return ny, nx, _soft(1.0 - np.sqrt((nu / (0.42 * rc)) ** 2 + (nv / (0.11 * rc)) ** 2), 0.08)
+    rn = rc * nuc_frac
+    ne = rng.uniform(1.0, 1.2)
+    nr = np.sqrt((nu / ne) ** 2 + nv**2) + 1e-6
+    nth = np.arctan2(nv, nu)
+    nb = 1 + rng.uniform(0, 0.05) * np.cos(2 * nth + rng.uniform(0, 6.3))
+    return ny, nx, _soft(rn * nb - nr)
+
+
+def _geometry(rng: np.random.Generator, s: int, stage: int, ph: dict[str, float]) -> _Cell:
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    cy, cx, rc, r, rcell = _outline(rng, yy, xx, s, ph, stage == 3)
+    cell = _soft(rcell - r)
+    ny, nx, nuc = _nucleus(rng, yy, xx, cy, cx, rc, stage, ph)
     nuc = nuc * cell
     cyto = np.clip(cell - nuc, 0, 1)
     memb = np.exp(-(((r - rcell) / 1.2) ** 2)) * (0.5 + 0.5 * _soft(rcell + 3 - r))
+    return _Cell(rng, s, yy, xx, ph, stage, stage == 3, rc, r, rcell, cell, ny, nx, nuc, cyto, memb, {})
 
-    cache: dict[str, np.ndarray] = {}
 
-    def nucleoli() -> np.ndarray:
-        if "nucleoli" not in cache:
-            n = 0 if mitotic else int(rng.integers(1, 5))
-            cache["nucleoli"] = _puncta(rng, nuc**4, n, sigma=max(1.0, 0.07 * rc)) * nuc
-        return cache["nucleoli"]
+def _protein(c: _Cell, loc: int, transloc: float) -> np.ndarray:
+    """The protein of interest: its localisation pattern plus a diffuse nuclear/cytoplasmic pool."""
+    if loc == 0:
+        pat = c.nuc * (1 - 0.6 * c.nucleoli()) * (1 + 0.15 * c.noise(1.0))
+    elif loc == 1:
+        pat = c.cyto * (0.8 + 0.2 * c.noise(2.5))
+    elif loc == 2:
+        pat = c.memb
+    elif loc == 3:
+        pat = _puncta(c.rng, c.cyto, int(max(5, c.rc * 0.6)), sigma=1.1) * 1.3
+    elif loc == 4:
+        pat = c.er()
+    else:
+        pat = c.nucleoli() * 1.3 if not c.mitotic else _puncta(c.rng, c.cell, 3, 1.5)
+    t = transloc * np.exp(0.3 * c.ph["log_transloc"])
+    diffuse = 0.2 * (c.nuc * np.sqrt(t) + c.cyto / np.sqrt(t))
+    return np.clip(pat, 0, None) + diffuse
 
-    def mito(count_scale: float = 1.0) -> np.ndarray:
-        if "mito" not in cache:
-            n = int(max(4, rc * 1.3 * np.exp(0.3 * ph["mito_count"]) * count_scale))
-            cache["mito"] = _puncta(rng, cyto * (0.3 + cell), n, sigma=0.9)
-        return cache["mito"]
 
-    def er() -> np.ndarray:
-        if "er" not in cache:
-            f = _smooth_noise(rng, (s, s), 1.6)
-            ridge = np.exp(-((f / 0.35) ** 2))
-            dist_nuc = np.sqrt((yy - ny) ** 2 + (xx - nx) ** 2) / max(rc, 1.0)
-            cache["er"] = ridge * cyto * np.exp(-1.2 * dist_nuc) * 1.8
-        return cache["er"]
+def _actin(c: _Cell) -> np.ndarray:
+    ang = c.rng.uniform(0, np.pi)
+    f = ndimage.gaussian_filter(c.rng.standard_normal((c.s, c.s)).astype(np.float32), (0.6, 4.0))
+    f = ndimage.rotate(f, np.degrees(ang), reshape=False, mode="wrap")
+    fib = np.clip(f / (f.std() + 1e-8), 0, None) * 0.35
+    return (c.memb * 0.7 + fib * c.cyto) * np.exp(0.25 * c.ph["actin_int"])
 
-    def dna() -> np.ndarray:
-        tex = 1 + 0.25 * _smooth_noise(rng, (s, s), 1.0)
-        if stage == 1:  # replication foci
-            tex = tex + 0.8 * _puncta(rng, nuc, int(rc), 0.8)
-        level = (0.55, 0.75, 1.0, 1.4)[stage] * np.exp(0.2 * ph["dna_int"])
-        return np.clip(nuc * tex * level * (1 - 0.4 * nucleoli() if not mitotic else 1), 0, None)
 
+def _golgi(c: _Cell) -> np.ndarray:
+    side = c.rng.uniform(0, 2 * np.pi)
+    gy, gx = c.ny + np.sin(side) * c.rc * 0.5, c.nx + np.cos(side) * c.rc * 0.5
+    spread = 0.18 * c.rc * np.exp(0.35 * c.ph["golgi_spread"])
+    w = np.exp(-((c.yy - gy) ** 2 + (c.xx - gx) ** 2) / (2 * spread**2)) * c.cyto
+    return _puncta(c.rng, w, int(c.rng.integers(4, 10)), 1.0)
+
+
+def _brightfield(c: _Cell) -> np.ndarray:
+    edge = np.exp(-(((c.r - c.rcell) / 1.5) ** 2))
+    halo = np.exp(-(((c.r - c.rcell - 2.5) / 1.5) ** 2))
+    gran = np.abs(c.noise(0.8)) * c.cyto * 0.15
+    return 0.6 - 0.35 * edge + 0.15 * halo - gran - 0.05 * c.nuc
+
+
+# the noiseless signal of each channel but ``protein`` (which also needs the labels), in [0, ~1.5]
+_SIGNALS = {
+    "DNA": _Cell.dna,
+    "cytoplasm": lambda c: c.cyto * (0.5 + 0.15 * c.noise(2.0)) + 0.15 * c.nuc,
+    "membrane": lambda c: c.memb * (0.8 + 0.2 * c.noise(1.5)),
+    "mitochondria": lambda c: c.mito() * np.exp(0.25 * c.ph["mito_int"]),
+    "ER": lambda c: c.er() * np.exp(0.25 * c.ph["er_int"]),
+    "actin": _actin,
+    "golgi": _golgi,
+    "nucleoli": lambda c: c.nucleoli() + 0.1 * c.nuc,
+    "brightfield": _brightfield,
+}
+
+
+def _camera(c: _Cell, sig: np.ndarray, name: str, batch_gain: np.ndarray, batch_bg: float,
+            batch_illum: np.ndarray) -> np.ndarray:
+    """Signal to ``uint16`` counts: channel gain, background, uneven illumination, shot and read noise."""
+    s, rng = c.s, c.rng
+    k = SYNTHETIC_CHANNELS.index(name)
+    gain = _GAIN[name] * float(batch_gain[k]) * rng.uniform(0.8, 1.25)
+    illum = 1 + batch_illum[0] * (c.yy / s - 0.5) + batch_illum[1] * (c.xx / s - 0.5)
+    expected = batch_bg + np.clip(sig, 0, None) * gain * illum
+    counts = rng.poisson(np.clip(expected, 0, None) / 2.0) * 2.0 + rng.normal(0, 6, (s, s))
+    return np.clip(counts, 0, 65535).astype(np.uint16)
+
+
+def _render(rng: np.random.Generator, size: int, channels: Sequence[str], loc: int, stage: int, transloc: float,
+            shift: np.ndarray, batch_gain: np.ndarray, batch_bg: float, batch_illum: np.ndarray) -> np.ndarray:
+    c = _geometry(rng, size, stage, dict(zip(_PHENO, shift)))
     planes = []
     for name in channels:
-        if name == "DNA":
-            sig = dna()
-        elif name == "cytoplasm":
-            sig = cyto * (0.5 + 0.15 * _smooth_noise(rng, (s, s), 2.0)) + 0.15 * nuc
-        elif name == "membrane":
-            sig = memb * (0.8 + 0.2 * _smooth_noise(rng, (s, s), 1.5))
-        elif name == "mitochondria":
-            sig = mito() * np.exp(0.25 * ph["mito_int"])
-        elif name == "ER":
-            sig = er() * np.exp(0.25 * ph["er_int"])
-        elif name == "protein":
-            if loc == 0:
-                pat = nuc * (1 - 0.6 * nucleoli()) * (1 + 0.15 * _smooth_noise(rng, (s, s), 1.0))
-            elif loc == 1:
-                pat = cyto * (0.8 + 0.2 * _smooth_noise(rng, (s, s), 2.5))
-            elif loc == 2:
-                pat = memb
-            elif loc == 3:
-                pat = _puncta(rng, cyto, int(max(5, rc * 0.6)), sigma=1.1) * 1.3
-            elif loc == 4:
-                pat = er()
-            else:
-                pat = nucleoli() * 1.3 if not mitotic else _puncta(rng, cell, 3, 1.5)
-            t = transloc * np.exp(0.3 * ph["log_transloc"])
-            diffuse = 0.2 * (nuc * np.sqrt(t) + cyto / np.sqrt(t))
-            sig = np.clip(pat, 0, None) + diffuse
-        elif name == "actin":
-            ang = rng.uniform(0, np.pi)
-            f = ndimage.gaussian_filter(rng.standard_normal((s, s)).astype(np.float32), (0.6, 4.0))
-            f = ndimage.rotate(f, np.degrees(ang), reshape=False, mode="wrap")
-            fib = np.clip(f / (f.std() + 1e-8), 0, None) * 0.35
-            sig = (memb * 0.7 + fib * cyto) * np.exp(0.25 * ph["actin_int"])
-        elif name == "golgi":
-            side = rng.uniform(0, 2 * np.pi)
-            gy, gx = ny + np.sin(side) * rc * 0.5, nx + np.cos(side) * rc * 0.5
-            spread = 0.18 * rc * np.exp(0.35 * ph["golgi_spread"])
-            w = np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * spread**2)) * cyto
-            sig = _puncta(rng, w, int(rng.integers(4, 10)), 1.0)
-        elif name == "nucleoli":
-            sig = nucleoli() + 0.1 * nuc
-        elif name == "brightfield":
-            edge = np.exp(-(((r - rcell) / 1.5) ** 2))
-            halo = np.exp(-(((r - rcell - 2.5) / 1.5) ** 2))
-            gran = np.abs(_smooth_noise(rng, (s, s), 0.8)) * cyto * 0.15
-            sig = 0.6 - 0.35 * edge + 0.15 * halo - gran - 0.05 * nuc
+        if name == "protein":
+            sig = _protein(c, loc, transloc)
+        elif name in _SIGNALS:
+            sig = _SIGNALS[name](c)
         else:
             raise ValueError(f"unknown synthetic channel {name!r}; choose from {', '.join(SYNTHETIC_CHANNELS)}")
-        k = SYNTHETIC_CHANNELS.index(name)
-        gain = _GAIN[name] * float(batch_gain[k]) * rng.uniform(0.8, 1.25)
-        illum = 1 + batch_illum[0] * (yy / s - 0.5) + batch_illum[1] * (xx / s - 0.5)
-        expected = batch_bg + np.clip(sig, 0, None) * gain * illum
-        counts = rng.poisson(np.clip(expected, 0, None) / 2.0) * 2.0 + rng.normal(0, 6, (s, s))
-        planes.append(np.clip(counts, 0, 65535).astype(np.uint16))
+        planes.append(_camera(c, sig, name, batch_gain, batch_bg, batch_illum))
     return np.stack(planes)
 
 

@@ -41,17 +41,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import yaml
-
-from chadavit.config import parse_override
+from chadavit.config import ConfigError, load, merge, parse_override
 from chadavit.errors import ChadavitError
+from chadavit.experiments.config import ExperimentFile, ReportSection, RunEntry
 
-RUN_KEYS = {"name", "label", "family", "model", "model_overrides", "data", "pretrain", "seed", "eval_model", "sweep",
-            "tags", "untrained"}
-TOP_KEYS = {"name", "description", "out", "seed", "pretrain", "evaluation", "runs", "report"}
-REPORT_KEYS = {"table3", "cls_vs_all", "scaling"}
+T = TypeVar("T")
 
 
 class ExperimentError(ChadavitError, ValueError):
@@ -146,91 +142,88 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def load_experiment(path: str | os.PathLike[str]) -> Experiment:
-    """Read and check an experiment file; sweeps are expanded into runs (their order is the ``--index`` order)."""
+def _find(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
-    if not p.is_file():
-        from importlib import resources
+    if p.is_file():
+        return p
+    from importlib import resources
 
-        cand = Path(str(resources.files("chadavit") / "configs" / "experiments" / f"{path}.yaml"))
-        if not cand.is_file():
-            raise ExperimentError(f"experiment file {path} does not exist (nor a bundled experiment of that name)")
-        p = cand
+    cand = Path(str(resources.files("chadavit") / "configs" / "experiments" / f"{path}.yaml"))
+    if not cand.is_file():
+        raise ExperimentError(f"experiment file {path} does not exist (nor a bundled experiment of that name)")
+    return cand
+
+
+def _checked(schema: type[T], data: dict[str, Any], where: str) -> T:
+    """``data`` read into ``schema`` by the one config loader; its error becomes an :class:`ExperimentError`."""
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ExperimentError(f"{p}: invalid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ExperimentError(f"{p}: the top level must be a mapping")
-    bad = set(raw) - TOP_KEYS
-    if bad:
-        raise ExperimentError(f"{p}: unknown key(s) {sorted(bad)}; valid: {sorted(TOP_KEYS)}")
-    if not raw.get("runs"):
+        return merge(schema(), data)
+    except ConfigError as exc:
+        raise ExperimentError(f"{where}: {exc}") from exc
+
+
+def _expand(r: Any, i: int, default_seed: int, p: Path) -> list[RunSpec]:
+    """The runs of one ``runs:`` entry: one per sweep entry (deep-merged into it), or the entry itself."""
+    if not isinstance(r, dict):
+        raise ExperimentError(f"{p}: run {i} must be a mapping")
+    for key in ("name", "model"):
+        if key not in r:
+            raise ExperimentError(f"{p}: run {i} lacks {key!r}")
+    variants = r.get("sweep") or [{}]
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise ExperimentError(f"{p}: run {r['name']!r}: sweep must be a list of mappings")
+    out = []
+    for j, v in enumerate(variants):
+        v = dict(v)
+        suffix = str(v.pop("suffix", j if len(variants) > 1 else ""))
+        if "name" in v or "sweep" in v:
+            raise ExperimentError(f"{p}: run {r['name']!r} sweep entry {j} may not set 'name' or 'sweep'")
+        name = f"{r['name']}_{suffix}" if suffix else str(r["name"])
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise ExperimentError(f"{p}: run name {name!r} may only use letters, digits and _ . + -")
+        where = f"{p}: run {name!r}"
+        m = _checked(RunEntry, _deep_merge({k: val for k, val in r.items() if k != "sweep"}, v), where)
+        label = str(v["label"]) if "label" in v else (str(r.get("label", r["name"])) + (f" {suffix}" if suffix else ""))
+        out.append(RunSpec(index=0, name=name, label=label, family=m.family or m.model, model=m.model,
+                           model_overrides=m.model_overrides or {}, data=m.data or {}, pretrain=_overrides(m.pretrain, where),
+                           seed=default_seed if m.seed is None else m.seed, eval_model=m.eval_model or {}, tags=m.tags,
+                           untrained=m.untrained))
+    return out
+
+
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
+    """Read and check an experiment file; sweeps are expanded into runs (their order is the ``--index`` order).
+
+    The file is read by the one config loader (:func:`chadavit.config.load`, so ``base:`` chains work) into the
+    schema of :mod:`chadavit.experiments.config`; values are coerced to the field types.
+    """
+    p = _find(path)
+    try:
+        exp = load(ExperimentFile, p)
+    except ConfigError as exc:
+        raise ExperimentError(str(exc)) from exc
+    if not exp.runs:
         raise ExperimentError(f"{p}: no runs (add a 'runs:' list)")
-    pre = raw.get("pretrain") or {}
-    if not isinstance(pre, dict) or set(pre) - {"config", "overrides"}:
-        raise ExperimentError(f"{p}: 'pretrain' takes 'config' and 'overrides'")
-    ev = dict(raw.get("evaluation") or {})
-    bad = set(ev) - {"suite", "seeds", "figures", "batch_size", "variables"}
-    if bad:
-        raise ExperimentError(f"{p}: unknown evaluation key(s) {sorted(bad)}; valid: suite, seeds, figures, "
-                              "batch_size, variables")
-    if "suite" not in ev:
+    if exp.evaluation.suite is None:
         raise ExperimentError(f"{p}: evaluation.suite is required (a suite preset, file or inline mapping)")
-    report = dict(raw.get("report") or {})
-    bad = set(report) - REPORT_KEYS
-    if bad:
-        raise ExperimentError(f"{p}: unknown report section(s) {sorted(bad)}; valid: {sorted(REPORT_KEYS)}")
-    default_seed = int(raw.get("seed", 0))
-    runs: list[RunSpec] = []
-    for i, r in enumerate(raw["runs"]):
-        if not isinstance(r, dict):
-            raise ExperimentError(f"{p}: run {i} must be a mapping")
-        bad = set(r) - RUN_KEYS
-        if bad:
-            raise ExperimentError(f"{p}: run {r.get('name', i)!r} has unknown key(s) {sorted(bad)}; "
-                                  f"valid: {sorted(RUN_KEYS)}")
-        for key in ("name", "model"):
-            if key not in r:
-                raise ExperimentError(f"{p}: run {i} lacks {key!r}")
-        variants = r.get("sweep") or [{}]
-        if not isinstance(variants, list):
-            raise ExperimentError(f"{p}: run {r['name']!r}: sweep must be a list of mappings")
-        for j, v in enumerate(variants):
-            v = dict(v)
-            suffix = str(v.pop("suffix", j if len(variants) > 1 else ""))
-            bad = set(v) - (RUN_KEYS - {"name", "sweep"})
-            if bad:
-                raise ExperimentError(f"{p}: run {r['name']!r} sweep entry {j} has unknown key(s) {sorted(bad)}")
-            base = {k: val for k, val in r.items() if k != "sweep"}
-            m = _deep_merge(base, v)
-            name = f"{r['name']}_{suffix}" if suffix else str(r["name"])
-            if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
-                raise ExperimentError(f"{p}: run name {name!r} may only use letters, digits and _ . + -")
-            where = f"{p}: run {name!r}"
-            for key in ("model_overrides", "data", "eval_model"):
-                if m.get(key) is not None and not isinstance(m[key], dict):
-                    raise ExperimentError(f"{where}: {key} must be a mapping")
-            label = str(v["label"]) if "label" in v else (
-                str(r.get("label", r["name"])) + (f" {suffix}" if suffix else ""))
-            runs.append(RunSpec(index=len(runs), name=name, label=label,
-                family=str(m.get("family", m["model"])), model=str(m["model"]),
-                model_overrides=dict(m.get("model_overrides") or {}), data=dict(m.get("data") or {}),
-                pretrain=_overrides(m.get("pretrain"), where), seed=int(m.get("seed", default_seed)),
-                eval_model=dict(m.get("eval_model") or {}), tags=[str(t) for t in m.get("tags", [])],
-                untrained=bool(m.get("untrained", False))))
+    runs = [run for i, r in enumerate(exp.runs) for run in _expand(r, i, exp.seed, p)]
+    for k, run in enumerate(runs):
+        run.index = k
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ExperimentError(f"{p}: duplicate run name(s) {dup}")
+    _checked(ReportSection, exp.report, f"{p}: report")
+    report = {k: v or {} for k, v in exp.report.items()}
     for section, cfg in report.items():
-        for n in (cfg or {}).get("runs", []) or []:
+        for n in cfg.get("runs", []) or []:
             if n not in names:
                 raise ExperimentError(f"{p}: report.{section} names unknown run {n!r}; runs: {', '.join(names)}")
-    return Experiment(name=str(raw.get("name", p.stem)), source=p.resolve(), out=Path(raw.get("out", f"runs/{p.stem}")),
-                      pretrain_config=str(pre.get("config", "demo")),
-                      pretrain_overrides=_overrides(pre.get("overrides"), f"{p}: pretrain.overrides"),
-                      evaluation=ev, runs=runs, report=report, description=str(raw.get("description", "")))
+    evaluation = {k: v for k, v in vars(exp.evaluation).items() if v is not None}
+    return Experiment(name=exp.name or p.stem, source=p.resolve(), out=Path(exp.out or f"runs/{p.stem}"),
+                      pretrain_config=exp.pretrain.config,
+                      pretrain_overrides=_overrides(exp.pretrain.overrides, f"{p}: pretrain.overrides"),
+                      evaluation=evaluation, runs=runs, report=report, description=exp.description)
 
 
 def pretrain_overrides(exp: Experiment, run: RunSpec, run_dir: Path, progress: bool = True) -> dict[str, Any]:

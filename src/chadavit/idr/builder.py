@@ -136,6 +136,82 @@ def read_failures(out: str | Path) -> pd.DataFrame:
     return pd.read_csv(p) if p.is_file() else pd.DataFrame(columns=["image_id", "study", "error", "attempts", "time"])
 
 
+def _failure_row(r: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    return {"image_id": int(r["image_id"]), "study": r.get("study", ""), "error": f"{exc.__class__.__name__}: {exc}",
+            "attempts": getattr(exc, "attempts", 0), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _save_failures(fail: pd.DataFrame, out: Path) -> None:
+    """``out/failures.csv`` holds ``fail`` (written atomically), or is gone when there are none."""
+    fpath = out / FAILURES_FILE
+    if len(fail):
+        write_table(fail, fpath)
+    elif fpath.exists():
+        os.remove(fpath)
+
+
+class _Fetcher:
+    """Keeps ``2 * workers`` downloads of ``todo`` in flight in a thread pool."""
+
+    def __init__(self, client: IDRClient, todo: list[dict[str, Any]], size: int, workers: int) -> None:
+        self.client, self.size, self.it = client, size, iter(todo)
+        self.window = max(1, workers) * 2
+        self.pending: dict[Future[Fetched], dict[str, Any]] = {}
+        self.ex = ThreadPoolExecutor(max(1, workers), thread_name_prefix="idr-fetch")
+
+    def refill(self) -> None:
+        while len(self.pending) < self.window:
+            r = next(self.it, None)
+            if r is None:
+                return
+            self.pending[self.ex.submit(fetch_image, self.client, r, self.size)] = r
+
+    def finished(self, timeout: float | None) -> list[tuple[dict[str, Any], Future[Fetched]]]:
+        """The downloads that finish first (waiting at most ``timeout`` s, or for one when ``None``)."""
+        done, _ = wait(list(self.pending), timeout=timeout, return_when=FIRST_COMPLETED)
+        return [(self.pending.pop(fut), fut) for fut in done]
+
+    def close(self, interrupted: bool) -> None:
+        """Stop; on an interrupt, do not wait for queued downloads."""
+        self.ex.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+class _FlushTimer:
+    """Publishes stored images at least every ``flush_seconds`` (the writer itself does every ``flush_every``)."""
+
+    def __init__(self, writer: Any, flush_every: int, flush_seconds: float) -> None:
+        self.writer, self.flush_every, self.flush_seconds = writer, flush_every, flush_seconds
+        self.last, self.unflushed = time.monotonic(), 0
+
+    def timeout(self) -> float | None:
+        """How long the loop may wait for a download before the next publication is due."""
+        return max(self.last + self.flush_seconds - time.monotonic(), 0.01) if self.unflushed else None
+
+    def stored(self) -> None:
+        self.unflushed += 1
+        if self.unflushed >= self.flush_every:  # the writer has just published them itself
+            self.unflushed, self.last = 0, time.monotonic()
+
+    def tick(self) -> None:
+        if self.unflushed and time.monotonic() - self.last >= self.flush_seconds:
+            self.writer.flush()
+            log.debug("published %d image(s) after %.0f s", self.unflushed, time.monotonic() - self.last)
+            self.unflushed, self.last = 0, time.monotonic()
+
+
+def _store(writer: Any, r: dict[str, Any], fut: Future[Fetched], failures: list[dict[str, Any]]) -> bool:
+    """Hand a finished download to ``writer``, or record its failure; True when stored."""
+    try:
+        f = fut.result()
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
+        log.warning("image %s (%s) failed: %s", r["image_id"], r.get("study"), exc)
+        failures.append(_failure_row(r, exc))
+        return False
+    writer.add(f.image, image_key(r["image_id"]), f.channel_names, source=f.extra["study"],
+               imaging_method=str(r.get("imaging_method", "") or ""), **f.extra)
+    return True
+
+
 def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int = 224, workers: int = 2,
           shard: tuple[int, int] = (0, 1), progress: bool = True, flush_every: int = 64,
           on_image: Callable[[int], None] | None = None, flush_seconds: float = FLUSH_SECONDS) -> BuildResult:
@@ -156,73 +232,36 @@ def build(plan: pd.DataFrame, out: str | Path, client: IDRClient, *, size: int =
     failures: list[dict[str, Any]] = []
     written = 0
     with DatasetWriter(out, flush_every=flush_every, attrs=attrs) as writer:
-        done = writer.image_ids
-        todo = [r for r in rows.to_dict("records") if image_key(r["image_id"]) not in done]
-        already = len(rows) - len(todo)
+        todo = [r for r in rows.to_dict("records") if image_key(r["image_id"]) not in writer.image_ids]
         bar = tqdm(total=len(todo), desc=f"idr build {shard[0]}/{shard[1]}", unit="img", disable=not progress,
                    dynamic_ncols=True)
-        it = iter(todo)
-        window = max(1, workers) * 2
-        pending: dict[Future[Fetched], dict[str, Any]] = {}
-        ex = ThreadPoolExecutor(max(1, workers), thread_name_prefix="idr-fetch")
-
-        def refill() -> None:
-            while len(pending) < window:
-                r = next(it, None)
-                if r is None:
-                    return
-                pending[ex.submit(fetch_image, client, r, size)] = r
-
+        fetcher, timer = _Fetcher(client, todo, size, workers), _FlushTimer(writer, flush_every, flush_seconds)
         interrupted = False
-        last_flush, unflushed = time.monotonic(), 0
         try:
-            refill()
-            while pending:
-                due = last_flush + flush_seconds - time.monotonic()
-                finished, _ = wait(list(pending), timeout=max(due, 0.01) if unflushed else None,
-                                   return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    r = pending.pop(fut)
-                    try:
-                        f = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
-                        log.warning("image %s (%s) failed: %s", r["image_id"], r.get("study"), exc)
-                        failures.append({"image_id": int(r["image_id"]), "study": r.get("study", ""),
-                                         "error": f"{exc.__class__.__name__}: {exc}",
-                                         "attempts": getattr(exc, "attempts", 0),
-                                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-                    else:
-                        writer.add(f.image, image_key(r["image_id"]), f.channel_names, source=f.extra["study"],
-                                   imaging_method=str(r.get("imaging_method", "") or ""), **f.extra)
+            fetcher.refill()
+            while fetcher.pending:
+                for r, fut in fetcher.finished(timer.timeout()):
+                    if _store(writer, r, fut, failures):
                         written += 1
-                        unflushed += 1
-                        if unflushed >= flush_every:  # the writer has just published them itself
-                            unflushed, last_flush = 0, time.monotonic()
+                        timer.stored()
                         if on_image is not None:
                             on_image(written)
                     bar.update(1)
                     bar.set_postfix(failed=len(failures), refresh=False)
-                if unflushed and time.monotonic() - last_flush >= flush_seconds:
-                    writer.flush()
-                    log.debug("published %d image(s) after %.0f s", unflushed, time.monotonic() - last_flush)
-                    unflushed, last_flush = 0, time.monotonic()
-                refill()
+                timer.tick()
+                fetcher.refill()
         except BaseException:
             # Stop handing out work and do not wait for queued downloads; the writer flushes complete images.
             interrupted = True
             raise
         finally:
-            ex.shutdown(wait=not interrupted, cancel_futures=True)
+            fetcher.close(interrupted)
             bar.close()
         stored = writer.image_ids
     fail_df = pd.DataFrame(failures, columns=["image_id", "study", "error", "attempts", "time"])
-    fpath = out / FAILURES_FILE
-    if len(fail_df):
-        write_table(fail_df, fpath)
-    elif fpath.exists():
-        os.remove(fpath)
+    _save_failures(fail_df, out)
     missing = [int(x) for x in rows["image_id"] if image_key(x) not in stored]
-    return BuildResult(len(rows), already, written, fail_df, missing, time.perf_counter() - t0)
+    return BuildResult(len(rows), len(rows) - len(todo), written, fail_df, missing, time.perf_counter() - t0)
 
 
 def merge(inputs: list[str | Path], out: str | Path) -> tuple[int, pd.DataFrame]:
@@ -236,9 +275,5 @@ def merge(inputs: list[str | Path], out: str | Path) -> tuple[int, pd.DataFrame]
     fail = pd.concat(nonempty, ignore_index=True) if nonempty else read_failures(out)
     if len(fail):
         fail = fail[~fail["image_id"].map(image_key).isin(have)].drop_duplicates("image_id")
-    fpath = Path(out) / FAILURES_FILE
-    if len(fail):
-        write_table(fail, fpath)
-    elif fpath.exists():
-        os.remove(fpath)
+    _save_failures(fail, Path(out))
     return len(ds), fail

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chadavit.config import ConfigError, coerce
 from chadavit.data.normalize import NORMALIZATION_METHODS
 from chadavit.errors import ChadavitError
 
@@ -31,63 +33,33 @@ def check_num_heads(embed_dim: int, num_heads: int) -> None:
 
 
 _POSITIVE = ("embed_dim", "depth", "num_heads", "mlp_dim", "patch_size", "img_size", "in_chans", "num_slots")
-_INTEGERS = (*_POSITIVE, "crop_size")
-_FLOATS = ("norm_eps", "final_norm_eps", "drop_path_rate")
-_BOOLS = ("qkv_bias",)
-_STRINGS = ("architecture", "channel_embedding", "block", "act", "pooling", "normalization", "source", "revision")
-
-
-def _as_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise ModelConfigError(f"{key} must be an integer, got {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ModelConfigError(f"{key} must be an integer, got {value!r}") from None
-
-
-def _as_float(key: str, value: Any) -> float:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        return float(value)
-    except (TypeError, ValueError):
-        raise ModelConfigError(f"{key} must be a number, got {value!r}") from None
 
 
 def _check_types(cfg: Any) -> None:
-    """Coerce each field to its declared type (``"4"`` -> 4 from a spec or JSON), refusing what cannot be.
+    """Coerce each field to its declared type with the one config rule (:func:`chadavit.config.coerce`).
 
     Every way a config is made (presets, ``key=value`` overrides in a ``--model`` spec, ``config.json``)
     passes here, so a wrong value is one :class:`ModelConfigError` naming the key, never a ``TypeError``
     or ``ZeroDivisionError`` from deep inside the model.
     """
-    for key in _INTEGERS:
-        setattr(cfg, key, _as_int(key, getattr(cfg, key)))
+    if isinstance(cfg.channel_vocab, str):  # the loader would read "auto" as ["auto"]: a vocabulary is a list
+        raise ModelConfigError(f"channel_vocab must be a list of channel names, got {cfg.channel_vocab!r}")
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        try:
+            setattr(cfg, f.name, coerce(getattr(cfg, f.name), hints[f.name], f.name))
+        except ConfigError as exc:
+            raise ModelConfigError(str(exc)) from None
     for key in _POSITIVE:
         if getattr(cfg, key) < 1:
             raise ModelConfigError(f"{key} must be a positive integer, got {getattr(cfg, key)}")
     if cfg.crop_size < 0:
         raise ModelConfigError(f"crop_size must be 0 (not recorded) or a positive integer, got {cfg.crop_size}")
-    for key in _FLOATS:
-        setattr(cfg, key, _as_float(key, getattr(cfg, key)))
     if not (cfg.norm_eps > 0 and cfg.final_norm_eps > 0):
         raise ModelConfigError(f"norm_eps and final_norm_eps must be positive, got {cfg.norm_eps}, "
                                f"{cfg.final_norm_eps}")
     if not 0 <= cfg.drop_path_rate < 1:
         raise ModelConfigError(f"drop_path_rate must be in [0, 1), got {cfg.drop_path_rate}")
-    for key in _BOOLS:
-        if not isinstance(getattr(cfg, key), bool):
-            raise ModelConfigError(f"{key} must be true or false, got {getattr(cfg, key)!r}")
-    for key in _STRINGS:
-        if not isinstance(getattr(cfg, key), str):
-            raise ModelConfigError(f"{key} must be a string, got {getattr(cfg, key)!r}")
-    if isinstance(cfg.channel_vocab, tuple):
-        cfg.channel_vocab = list(cfg.channel_vocab)
-    if not isinstance(cfg.channel_vocab, list) or not all(isinstance(c, str) for c in cfg.channel_vocab):
-        raise ModelConfigError(f"channel_vocab must be a list of channel names, got {cfg.channel_vocab!r}")
-    if not isinstance(cfg.normalization_stats, dict):
-        raise ModelConfigError(f"normalization_stats must be a mapping, got {cfg.normalization_stats!r}")
 
 
 @dataclass
