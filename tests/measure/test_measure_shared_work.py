@@ -1,5 +1,5 @@
-"""The measurements whose label-only / image-only work is shared (granularity, radial, Zernike) give cp_measure's
-numbers."""
+"""The measurements whose label-only / image-only work is shared (granularity, radial, Zernike) or vectorised
+(texture) give cp_measure's numbers."""
 
 from __future__ import annotations
 
@@ -56,3 +56,24 @@ def test_granularity_of_an_image_too_small_to_subsample_is_nan_not_zero() -> Non
     lab = np.ones((6, 6), np.int32)
     (res,) = granularity_sets(np.random.default_rng(0).random((6, 6)), [lab])
     assert len(res) == 16 and all(np.isnan(v).all() for v in res.values())
+
+
+@pytest.mark.parametrize("gray_levels", [16, 256])
+def test_vectorised_texture_equals_cp_measure(gray_levels: int) -> None:
+    from chadavit.measure.texture import texture
+
+    fns = get_core_measurements(sanitize=False)
+    img, labels, ring = blobs((120, 100), 12, seed=3)  # radii 2-9: some objects too thin for pairs 3 px apart
+    line = np.zeros((20, 20), np.int32)
+    line[5, 2:12] = 1  # a horizontal line: no vertical pair, so every texture feature is undefined
+    nan_seen = False
+    for lab in (labels, ring, line):
+        if lab is line:
+            img = np.random.default_rng(0).random(line.shape)
+        want = fns["texture"](lab, img, gray_levels=gray_levels)
+        got = texture(lab, img, gray_levels=gray_levels)
+        assert list(got) == list(want)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=k)
+        nan_seen |= any(np.isnan(v).any() for v in want.values())
+    assert nan_seen  # the NaN rule was exercised

@@ -31,6 +31,7 @@ import pandas as pd
 from chadavit.errors import ChadavitError
 from chadavit.measure.granularity import granularity_sets
 from chadavit.measure.radial import RadialGeometry, ZernikeBasis
+from chadavit.measure.texture import texture
 
 DEFAULT_FAMILIES = ("intensity", "sizeshape", "zernike", "feret", "texture", "granularity", "radial_distribution",
                     "radial_zernikes", "pearson", "manders_fold", "rwc")
@@ -150,6 +151,9 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
                     res = (shared(RadialGeometry).measure(image[c]) if fam == "radial_distribution"  # type: ignore[attr-defined]
                            else shared(ZernikeBasis).intensity(image[c]))  # type: ignore[attr-defined]
                     add(fam, res, channel=ch)
+            elif fam == "texture":
+                for c, ch in enumerate(names):
+                    add(fam, texture(labels, stretched[c], **PARAMS[fam]), channel=ch)  # type: ignore[index,arg-type]
             elif fam == "granularity":
                 for c, ch in enumerate(names):
                     add(fam, granularity[c] if granularity is not None else granularity_sets(image[c], [labels])[0],
