@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from chadavit.errors import ChadavitError
-from chadavit.measure.granularity import granularity_sets
+from chadavit.measure.granularity import granularity_sets, upsample_operators
 from chadavit.measure.radial import RadialGeometry, ZernikeBasis
 from chadavit.measure.texture import texture
 
@@ -225,7 +225,9 @@ def _shared_granularity(image: np.ndarray, cleaned: dict[str, tuple[np.ndarray, 
     if "granularity" not in families:
         return {}
     objs = [o for o, (_, ids) in cleaned.items() if ids.size]
-    per_channel = [granularity_sets(image[c], [cleaned[o][0] for o in objs]) for c in range(image.shape[0])]
+    sets = [cleaned[o][0] for o in objs]
+    ops = upsample_operators(image.shape[1:], sets)
+    per_channel = [granularity_sets(image[c], sets, ops) for c in range(image.shape[0])]
     return {o: [per_channel[c][k] for c in range(image.shape[0])] for k, o in enumerate(objs)}
 
 

@@ -59,7 +59,7 @@ def _background_removed(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The subsampled image and its shape, less a greyscale opening (disk of ``ELEMENT_SIZE``) at a quarter of
     that resolution, clipped at 0 (cp_measure's steps 1-2)."""
     from scipy import ndimage as ndi
-    from skimage.morphology import dilation, disk, erosion
+    from skimage.morphology import disk
 
     orig_shape = np.array(pixels.shape)
     new_shape = (orig_shape * SUBSAMPLE).astype(int)
@@ -67,7 +67,8 @@ def _background_removed(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     back_shape = new_shape * IMAGE_SAMPLE
     back = _resample(small, back_shape, IMAGE_SAMPLE)
     fp = disk(ELEMENT_SIZE, dtype=bool)
-    back = dilation(erosion(back, footprint=fp), footprint=fp)
+    # skimage's erosion and dilation with a symmetric footprint, without their footprint padding per call
+    back = ndi.grey_dilation(ndi.grey_erosion(back, footprint=fp, mode="reflect"), footprint=fp, mode="reflect")
     i, j = np.mgrid[0 : new_shape[0], 0 : new_shape[1]].astype(float)
     i *= (back_shape[0] - 1) / (new_shape[0] - 1)
     j *= (back_shape[1] - 1) / (new_shape[1] - 1)
@@ -76,12 +77,12 @@ def _background_removed(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return small, new_shape
 
 
-def granularity_sets(pixels: np.ndarray, label_sets: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+def granularity_sets(pixels: np.ndarray, label_sets: Sequence[np.ndarray], operators: list | None = None
+                     ) -> list[dict[str, np.ndarray]]:
     """``Granularity_1..16`` per object for each label image (contiguous labels ``1..N``) of one 2-D plane,
-    as ``cp_measure.bulk`` ``get_granularity(labels, pixels)`` returns them, with the image spectrum shared."""
+    as ``cp_measure.bulk`` ``get_granularity(labels, pixels)`` returns them, with the image spectrum shared.
+    ``operators``: :func:`upsample_operators` of the label sets, when several channels share them."""
     from scipy import ndimage as ndi
-
-    from cp_measure.core.measuregranularity import _make_fused_upsample_mean
 
     pixels = np.asarray(pixels, np.float64)
     orig_shape = np.array(pixels.shape)
@@ -89,11 +90,11 @@ def granularity_sets(pixels: np.ndarray, label_sets: Sequence[np.ndarray]) -> li
         return [{f"Granularity_{i}": np.full(int(lab.max()) if lab.size else 0, np.nan)
                  for i in range(1, SPECTRUM + 1)} for lab in label_sets]
     small, new_shape = _background_removed(pixels)
+    if operators is None:
+        operators = upsample_operators(pixels.shape, label_sets)
     sets = []
-    for lab in label_sets:
-        rng = np.arange(1, int(lab.max()) + 1)
-        mean = np.asarray(ndi.mean(pixels, lab, rng), np.float64).reshape(-1)
-        fused = _make_fused_upsample_mean(orig_shape, new_shape, lab) if rng.size else None
+    for lab, fused in zip(label_sets, operators):
+        mean = np.asarray(ndi.mean(pixels, lab, np.arange(1, int(lab.max()) + 1)), np.float64).reshape(-1)
         sets.append((mean, np.maximum(mean, np.finfo(float).eps), fused))
     out: list[dict[str, np.ndarray]] = [{} for _ in label_sets]
     ero = small.copy()
@@ -108,3 +109,16 @@ def granularity_sets(pixels: np.ndarray, label_sets: Sequence[np.ndarray]) -> li
             out[k][f"Granularity_{g}"] = (current - new) * 100 / start
             sets[k] = (new, start, fused)
     return out
+
+
+def upsample_operators(shape: Sequence[int], label_sets: Sequence[np.ndarray]) -> list:
+    """cp_measure's per-object "upsample then average" operator of each label set (None for an empty set);
+    it depends on the labels only, so the channels of one image share it."""
+    from cp_measure.core.measuregranularity import _make_fused_upsample_mean
+
+    orig_shape = np.array(shape)
+    if ((orig_shape * SUBSAMPLE).astype(int) < 2).any():
+        return [None] * len(label_sets)
+    new_shape = (orig_shape * SUBSAMPLE).astype(int)
+    return [_make_fused_upsample_mean(orig_shape, new_shape, lab) if lab.size and lab.max() > 0 else None
+            for lab in label_sets]

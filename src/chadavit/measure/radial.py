@@ -153,13 +153,11 @@ class RadialGeometry:
 
     def measure(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """``RadialDistribution_FracAtD / MeanFrac / RadialCV_<k>of4`` of one channel."""
-        import scipy.sparse
-
         n, good, bins = self.n, self.good, self.bins
         labels_and_bins = (self.labels_good - 1, bins[good])
-        hist = scipy.sparse.coo_matrix((pixels[good], labels_and_bins), (n, BIN_COUNT + 1)).toarray()
+        hist = _dense(pixels[good], labels_and_bins, (n, BIN_COUNT + 1))
         frac_at_d = hist / np.dstack([hist.sum(1)] * (BIN_COUNT + 1))[0]
-        number = scipy.sparse.coo_matrix((np.ones(int(good.sum())), labels_and_bins), (n, BIN_COUNT + 1)).toarray()
+        number = _dense(np.ones(int(good.sum())), labels_and_bins, (n, BIN_COUNT + 1))
         frac_at_bin = number / np.dstack([number.sum(1)] * (BIN_COUNT + 1))[0]
         mean_frac = frac_at_d / (frac_at_bin + np.finfo(float).eps)
         good_bins = bins[good]
@@ -167,14 +165,20 @@ class RadialGeometry:
         for b in range(BIN_COUNT):
             sel = good_bins == b
             labels_and_radii = (self.labels_good[sel] - 1, self.radial_index[sel])
-            values = scipy.sparse.coo_matrix((pixels[good][sel], labels_and_radii), (n, 8)).toarray()
-            count = scipy.sparse.coo_matrix((np.ones(int(sel.sum())), labels_and_radii), (n, 8)).toarray()
+            values = _dense(pixels[good][sel], labels_and_radii, (n, 8))
+            count = _dense(np.ones(int(sel.sum())), labels_and_radii, (n, 8))
             cv = _radial_cv(values, count)
             tag = f"{b + 1}of{BIN_COUNT}"
             out[f"RadialDistribution_FracAtD_{tag}"] = frac_at_d[:, b]
             out[f"RadialDistribution_MeanFrac_{tag}"] = mean_frac[:, b]
             out[f"RadialDistribution_RadialCV_{tag}"] = np.array(cv)
         return out
+
+
+def _dense(values: np.ndarray, rows_cols: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """``scipy.sparse.coo_matrix((values, rows_cols), shape).toarray()``: duplicates summed in the same order."""
+    flat = rows_cols[0].astype(np.int64) * shape[1] + rows_cols[1]
+    return np.bincount(flat, weights=values, minlength=shape[0] * shape[1]).reshape(shape)
 
 
 def _radial_cv(values: np.ndarray, count: np.ndarray) -> np.ndarray:
