@@ -84,6 +84,14 @@ def cp_name(obj: str, family: str, key: str, channel: str | None = None, pair: t
     return f"cp_{obj}_{key}_{channel}"  # Intensity_MeanIntensity -> Intensity_MeanIntensity_<ch>
 
 
+@lru_cache(maxsize=100_000)
+def _column(obj: str, family: str, key: str, channel: str | None, pair: tuple[str, str] | None) -> str | None:
+    """The column of a cp_measure key (None: a dropped position feature); cached, as every crop repeats them."""
+    if family not in PAIR_FAMILIES and _DROP.match(key.removeprefix("AreaShape_")):
+        return None
+    return cp_name(obj, family, key, channel, pair)
+
+
 @lru_cache(maxsize=1)
 def _functions() -> dict[str, object]:
     from cp_measure.bulk import get_core_measurements, get_correlation_measurements
@@ -129,9 +137,9 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
 
     def add(family: str, res: dict[str, np.ndarray], **kw: object) -> None:
         for key, v in res.items():
-            if family not in PAIR_FAMILIES and _DROP.match(key.removeprefix("AreaShape_")):
-                continue
-            out[cp_name(obj, family, key, **kw)] = np.asarray(v, np.float64)  # type: ignore[arg-type]
+            name = _column(obj, family, key, kw.get("channel"), kw.get("pair"))  # type: ignore[arg-type]
+            if name is not None:
+                out[name] = np.asarray(v, np.float64)
 
     geometry: dict[str, object] = {}  # label-only work, shared by the channels (measure/radial.py)
 
@@ -209,10 +217,10 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
             continue
         pos = np.searchsorted(all_ids, ids)
         valid = (pos < len(all_ids)) & (all_ids[np.minimum(pos, len(all_ids) - 1)] == ids)
-        for name, v in _measure_one(obj, clean, image, names, families, stretched, gran.get(obj)).items():
-            full = np.full(len(all_ids), np.nan)
-            full[pos[valid]] = v[valid]
-            cols[name] = full
+        res = _measure_one(obj, clean, image, names, families, stretched, gran.get(obj))
+        block = np.full((len(all_ids), len(res)), np.nan)
+        block[pos[valid]] = np.column_stack(list(res.values()))[valid]
+        cols.update(zip(res, block.T))
     # one 2-D block: a DataFrame built from a dict of ~1,000 columns costs more than small crops' measurements
     values = np.column_stack(list(cols.values())) if cols else np.empty((len(all_ids), 0))
     values[~np.isfinite(values)] = np.nan
