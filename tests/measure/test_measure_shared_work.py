@@ -77,3 +77,13 @@ def test_vectorised_texture_equals_cp_measure(gray_levels: int) -> None:
             np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=k)
         nan_seen |= any(np.isnan(v).any() for v in want.values())
     assert nan_seen  # the NaN rule was exercised
+
+
+def test_a_family_with_no_column_for_these_channels_gives_an_empty_table_not_an_error() -> None:
+    from chadavit.measure import measure_objects
+
+    img, labels, _ = blobs((64, 64), 4, seed=4)
+    df, reasons = measure_objects(img[None], ["DNA"], {"Nuclei": labels}, ["pearson"])  # no channel pair
+    assert df.shape == (int(labels.max()), 0) and reasons == {}
+    df, _ = measure_objects(img[None], ["DNA"], {"Nuclei": labels}, ["pearson", "intensity"])
+    assert df.shape[0] == int(labels.max()) and all(c.startswith("cp_Nuclei_Intensity_") for c in df.columns)

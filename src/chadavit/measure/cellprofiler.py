@@ -218,6 +218,8 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
         pos = np.searchsorted(all_ids, ids)
         valid = (pos < len(all_ids)) & (all_ids[np.minimum(pos, len(all_ids) - 1)] == ids)
         res = _measure_one(obj, clean, image, names, families, stretched, gran.get(obj))
+        if not res:  # e.g. only colocalisation asked for, and one channel
+            continue
         block = np.full((len(all_ids), len(res)), np.nan)
         block[pos[valid]] = np.column_stack(list(res.values()))[valid]
         cols.update(zip(res, block.T))
