@@ -25,29 +25,38 @@ import numpy as np
 TRANSFLUOR = "data/cellprofiler_examples/ExampleIlluminationCorrection_Transfluor"
 
 
-def families_on_one_field(path: Path, names: list[str]) -> None:
-    import tifffile
+HUMAN = "data/cellprofiler_examples/ExampleHuman/AS_09125_050116030001_D03f00d{}.tif"  # DNA, PH3, CellBody
 
-    from chadavit.measure import DEFAULT_FAMILIES, segment_field, to_unit
-    from chadavit.measure.cellprofiler import _measure_one
 
-    img = tifffile.imread(path)
-    img = img[None] if img.ndim == 2 else img
+def families_on_one_field(img: np.ndarray, names: list[str], label: str) -> None:
+    """CPU seconds of segmentation (nuclei, cells) and of each family over all object sets of one field."""
+    from chadavit.data.crops import find_nuclei
+    from chadavit.measure import DEFAULT_FAMILIES, measure_objects, propagate_cells, segment_field, to_unit
+
     unit = to_unit(img)
-    t = time.perf_counter()
+    segment_field(unit, names)  # imports, first-call set-up
+    t = time.process_time()
     obj = segment_field(unit, names)
-    seg = time.perf_counter() - t
-    labels = obj.primary_labels
-    n = len(np.unique(labels[labels > 0]))
-    _measure_one("Nuclei", labels, unit, names, ["intensity"])  # imports, first-call set-up
+    seg = time.process_time() - t
+    t = time.process_time()
+    find_nuclei(unit[0])
+    nuc = time.process_time() - t
+    cells = ""
+    if obj.cells is not None:
+        t = time.process_time()
+        propagate_cells(obj.primary_labels, unit[-1])
+        cells = f", cells {time.process_time() - t:.2f} s"
+    named = obj.named()
+    n = len(np.unique(obj.primary_labels[obj.primary_labels > 0]))
+    measure_objects(unit, names, {"Nuclei": obj.primary_labels}, ["intensity"])  # imports, first-call set-up
     parts = {}
     for fam in DEFAULT_FAMILIES:
-        t = time.perf_counter()
-        _measure_one("Nuclei", labels, unit, names, [fam])
-        parts[fam] = time.perf_counter() - t
+        t = time.process_time()
+        measure_objects(unit, names, named, [fam])
+        parts[fam] = time.process_time() - t
     total = seg + sum(parts.values())
-    print(f"one field {img.shape}, {n} nuclei: segmentation {seg:.2f} s, measurements {sum(parts.values()):.2f} s "
-          f"({n / total:.0f} cells/s on one core)")
+    print(f"{label}: one field {img.shape}, {n} cells, objects {', '.join(named)}: segmentation {seg:.2f} s "
+          f"(nuclei {nuc:.2f} s{cells}), measurements {sum(parts.values()):.2f} s CPU ({n / total:.0f} cells/s on one core)")
     print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
 
 
@@ -67,7 +76,15 @@ def main() -> None:
         raise SystemExit(f"no TIFF fields in {args.input}")
     print(f"{len(files)} fields from {args.input}; {os.cpu_count()} CPUs; load average before: "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    families_on_one_field(files[0], ["GFP"] if "Transfluor" in args.input else ["DNA"])
+    import tifffile
+
+    first = tifffile.imread(files[0])
+    families_on_one_field(first[None] if first.ndim == 2 else first, ["GFP"] if "Transfluor" in args.input
+                          else ["DNA"], files[0].name)
+    human = [shared / HUMAN.format(i) for i in range(3)]
+    if all(p.exists() for p in human):
+        families_on_one_field(np.stack([tifffile.imread(p) for p in human]), ["DNA", "PH3", "CellBody"],
+                              "ExampleHuman")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "fields"
         src.mkdir()
@@ -77,10 +94,11 @@ def main() -> None:
             cfg = EmbedConfig(input=str(src), out=str(Path(tmp) / f"{feats.replace(',', '_')}.parquet"),
                               model=args.model if "learned" in feats else None, features=feats, crops="nuclei",
                               crop_size=args.crop_size, workers=args.workers, progress=False, precision="fp32")
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             res = run_embed(cfg)
-            dt = time.perf_counter() - t
-            print(f"--features {feats:<22} {res.n_rows} cells in {dt:.1f} s: {res.n_rows / dt:.1f} cells/s "
+            dt, cpu = time.perf_counter() - t, time.process_time() - cpu
+            print(f"--features {feats:<22} {res.n_rows} cells in {dt:.1f} s: {res.n_rows / dt:.1f} cells/s, "
+                  f"{cpu:.1f} s CPU ({res.n_rows / cpu:.1f} cells per CPU second) "
                   f"(model {args.model if 'learned' in feats else '-'}, crops {args.crop_size} px, "
                   f"workers {args.workers}; load {os.getloadavg()[0]:.1f})")
 

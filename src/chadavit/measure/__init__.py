@@ -1,8 +1,11 @@
 """Per-cell measurements below the applications: objects (nuclei, cells, cytoplasm) and CellProfiler features.
 
 ``embed``, ``evaluation`` and ``profiling`` all use this package and never one another. It may import the
-ground layer (errors) and the core (``data``); never an application. (Nucleus finding is imported from
-``chadavit.data.crops`` until it moves to ``chadavit.data.crops``.)
+ground layer (errors) and the core (``data``: nucleus finding is ``chadavit.data.crops``); never an application.
+
+Where the time goes and what is shared: ``granularity.py`` (one image spectrum per channel for all object sets),
+``radial.py`` (Zernike and radial geometry once per object set for all channels), ``texture.py`` (every object's
+co-occurrence matrices at once); each gives cp_measure's numbers (tests compare).
 """
 
 from chadavit.measure.cellprofiler import (

@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 from chadavit.errors import ChadavitError
+from chadavit.measure.granularity import granularity_sets, upsample_operators
+from chadavit.measure.radial import RadialGeometry, ZernikeBasis
+from chadavit.measure.texture import texture
 
 DEFAULT_FAMILIES = ("intensity", "sizeshape", "zernike", "feret", "texture", "granularity", "radial_distribution",
                     "radial_zernikes", "pearson", "manders_fold", "rwc")
@@ -81,6 +84,14 @@ def cp_name(obj: str, family: str, key: str, channel: str | None = None, pair: t
     return f"cp_{obj}_{key}_{channel}"  # Intensity_MeanIntensity -> Intensity_MeanIntensity_<ch>
 
 
+@lru_cache(maxsize=100_000)
+def _column(obj: str, family: str, key: str, channel: str | None, pair: tuple[str, str] | None) -> str | None:
+    """The column of a cp_measure key (None: a dropped position feature); cached, as every crop repeats them."""
+    if family not in PAIR_FAMILIES and _DROP.match(key.removeprefix("AreaShape_")):
+        return None
+    return cp_name(obj, family, key, channel, pair)
+
+
 @lru_cache(maxsize=1)
 def _functions() -> dict[str, object]:
     from cp_measure.bulk import get_core_measurements, get_correlation_measurements
@@ -113,7 +124,10 @@ def stretch(image: np.ndarray) -> np.ndarray:
 
 
 def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequence[str],
-                 families: Sequence[str], stretched: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 families: Sequence[str], stretched: np.ndarray | None = None,
+                 granularity: Sequence[dict[str, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+    """The ``cp_`` columns of one object set (labels ``1..N``); ``granularity``: its spectra per channel when
+    they were computed with the other object sets' (:func:`granularity_sets`)."""
     fns = _functions()
     if obj == IMAGE_OBJECT:
         families = [f for f in families if f in IMAGE_FAMILIES]
@@ -123,15 +137,36 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
 
     def add(family: str, res: dict[str, np.ndarray], **kw: object) -> None:
         for key, v in res.items():
-            if family not in PAIR_FAMILIES and _DROP.match(key.removeprefix("AreaShape_")):
-                continue
-            out[cp_name(obj, family, key, **kw)] = np.asarray(v, np.float64)  # type: ignore[arg-type]
+            name = _column(obj, family, key, kw.get("channel"), kw.get("pair"))  # type: ignore[arg-type]
+            if name is not None:
+                out[name] = np.asarray(v, np.float64)
+
+    geometry: dict[str, object] = {}  # label-only work, shared by the channels (measure/radial.py)
+
+    def shared(kind: type) -> object:
+        if kind.__name__ not in geometry:
+            geometry[kind.__name__] = kind.of(labels)
+        return geometry[kind.__name__]
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         for fam in families:
             fn = fns[fam]
-            if fam in SHAPE_FAMILIES:
+            if fam == "zernike":
+                add(fam, shared(ZernikeBasis).shape())  # type: ignore[attr-defined]
+            elif fam in ("radial_distribution", "radial_zernikes"):
+                for c, ch in enumerate(names):
+                    res = (shared(RadialGeometry).measure(image[c]) if fam == "radial_distribution"  # type: ignore[attr-defined]
+                           else shared(ZernikeBasis).intensity(image[c]))  # type: ignore[attr-defined]
+                    add(fam, res, channel=ch)
+            elif fam == "texture":
+                for c, ch in enumerate(names):
+                    add(fam, texture(labels, stretched[c], **PARAMS[fam]), channel=ch)  # type: ignore[index,arg-type]
+            elif fam == "granularity":
+                for c, ch in enumerate(names):
+                    add(fam, granularity[c] if granularity is not None else granularity_sets(image[c], [labels])[0],
+                        channel=ch)
+            elif fam in SHAPE_FAMILIES:
                 add(fam, fn(labels, None, **PARAMS.get(fam, {})))  # type: ignore[operator]
             elif fam in PAIR_FAMILIES:
                 for i in range(len(names)):
@@ -140,7 +175,7 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
             else:
                 pixels = stretched if fam == "texture" else image
                 for c, ch in enumerate(names):
-                    add(fam, fn(labels, pixels[c], **PARAMS.get(fam, {})), channel=ch)  # type: ignore[index]  # type: ignore[operator]
+                    add(fam, fn(labels, pixels[c], **PARAMS.get(fam, {})), channel=ch)  # type: ignore[index,operator]
     return out
 
 
@@ -165,10 +200,13 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
     reasons: dict[int, str] = {}
     cols: dict[str, np.ndarray] = {}
     stretched = stretch(image)
+    cleaned = {}
     for obj, labels in objects.items():
         if labels.shape != image.shape[1:]:
             raise MeasureError(f"{obj} labels of shape {labels.shape} do not match the image {image.shape[1:]}")
-        clean, ids = _clean(labels, obj, min_area, reasons)
+        cleaned[obj] = _clean(labels, obj, min_area, reasons)
+    gran = _shared_granularity(image, cleaned, families)
+    for obj, (clean, ids) in cleaned.items():
         missing = np.setdiff1d(all_ids, ids)
         for k in missing:
             reasons.setdefault(int(k), f"{obj}: no pixels left for cell {int(k)}" + (
@@ -179,12 +217,28 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
             continue
         pos = np.searchsorted(all_ids, ids)
         valid = (pos < len(all_ids)) & (all_ids[np.minimum(pos, len(all_ids) - 1)] == ids)
-        for name, v in _measure_one(obj, clean, image, names, families, stretched).items():
-            full = np.full(len(all_ids), np.nan)
-            full[pos[valid]] = v[valid]
-            cols[name] = full
-    df = pd.DataFrame(cols, index=pd.Index(all_ids, name="label"))
-    return df.replace([np.inf, -np.inf], np.nan), reasons
+        res = _measure_one(obj, clean, image, names, families, stretched, gran.get(obj))
+        if not res:  # e.g. only colocalisation asked for, and one channel
+            continue
+        block = np.full((len(all_ids), len(res)), np.nan)
+        block[pos[valid]] = np.column_stack(list(res.values()))[valid]
+        cols.update(zip(res, block.T))
+    # one 2-D block: a DataFrame built from a dict of ~1,000 columns costs more than small crops' measurements
+    values = np.column_stack(list(cols.values())) if cols else np.empty((len(all_ids), 0))
+    values[~np.isfinite(values)] = np.nan
+    return pd.DataFrame(values, index=pd.Index(all_ids, name="label"), columns=list(cols)), reasons
+
+
+def _shared_granularity(image: np.ndarray, cleaned: dict[str, tuple[np.ndarray, np.ndarray]],
+                        families: Sequence[str]) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Granularity of every object set that has objects, one image spectrum per channel for all of them."""
+    if "granularity" not in families:
+        return {}
+    objs = [o for o, (_, ids) in cleaned.items() if ids.size]
+    sets = [cleaned[o][0] for o in objs]
+    ops = upsample_operators(image.shape[1:], sets)
+    per_channel = [granularity_sets(image[c], sets, ops) for c in range(image.shape[0])]
+    return {o: [per_channel[c][k] for c in range(image.shape[0])] for k, o in enumerate(objs)}
 
 
 @lru_cache(maxsize=64)

@@ -2,9 +2,9 @@
 
 Label ``k`` is the same cell in every label image of one :class:`Objects`, so a nucleus, its cell and its
 cytoplasm are one row of measurements. Nuclei come from :func:`find_nuclei` (the segmentation of
-``chadavit embed --crops nuclei``); cells by a seeded watershed from the nuclei over a named cell-body or
-cytoplasm channel ("Watershed - Image" of CellProfiler's IdentifySecondaryObjects); without such a channel only
-nuclei are measured.
+``chadavit embed --crops nuclei``); cells grown from the nuclei over a named cell-body or
+cytoplasm channel (the "Propagation" method of CellProfiler's IdentifySecondaryObjects, :func:`propagate_cells`);
+without such a channel only nuclei are measured.
 """
 
 from __future__ import annotations
@@ -75,23 +75,50 @@ def guess_cell_channel(names: Sequence[str], exclude: int | None = None) -> int 
     return None
 
 
-def propagate_cells(seeds: np.ndarray, plane: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    """Cells grown from labelled ``seeds`` (nuclei) over the foreground of a cell-body ``plane``.
+REGULARIZATION = 0.05  # CellProfiler's IdentifySecondaryObjects default (Propagation)
+MAX_DISTANCE_RADII = 4.0  # cap: a cell reaches at most this many median nucleus radii past its nucleus
 
-    Foreground: smoothed plane above Otsu's threshold, plus the seeds. Watershed on the inverted smoothed
-    intensity from the seeds, so touching cells split along their dim boundary; foreground without a
-    nucleus stays background (CellProfiler does the same). Every seed's own pixels stay in its cell.
-    """
+
+def cell_foreground(plane: np.ndarray, sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The smoothed plane and its foreground: above the minimum cross-entropy (Li) threshold, the default
+    threshold of CellProfiler's IdentifySecondaryObjects. (Otsu's threshold, used before, put dim cells of
+    ExampleHuman's cell-body stain in the background: 136 of 317 cells had no cytoplasm.)"""
     from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
-    from skimage.segmentation import watershed
+    from skimage.filters import threshold_li
 
     sm = ndi.gaussian_filter(np.asarray(plane, np.float64), sigma) if sigma > 0 else np.asarray(plane, np.float64)
-    fg = seeds > 0
-    if sm.max() > sm.min():
-        fg = fg | (sm > threshold_otsu(sm))
-    cells = watershed(-sm, markers=seeds.astype(np.int32), mask=fg).astype(np.int32)
-    cells[seeds > 0] = seeds[seeds > 0]
+    if not sm.max() > sm.min():
+        return sm, np.zeros(sm.shape, bool)
+    return sm, sm > threshold_li(sm)
+
+
+def propagate_cells(seeds: np.ndarray, plane: np.ndarray, sigma: float = 1.0,
+                    max_distance: float | None = None) -> np.ndarray:
+    """Cells grown from labelled ``seeds`` (nuclei) over the foreground of a cell-body ``plane``.
+
+    CellProfiler's IdentifySecondaryObjects "Propagation" (Jones et al. 2005, centrosome's ``propagate``, the
+    code CellProfiler runs): each foreground pixel goes to the seed nearest in a distance that adds intensity
+    changes along the path (regularisation 0.05), so touching cells split along dim boundaries and a dim cell
+    keeps its own cytoplasm. Foreground: :func:`cell_foreground`, plus the seeds, and no further than
+    ``max_distance`` pixels from a nucleus (default :data:`MAX_DISTANCE_RADII` median nucleus radii, so a
+    low threshold cannot grow cells over the whole background). Foreground without a nucleus stays
+    background (as in CellProfiler). Every seed's own pixels stay in its cell.
+    """
+    import centrosome.propagate
+    from scipy import ndimage as ndi
+
+    seeds = np.asarray(seeds).astype(np.int32)
+    sm, fg = cell_foreground(plane, sigma)
+    inside = seeds > 0
+    if not inside.any():
+        return np.zeros(seeds.shape, np.int32)
+    if max_distance is None:
+        areas = np.bincount(seeds.ravel())[1:]
+        max_distance = MAX_DISTANCE_RADII * max(1.0, float(np.sqrt(np.median(areas[areas > 0]) / np.pi)))
+    fg = (fg & (ndi.distance_transform_edt(~inside) <= max_distance)) | inside
+    cells, _ = centrosome.propagate.propagate(sm, seeds, fg, REGULARIZATION)
+    cells = np.where(fg, cells, 0).astype(np.int32)
+    cells[inside] = seeds[inside]
     return cells
 
 
