@@ -40,7 +40,7 @@ class CellProfilerEncoder(ReferenceEncoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.version.fill_(3.0)  # part of the feature-cache key: bump when the measurements change
+        self.version.fill_(4.0)  # part of the feature-cache key: bump when the measurements change (4: cells by Propagation)
         self._memo: dict[bytes, np.ndarray] = {}  # per crop and channel names: channel subsets reuse them
 
     def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
