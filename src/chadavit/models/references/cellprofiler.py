@@ -16,21 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chadavit.measure import cellprofiler_columns, crop_objects, measure_objects, to_unit
+from chadavit.measure.crop_vector import crop_vectors
 from chadavit.models.references.base import ReferenceEncoder
 
 LABEL = "CellProfiler (cp_measure)"
-
-
-def cellprofiler_vector(img: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """One crop ``(C, H, W)`` -> the ``cp_`` measurements of its central cell, in :func:`cellprofiler_columns`
-    order (NaN -> 0)."""
-    unit = to_unit(img)
-    objects = crop_objects(unit, names).named(image=True)
-    df, _ = measure_objects(unit, names, objects)
-    cols = cellprofiler_columns(names, list(objects))
-    row = df.reindex(columns=cols).iloc[0] if len(df) else np.full(len(cols), np.nan)
-    return np.nan_to_num(np.asarray(row, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class CellProfilerEncoder(ReferenceEncoder):
@@ -40,17 +29,16 @@ class CellProfilerEncoder(ReferenceEncoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.version.fill_(4.0)  # part of the feature-cache key: bump when the measurements change (4: cells by Propagation)
+        # part of the feature-cache key: bump when the measurements change (4: cells grown by Propagation)
+        self.version.fill_(4.0)
         self._memo: dict[bytes, np.ndarray] = {}  # per crop and channel names: channel subsets reuse them
 
     def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
         if len(self._memo) > 100_000:
             self._memo.clear()
-        out = []
-        for im, nm in zip(images, names):
-            key = hashlib.sha1(np.ascontiguousarray(im).tobytes() + im.dtype.str.encode() +
-                               "|".join(nm).encode()).digest()
-            if key not in self._memo:
-                self._memo[key] = cellprofiler_vector(im, nm)
-            out.append(self._memo[key])
-        return np.stack(out).astype(np.float32)
+        keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes() + im.dtype.str.encode() + "|".join(nm).encode()
+                             ).digest() for im, nm in zip(images, names)]
+        todo = {k: i for i, k in enumerate(keys) if k not in self._memo}  # each new crop once, in order
+        measured = crop_vectors([images[i] for i in todo.values()], [names[i] for i in todo.values()])
+        self._memo.update(zip(todo, measured))
+        return np.stack([self._memo[k] for k in keys]).astype(np.float32)
