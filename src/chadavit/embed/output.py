@@ -271,7 +271,9 @@ def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLik
     """Write the embeddings as AnnData.
 
     ``X`` = CLS features, ``obsm['X_cls']``, ``obsm['X_meanpatch']``, ``obsm['X_chan_<name>']`` (one per channel),
-    ``obs`` = the metadata columns.
+    ``obsm['X_cellprofiler']`` (the ``cp_`` columns, their names in ``uns['cellprofiler_columns']``; NaN where a
+    cell could not be measured), ``obs`` = the metadata columns. Without a CLS block, ``X`` is the first block
+    written and ``var`` names its columns.
     """
     try:
         import anndata as ad
@@ -285,17 +287,22 @@ def write_h5ad(parquet_path: str | os.PathLike[str], h5ad_path: str | os.PathLik
     for c in meta.columns:  # what anndata would do anyway, without its per-column messages
         if not pd.api.types.is_numeric_dtype(meta[c]):
             meta[c] = meta[c].astype("category")
-    obsm = {}
+    blocks: dict[str, list[str]] = {}
     chans = dict.fromkeys(c.rsplit("_", 1)[0] for c in df.columns if c.startswith("chan_"))
     for prefix in ("cls", "meanpatch", *chans):
         cols = [c for c in df.columns if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit()]
         if cols:
-            obsm[f"X_{prefix}"] = df[cols].to_numpy(np.float32)
-    x = obsm.get("X_cls", next(iter(obsm.values()), np.zeros((len(df), 0), np.float32)))
+            blocks[f"X_{prefix}"] = cols
+    cp = [c for c in df.columns if c.startswith("cp_")]
+    if cp:
+        blocks["X_cellprofiler"] = cp
+    obsm = {key: df[cols].to_numpy(np.float32) for key, cols in blocks.items()}
+    x_key = "X_cls" if "X_cls" in blocks else next(iter(blocks), None)
+    x = obsm[x_key] if x_key else np.zeros((len(df), 0), np.float32)
     crop = meta["Metadata_CropIndex"].astype(str) if "Metadata_CropIndex" in meta else pd.Series(["0"] * len(meta))
     meta.index = pd.Index([f"{i}#{c}" for i, c in zip(meta["Metadata_ImageId"].astype(str), crop)], dtype=object)
-    var = pd.DataFrame(index=pd.Index([f"cls_{j}" for j in range(x.shape[1])], dtype=object))
-    adata = ad.AnnData(X=x, obs=meta, var=var, obsm=obsm)
+    var = pd.DataFrame(index=pd.Index(blocks[x_key] if x_key else [], dtype=object))
+    adata = ad.AnnData(X=x, obs=meta, var=var, obsm=obsm, uns={"cellprofiler_columns": cp} if cp else None)
     out = Path(h5ad_path)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     settings = getattr(ad, "settings", None)
