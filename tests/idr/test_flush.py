@@ -75,7 +75,7 @@ def test_sigterm_and_sigint_publish_what_was_fetched(emu: IDREmulator, tmp_path:
     """The signal arrives in this process, as from Slurm or Ctrl-C, while `main` runs the build."""
     out = tmp_path / "ds"
     cmd = _command(emu, out, "--flush-every", "1000", "--flush-seconds", "1000")
-    emu.delay = 0.05
+    emu.delay = 0.2  # the 11+ images left take seconds: under load the signal still lands mid-build, not after it
     planned = len(_fetched(emu))
 
     def send() -> None:  # only once the build fetches: the SIGTERM handler is installed by then
