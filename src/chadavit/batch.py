@@ -17,6 +17,7 @@ from chadavit.data.normalize import (
     SUPPORTED_DTYPES,
     ChannelStats,
     NormalizationMethod,
+    as_stats_dtype,
     check_method,
     normalize_planes,
     plane_stats,
@@ -128,8 +129,9 @@ class ChannelBatch:
                     "all images of one batch must share height and width (resize or crop first)"
                 )
             names_i = channel_names[i] if channel_names is not None else None
-            st = plane_stats(names_i, arr.shape[0], stats, arr.dtype)
-            planes.append(normalize_planes(arr, normalize, stats=st))
+            scaled = as_stats_dtype(arr, stats) if normalize == "dataset" else arr
+            st = plane_stats(names_i, arr.shape[0], stats, scaled.dtype)
+            planes.append(normalize_planes(scaled, normalize, stats=st))
             counts.append(arr.shape[0])
             if keep_raw:
                 raw.append(arr)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from chadavit.data.normalize import normalize_planes
+from chadavit.data.normalize import as_stats_dtype, normalize_planes
 
 
 def test_dtype_range_matches_official_pixels_over_255():
@@ -148,3 +148,34 @@ def test_dataset_normalisation_puts_12_bit_and_8_bit_files_of_one_stain_on_one_s
     with DatasetWriter(tmp_path / "one") as w:
         w.add(twelve, "t", ["DNA"])
     assert set(channel_stats([open_dataset(tmp_path / "one")])) == {"DNA", "*"}
+
+
+def test_dataset_normalisation_stretches_a_plane_wholly_below_the_training_range(caplog):
+    """8-bit values in a 16-bit file (the DSB crops) fall below a 16-bit stain's whole range: they would be
+    blanked to zeros, so the plane is scaled on its own percentiles and the scale change is said once."""
+    lo, hi = 326 / 65535, 1966 / 65535  # DNA in 16-bit camera counts over the uint16 range
+    rng = np.random.default_rng(0)
+    eight_bit = rng.integers(0, 232, size=(1, 32, 32)).astype(np.uint16)
+    with caplog.at_level("WARNING", logger="chadavit.data.normalize"):
+        out = normalize_planes(eight_bit, "dataset", stats=[[lo, hi]])
+    assert float(out.max()) == 1.0 and float(out.std()) > 0.1  # not blanked
+    assert "wholly below" in caplog.text
+    dim = rng.integers(300, 700, size=(1, 32, 32)).astype(np.uint16)  # same camera, a dim cell: absolute scale kept
+    np.testing.assert_allclose(normalize_planes(dim, "dataset", stats=[[lo, hi]]).numpy(),
+                               np.clip((dim / 65535 - lo) / (hi - lo), 0, 1), rtol=1e-5, atol=1e-6)
+    blank = np.zeros((1, 32, 32), np.uint16)  # an empty plane stays empty
+    assert float(normalize_planes(blank, "dataset", stats=[[lo, hi]]).abs().max()) == 0.0
+
+
+def test_8_bit_values_in_a_16_bit_file_use_the_stains_8_bit_statistics():
+    """The DSB crops: uint16 arrays holding 0-231. With per-dtype DNA statistics they take the uint8 entry."""
+    from chadavit.batch import ChannelBatch
+
+    stats = {"DNA|uint16": [326 / 65535, 1966 / 65535], "DNA|uint8": [10 / 255, 200 / 255], "DNA": [0.0, 1.0]}
+    img = np.random.default_rng(1).integers(0, 232, size=(1, 16, 16)).astype(np.uint16)
+    wide = ChannelBatch.from_images([img], channel_names=[("DNA",)], normalize="dataset", stats=stats).planes
+    narrow = ChannelBatch.from_images([img.astype(np.uint8)], channel_names=[("DNA",)], normalize="dataset",
+                                      stats=stats).planes
+    torch.testing.assert_close(wide, narrow)  # same numbers as the 8-bit image, absolute scale kept
+    only16 = {"DNA|uint16": stats["DNA|uint16"], "DNA": [0.0, 1.0]}  # no 8-bit data in training: left as it is
+    assert as_stats_dtype(img, only16).dtype == np.uint16

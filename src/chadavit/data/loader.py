@@ -19,7 +19,14 @@ import torch
 from torch.utils.data import Dataset
 
 from chadavit.data.dataset import ChannelDataset, check_image
-from chadavit.data.normalize import ChannelStats, NormalizationMethod, check_method, normalize_planes, plane_stats
+from chadavit.data.normalize import (
+    ChannelStats,
+    NormalizationMethod,
+    as_stats_dtype,
+    check_method,
+    normalize_planes,
+    plane_stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +122,8 @@ def read_normalized(ds: ConcatChannelDataset, i: int, method: NormalizationMetho
         raise ValueError(f"image has unusable shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("image has NaN or Inf pixels")
+    if method == "dataset":
+        arr = as_stats_dtype(arr, stats)
     st = plane_stats(ds.channel_names(i), arr.shape[0], stats, arr.dtype) if method == "dataset" else None
     return normalize_planes(arr, method, stats=st)
 

@@ -52,6 +52,7 @@ SUPPORTED_DTYPES: tuple[np.dtype, ...] = tuple(
 log = logging.getLogger(__name__)
 _warned_bit_depth: set[int] = set()
 _warned_float: list[bool] = []
+_warned_outside: set[tuple[float, float]] = set()
 
 
 def integer_range(x: torch.Tensor | np.ndarray, dtype: np.dtype) -> float:
@@ -133,15 +134,39 @@ def _dataset_scale(x: torch.Tensor, source_dtype: np.dtype | None, stats: Sequen
     if missing:
         out[missing] = _percentile(x[missing], low, high)
     for i, st in enumerate(per_plane):
-        if st is not None:
-            lo, hi = float(st[0]), float(st[1])
-            out[i] = ((x[i] - lo) / (hi - lo)).clamp_(0.0, 1.0) if hi > lo else torch.zeros_like(x[i])
+        if st is None:
+            continue
+        lo, hi = float(st[0]), float(st[1])
+        if hi > lo and bool((x[i] <= lo).all()) and bool((x[i] > x[i].min()).any()):
+            # every pixel below the training set's low value: another camera scale (8-bit values in a 16-bit
+            # file), not a dark image of the same kind (whose background sits around `lo`); the statistics would
+            # blank the plane, so it is stretched on its own percentiles instead, once said
+            if (lo, hi) not in _warned_outside:
+                _warned_outside.add((lo, hi))
+                log.warning("a plane lies wholly below its stain's training range (%.4g-%.4g of the dtype range): "
+                            "another intensity scale; scaled by its own percentiles instead of blanked", lo, hi)
+            out[i] = _percentile(x[i : i + 1], low, high)[0]
+            continue
+        out[i] = ((x[i] - lo) / (hi - lo)).clamp_(0.0, 1.0) if hi > lo else torch.zeros_like(x[i])
     return out
 
 
 def stats_key(name: str, dtype: np.dtype | str | None = None) -> str:
     """The statistics entry of a channel name, or of a name for one dtype (``"DNA|uint16"``)."""
     return f"{name}|{np.dtype(dtype).name}" if dtype is not None else str(name)
+
+
+def as_stats_dtype(arr: np.ndarray, stats: ChannelStats | None) -> np.ndarray:
+    """8-bit values in a 16-bit array, read as the uint8 image they are where the statistics know 8-bit data.
+
+    Why: per-dtype statistics put a stain's uint16 camera counts and its uint8 images on their own ranges; a
+    uint16 file holding 0-255 (an 8-bit image saved wide, like the DSB2018 crops) would otherwise get the 16-bit
+    range and be blanked. Only when ``stats`` has a ``|uint8`` entry; the cast is lossless.
+    """
+    if (not stats or arr.dtype != np.uint16 or arr.size == 0 or int(arr.max()) > 255
+            or not any(str(k).endswith("|uint8") for k in stats)):
+        return arr
+    return arr.astype(np.uint8)
 
 
 def plane_stats(names: Sequence[str] | None, n_planes: int, stats: ChannelStats | None,
