@@ -67,10 +67,15 @@ def prepare_inputs(cfg: PretrainConfig, paths: list[Path], syn: Path | None, is_
         D.barrier()
         datasets = cell_views(cfg, real_paths, datasets)
     f = cfg.data.filter
-    if f.n_channels or f.channel_names or cfg.data.split_channels:
+    if f.n_channels or f.channel_names:
         from chadavit.data.filters import apply_filters
 
-        datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None, cfg.data.split_channels)
+        datasets = apply_filters(datasets, f.n_channels or None, f.channel_names or None)
+    stats_from = datasets  # the stains' ranges: split_channels re-cuts the same pixels, it must not move them
+    if cfg.data.split_channels:
+        from chadavit.data.filters import apply_filters
+
+        datasets = apply_filters(datasets, split=True)
     if cfg.model.overrides.get("channel_vocab") == "auto":  # identity embeddings for the data's own stain names
         vocab = sorted({str(n) for d in datasets for names in d.manifest["channel_names"] for n in names})
         torch.manual_seed(cfg.train.seed)
@@ -80,7 +85,7 @@ def prepare_inputs(cfg: PretrainConfig, paths: list[Path], syn: Path | None, is_
         from chadavit.data.stats import channel_stats
 
         stats = state["normalization_stats"] if state is not None and "normalization_stats" in state \
-            else channel_stats(datasets, seed=cfg.train.seed)
+            else channel_stats(stats_from, seed=cfg.train.seed)
         backbone.config = backbone.config.replace(normalization="dataset", normalization_stats=stats)
     if cfg.data.cells.size > 0:  # the scale it learns at: `chadavit embed` crops at it by default
         backbone.config = backbone.config.replace(crop_size=cfg.data.cells.size)
