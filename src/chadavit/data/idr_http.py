@@ -52,22 +52,6 @@ class BadBody(Exception):
     """The body arrived but cannot be used (truncated, undecodable); the request is retried."""
 
 
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            from email.utils import parsedate_to_datetime
-
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
