@@ -73,6 +73,9 @@ def test_nan_stop_names_the_last_good_checkpoint_or_says_there_is_none(tmp_path)
     ck.save(2)
     msg = str(ck.nan_error(tmp_path / "run", float("inf"), 5))
     assert "inf at step 5" in msg and f"{tmp_path / 'run' / 'checkpoint.pt'} (step 2)" in msg
+    msg = str(ck.nan_error(tmp_path / "run", float("nan"), 6, {"dino": 5.2, "koleo": float("nan")}))
+    assert "the training loss (dino + koleo; not finite: koleo) is nan at step 6" in msg  # not "the DINO loss"
+    assert "the DINO loss is nan" in str(ck.nan_error(tmp_path / "run", float("nan"), 7, {"dino": float("nan")}))
 
 
 def _batch(n: int = 4, skipped: tuple[str, ...] = ()) -> MultiCropBatch:

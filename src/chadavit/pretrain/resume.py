@@ -6,6 +6,7 @@ and the loop re-derives data order, augmentations and the drop-path RNG from ``(
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,17 @@ class Checkpointer:
         if self.is_main:
             save_checkpoint(self.state(step), self.path)
 
-    def nan_error(self, out: Path, loss: float, step: int) -> NonFiniteLossError:
-        """The error for a non-finite loss at ``step``, naming the last good checkpoint to resume from."""
+    def nan_error(self, out: Path, loss: float, step: int, terms: dict[str, float] | None = None
+                  ) -> NonFiniteLossError:
+        """The error for a non-finite loss at ``step``, naming the last good checkpoint to resume from.
+
+        ``terms`` are the loss's parts (``dino`` and each extra objective, e.g. ``koleo``, ``mask``): with extra
+        terms on, the message says which of them is not finite, not "the DINO loss"."""
         good = (f"last good checkpoint: {self.path} (step {self.last_saved}); resume from it with a lower optim.lr "
                 "or a smaller optim.clip_grad" if self.last_saved is not None and self.path.exists()
                 else "no checkpoint was saved yet; lower optim.lr and start again")
-        return NonFiniteLossError(f"{out}: the DINO loss is {loss} at step {step}; training stopped ({good})")
+        what = "the DINO loss"
+        if terms and set(terms) != {"dino"}:
+            bad = [k for k, v in terms.items() if not math.isfinite(v)]
+            what = f"the training loss ({' + '.join(terms)}; not finite: {', '.join(bad) or 'the sum'})"
+        return NonFiniteLossError(f"{out}: {what} is {loss} at step {step}; training stopped ({good})")

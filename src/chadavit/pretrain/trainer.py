@@ -214,7 +214,9 @@ def _step(run: _Run, batch: MultiCropBatch, t0: float) -> None:
     t_temp = float(sched.teacher_temp[step])
     loss, logs = method.loss(batch, t_temp, signals=log_now)
     if not torch.isfinite(loss):
-        raise run.ckpt.nan_error(run.out, loss.item(), step + 1)
+        terms = {"dino": float(logs["loss"]), **{k.removeprefix("loss_"): float(v) for k, v in logs.items()
+                                                  if k.startswith("loss_")}}
+        raise run.ckpt.nan_error(run.out, loss.item(), step + 1, terms)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = float("nan")
