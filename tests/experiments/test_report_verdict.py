@@ -66,3 +66,4 @@ def test_report_tables_show_medians_and_wins_and_losses_per_task(tmp_path) -> No
     text = (out / "report.md").read_text()
     assert "ChAda-ViT: not worse than raw pixels on 2 of 2 tasks, than its own random init on 1 of 2 tasks" in text
     assert "ChAda-ViT is worse than its own random init on 1 of 2 tasks: stage kNN (30 vs 35)" in text
+    assert str(tmp_path) not in text  # the experiment file and results folder without this machine's paths

@@ -284,6 +284,8 @@ def make_report(exp: Experiment, out: str | os.PathLike[str], results: str | os.
                 parts += [fn(exp, df, metrics, sections[key] or {}, out), ""]
         parts += [task_by_task(exp, metrics, out), ""]
         parts.append(_provenance_md(metrics))
-    write_text_atomic(out / "report.md", "\n".join(parts))
+    from chadavit.evaluation.judging import scrub_paths
+
+    write_text_atomic(out / "report.md", scrub_paths("\n".join(parts)))  # no absolute paths of this machine
     say(f"wrote {out / 'report.md'} ({len(metrics)} finished run(s))")
     return out / "report.md"
