@@ -1,6 +1,6 @@
 """`chadavit eval`: run an evaluation suite over one or more frozen encoders.
 
-    chadavit eval --suite synthetic --model random:chada_vit_nano --model pixels --out runs/eval
+    chadavit eval --suite synthetic --model random:chada_vit_nano --model pixel_stats --out runs/eval
 
 Beside the models asked for, every report shows baselines that need no training (raw pixels, hand-crafted
 CellProfiler-style features, random init of each trained model) and each model's gap to the best of them.
