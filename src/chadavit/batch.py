@@ -17,10 +17,9 @@ from chadavit.data.normalize import (
     SUPPORTED_DTYPES,
     ChannelStats,
     NormalizationMethod,
-    as_stats_dtype,
     check_method,
+    match_stats,
     normalize_planes,
-    plane_stats,
 )
 from chadavit.errors import ChadavitError
 
@@ -129,8 +128,7 @@ class ChannelBatch:
                     "all images of one batch must share height and width (resize or crop first)"
                 )
             names_i = channel_names[i] if channel_names is not None else None
-            scaled = as_stats_dtype(arr, stats) if normalize == "dataset" else arr
-            st = plane_stats(names_i, arr.shape[0], stats, scaled.dtype)
+            scaled, st = match_stats(arr, names_i, stats) if normalize == "dataset" else (arr, None)
             planes.append(normalize_planes(scaled, normalize, stats=st))
             counts.append(arr.shape[0])
             if keep_raw:

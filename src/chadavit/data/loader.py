@@ -19,14 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from chadavit.data.dataset import ChannelDataset, check_image
-from chadavit.data.normalize import (
-    ChannelStats,
-    NormalizationMethod,
-    as_stats_dtype,
-    check_method,
-    normalize_planes,
-    plane_stats,
-)
+from chadavit.data.normalize import ChannelStats, NormalizationMethod, check_method, match_stats, normalize_planes
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +115,7 @@ def read_normalized(ds: ConcatChannelDataset, i: int, method: NormalizationMetho
         raise ValueError(f"image has unusable shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("image has NaN or Inf pixels")
-    if method == "dataset":
-        arr = as_stats_dtype(arr, stats)
-    st = plane_stats(ds.channel_names(i), arr.shape[0], stats, arr.dtype) if method == "dataset" else None
+    arr, st = match_stats(arr, ds.channel_names(i), stats) if method == "dataset" else (arr, None)
     return normalize_planes(arr, method, stats=st)
 
 

@@ -137,7 +137,8 @@ def _dataset_scale(x: torch.Tensor, source_dtype: np.dtype | None, stats: Sequen
         if st is None:
             continue
         lo, hi = float(st[0]), float(st[1])
-        if hi > lo and bool((x[i] <= lo).all()) and bool((x[i] > x[i].min()).any()):
+        mn, mx = torch.aminmax(x[i])
+        if hi > lo and float(mx) <= lo and float(mx) > float(mn):
             # every pixel below the training set's low value: another camera scale (8-bit values in a 16-bit
             # file), not a dark image of the same kind (whose background sits around `lo`); the statistics would
             # blank the plane, so it is stretched on its own percentiles instead, once said
@@ -163,10 +164,18 @@ def as_stats_dtype(arr: np.ndarray, stats: ChannelStats | None) -> np.ndarray:
     uint16 file holding 0-255 (an 8-bit image saved wide, like the DSB2018 crops) would otherwise get the 16-bit
     range and be blanked. Only when ``stats`` has a ``|uint8`` entry; the cast is lossless.
     """
-    if (not stats or arr.dtype != np.uint16 or arr.size == 0 or int(arr.max()) > 255
-            or not any(str(k).endswith("|uint8") for k in stats)):
+    if (not stats or arr.dtype != np.uint16 or arr.size == 0
+            or not any(str(k).endswith("|uint8") for k in stats) or int(arr.max()) > 255):
         return arr
     return arr.astype(np.uint8)
+
+
+def match_stats(arr: np.ndarray, names: Sequence[str] | None, stats: ChannelStats | None
+                ) -> tuple[np.ndarray, list[list[float] | None] | None]:
+    """One image for ``"dataset"`` scaling: the array as the statistics read it (:func:`as_stats_dtype`) and its
+    per-plane ``(low, high)`` (:func:`plane_stats`); the one step every road (batches, the training loader) takes."""
+    arr = as_stats_dtype(arr, stats)
+    return arr, plane_stats(names, arr.shape[0], stats, arr.dtype)
 
 
 def plane_stats(names: Sequence[str] | None, n_planes: int, stats: ChannelStats | None,
