@@ -55,7 +55,26 @@ def vector_output(vectors: torch.Tensor, channel_names: tuple[tuple[str, ...], .
                          channel_names=channel_names)
 
 
-class ReferenceEncoder(nn.Module):
+class ConfigBatching:
+    """``embed_dim`` and ``make_batch`` from a :class:`ReferenceConfig`: images validated through
+    :meth:`ChannelBatch.from_images`, scaled by ``config.normalization``, kept as given (``batch.raw``) when
+    that is ``"none"`` (the references that measure raw intensities)."""
+
+    config: ReferenceConfig
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
+                   channel_names: Sequence[Sequence[str]] | None = None,
+                   sources: Sequence[str] | None = None) -> ChannelBatch:
+        norm = self.config.normalization
+        return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources,
+                                        normalize=norm, keep_raw=norm == "none")  # type: ignore[arg-type]
+
+
+class ReferenceEncoder(ConfigBatching, nn.Module):
     """A reference computing one numpy vector per image (:meth:`vectors`); a ``version`` buffer gives it a device
     and enters the feature-cache key (bump it when the vectors change)."""
 
@@ -65,17 +84,6 @@ class ReferenceEncoder(nn.Module):
         super().__init__()
         self.config = ReferenceConfig(self.kind)
         self.register_buffer("version", torch.tensor([1.0]))
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
-
-    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
-                   channel_names: Sequence[Sequence[str]] | None = None,
-                   sources: Sequence[str] | None = None) -> ChannelBatch:
-        """Validated images, kept as given (``batch.raw``)."""
-        return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources, normalize="none",
-                                        keep_raw=True)
 
     def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
         """``(N, D)`` float32: one vector per image."""

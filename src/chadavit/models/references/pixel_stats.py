@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from torch import nn
 
 from chadavit.batch import ChannelBatch
 from chadavit.models.output import EncoderOutput
-from chadavit.models.references.base import ReferenceConfig
+from chadavit.models.references.base import ConfigBatching, ReferenceConfig
 
 
-class PixelStatsEncoder(nn.Module):
+class PixelStatsEncoder(ConfigBatching, nn.Module):
     """Untrained reference: per-patch intensity statistics through a fixed random projection.
 
     Unlike the other references it has patch tokens (one per patch of every channel) and an attention map, so
@@ -27,16 +24,6 @@ class PixelStatsEncoder(nn.Module):
                                       patch_size=patch_size)
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("proj", torch.randn(4, embed_dim, generator=g))
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
-
-    def make_batch(self, images: Sequence[np.ndarray | torch.Tensor],
-                   channel_names: Sequence[Sequence[str]] | None = None,
-                   sources: Sequence[str] | None = None) -> ChannelBatch:
-        return ChannelBatch.from_images(images, channel_names=channel_names, sources=sources,
-                                        normalize=self.config.normalization)  # type: ignore[arg-type]
 
     def forward(self, batch: ChannelBatch, return_attention: bool = False) -> EncoderOutput:
         p = self.config.patch_size
