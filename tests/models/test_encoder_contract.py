@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from chadavit.models import Encoder, load_encoder
+from chadavit.models.config import ModelConfigError
 from chadavit.models.references import REFERENCES
 from chadavit.models.spec import ModelSpecError
 
@@ -102,3 +103,14 @@ def test_a_bad_spec_is_one_clear_error() -> None:
     with pytest.raises(ModelSpecError, match="random:chada_vit_nano"):
         load_encoder("chada_vit_nano")  # a bare preset only where allowed
     assert isinstance(load_encoder("chada_vit_nano,depth=1", allow_bare_preset=True), Encoder)
+
+
+def test_overrides_change_the_config_and_keep_the_weights() -> None:
+    base = load_encoder(SMALL)
+    enc = load_encoder(SMALL, overrides={"pooling": "concat"})
+    assert enc.config.pooling == "concat" and base.config.pooling != "concat"
+    assert not enc.training and not any(p.requires_grad for p in enc.parameters())
+    for (k, a), (_, b) in zip(base.state_dict().items(), enc.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ModelConfigError, match="no_such_key"):
+        load_encoder(SMALL, overrides={"no_such_key": 1})

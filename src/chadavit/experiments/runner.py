@@ -84,21 +84,13 @@ def evaluation_model(run: RunSpec, backbone_dir: Path) -> Any:
     import re
 
     from chadavit.evaluation.features import LoadedModel, weights_hash
-    from chadavit.models import load_pretrained
-    from chadavit.models.catalog import build_model
+    from chadavit.models import load_encoder
+    from chadavit.models.config import ModelConfigError
 
-    model = load_pretrained(backbone_dir)
-    if run.eval_model:
-        try:
-            cfg = model.config.replace(**run.eval_model)
-        except TypeError as exc:
-            raise ExperimentError(f"run {run.name!r}: eval_model: {exc}") from exc
-        new = build_model(cfg)
-        new.load_state_dict(model.state_dict())
-        model = new
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    try:
+        model = load_encoder(str(backbone_dir), overrides=run.eval_model or None)
+    except (ModelConfigError, TypeError) as exc:
+        raise ExperimentError(f"run {run.name!r}: eval_model: {exc}") from exc
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name)[:60] + "-" + weights_hash(model)
     return LoadedModel(spec=str(backbone_dir), label=run.label, model=model, key=key)
 

@@ -70,7 +70,7 @@ def is_reference_spec(spec: str) -> bool:
 
 def load_encoder(spec: str, *, device: str | torch.device = "cpu", precision: str = "fp32", seed: int = 0,
                  allow_bare_preset: bool = False, num_heads: int | None = None,
-                 final_norm_eps: float | None = None) -> torch.nn.Module:
+                 final_norm_eps: float | None = None, overrides: dict[str, Any] | None = None) -> torch.nn.Module:
     """The encoder ``spec`` names, frozen, in eval mode, on ``device`` (bf16 where ``precision`` asks).
 
     ``spec``: any form of :func:`chadavit.models.spec.load_model_from_spec` (checkpoints, runs, ``hf:``,
@@ -78,7 +78,9 @@ def load_encoder(spec: str, *, device: str | torch.device = "cpu", precision: st
     ``pixel_stats``; ``pixels`` is a deprecated alias of ``pixel_stats``), or ``hybrid:SPEC`` (CellProfiler
     measurements beside the CLS of the encoder SPEC names). ``seed`` seeds ``random:`` presets;
     ``allow_bare_preset`` accepts ``PRESET`` for ``random:PRESET``; ``num_heads`` / ``final_norm_eps`` apply to
-    official checkpoints.
+    official checkpoints. ``overrides`` change a trained model's config for this use only (same weights, e.g.
+    ``{"pooling": "concat"}``); a key the config does not have raises
+    :class:`~chadavit.models.config.ModelConfigError`.
     """
     from chadavit.models.references import REFERENCES, HybridEncoder
 
@@ -93,4 +95,15 @@ def load_encoder(spec: str, *, device: str | torch.device = "cpu", precision: st
 
     model = load_model_from_spec(spec, num_heads=num_heads, seed=seed, allow_bare_preset=allow_bare_preset,
                                  final_norm_eps=final_norm_eps)
+    if overrides:
+        model = _with_config(model, overrides)
     return prepare_encoder(model, device, precision)
+
+
+def _with_config(model: torch.nn.Module, overrides: dict[str, Any]) -> torch.nn.Module:
+    """The same weights in a model built from ``model.config`` with ``overrides`` applied."""
+    from chadavit.models.catalog import build_model
+
+    new = build_model(model.config.replace(**overrides))
+    new.load_state_dict(model.state_dict())
+    return new
