@@ -118,3 +118,13 @@ def test_an_object_filling_the_crop_leaves_background_nan_without_an_error():
     assert df.filter(like="cp_Background_").isna().all(axis=None)
     assert np.isfinite(df.loc[1, "cp_Nuclei_Intensity_MeanIntensity_DNA"])
     assert list(df.columns) == cellprofiler_columns(["DNA"], list(named), ["intensity", "speckles"])
+
+
+def test_speckle_enhancement_is_a_white_top_hat():
+    from skimage.morphology import disk as sk_disk
+    from skimage.morphology import white_tophat
+
+    from chadavit.measure.children import enhance_speckles
+
+    plane = np.random.default_rng(2).random((40, 50))
+    np.testing.assert_allclose(enhance_speckles(plane, 10), white_tophat(plane, sk_disk(5)))
