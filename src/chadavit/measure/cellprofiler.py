@@ -2,7 +2,10 @@
 
 Column names: ``cp_<Object>_<Measurement>_<Channel>[_<suffix>]``, e.g. ``cp_Nuclei_Intensity_MeanIntensity_DNA``,
 ``cp_Cells_AreaShape_Area``, ``cp_Cytoplasm_Texture_Contrast_Actin_3_00_16``, ``cp_Nuclei_Granularity_2_DNA``,
-``cp_Cells_RadialDistribution_FracAtD_DNA_1of4``, ``cp_Cells_Correlation_Correlation_DNA_Actin`` (Pearson).
+``cp_Cells_RadialDistribution_FracAtD_DNA_1of4``, ``cp_Cells_Correlation_Correlation_DNA_Actin`` (Pearson);
+what cp_measure lacks is ours: speckle children per parent (family ``speckles``,
+``cp_Nuclei_Children_gH2AXSpeckles_Count``, :mod:`chadavit.measure.children`) and, on crops, the ``Image`` and
+``Background`` object sets (:data:`CROP_FAMILIES`).
 
 Choices (documented in docs/embed.md):
 
