@@ -6,6 +6,7 @@ the time goes for CellProfiler (segmentation vs each cp_measure family, measured
 
     python benchmarks/bench_cellprofiler.py [--input DIR] [--fields 12] [--model random:chada_vit_nano]
         [--crop-size 64] [--workers 2]
+    python benchmarks/bench_cellprofiler.py --real-crops [--limit 100]   # CPU per crop of the evaluation's vector
 
 The machine's load average is printed with the numbers: on a shared VM it changes them several-fold.
 """
@@ -60,6 +61,30 @@ def families_on_one_field(img: np.ndarray, names: list[str], label: str) -> None
     print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
 
 
+def real_crops_cost(limit: int | None = None) -> None:
+    """CPU seconds of the evaluation's CellProfiler vector (``crop_vector``) over the `real` suite's packaged
+    64-px crops, per dataset, in this process (the cost the demo and ``chadavit eval`` pay per crop)."""
+    import json
+    from importlib.resources import files
+
+    from chadavit.measure.crop_vector import crop_vector
+
+    z = np.load(str(files("chadavit.evaluation") / "data" / "real_cells_64.npz"))
+    meta = json.loads(str(z["meta"]))
+    crop_vector(z[f"{next(iter(meta))}__crops"][0], meta[next(iter(meta))]["channels"])  # imports, set-up
+    total, n_all = 0.0, 0
+    for task, m in meta.items():
+        crops = z[f"{task}__crops"][:limit]
+        t = time.process_time()
+        for im in crops:
+            crop_vector(im, m["channels"])
+        dt = time.process_time() - t
+        total, n_all = total + dt, n_all + len(crops)
+        print(f"  {task}: {len(crops)} crops x {len(m['channels'])} ch, {dt:.1f} s CPU ({1000 * dt / len(crops):.0f} ms/crop)")
+    print(f"real suite crops: {n_all} in {total:.1f} s CPU ({1000 * total / n_all:.0f} ms/crop); "
+          f"load {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = Path(os.environ.get("CHADAVIT_SHARED", "../shared"))
@@ -68,7 +93,12 @@ def main() -> None:
     ap.add_argument("--model", default="random:chada_vit_nano")
     ap.add_argument("--crop-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--real-crops", action="store_true",
+                    help="only the CPU cost per crop of the evaluation's vector on the `real` suite's crops")
+    ap.add_argument("--limit", type=int, default=None, help="with --real-crops: at most this many crops per set")
     args = ap.parse_args()
+    if args.real_crops:
+        return real_crops_cost(args.limit)
     from chadavit.embed import EmbedConfig, run_embed
 
     files = sorted(p for p in Path(args.input).iterdir() if p.suffix.lower() in (".tif", ".tiff"))[: args.fields]

@@ -84,6 +84,10 @@ def test_full_crops_measure_the_object_nearest_the_centre_and_flat_crops_get_an_
     area = df["cp_Nuclei_AreaShape_Area"]
     assert area["A01"] < area["A02"] < area["A03"]
     assert area["A02"] == pytest.approx(np.pi * 64, rel=0.15)
+    # the crop's background (ours): the pixels outside the central object and its neighbours, 200 / 65535
+    bg = df.loc[["A01", "A02", "A03"], "cp_Background_Intensity_MedianIntensity_DNA"]
+    np.testing.assert_allclose(bg, 200 / 65535)
+    assert (df.loc[["A01", "A02", "A03"], "cp_Nuclei_Children_DNASpeckles_Count"] >= 0).all()  # measured, not NaN
     assert "no object in the crop" in df.loc["A09", "Metadata_CPError"]
     assert df.loc["A09"].filter(like="cp_").isna().all()  # never a row of zeros
 

@@ -7,7 +7,8 @@ Which cell a row measures:
   ``Metadata_NucleusLabel`` is the label measured.
 - ``--crops full`` / ``grid`` (e.g. images that already are single-cell crops): the object nearest the crop
   centre (:func:`chadavit.measure.crop_objects`, the rule of the evaluation's CellProfiler baseline), plus the
-  crop's image-level measurements (``cp_Image_...``: intensity, texture, granularity of the whole crop).
+  crop's image-level measurements (``cp_Image_...``: intensity, texture, granularity of the whole crop) and its
+  background (``cp_Background_...``: intensities of the crop's pixels outside every object; ours).
 
 A cell that cannot be measured gets NaN ``cp_`` columns and its reason in ``Metadata_CPError`` (null when
 measured): no nuclear stain, no object in the crop, an object too small. A nucleus touching the field (or crop)
@@ -76,7 +77,7 @@ def measure_central_crops(raw: np.ndarray, names: Sequence[str], crops: Sequence
         sub = extract(unit, crop)
         try:
             obj = crop_objects(sub, names, nucleus_channel, cell_channel, whole_if_none=False)
-            named = obj.named(image=True)
+            named = obj.named(image=True, background=True)
             df, reasons = measure_objects(sub, names, named)
             err = reasons.get(1)
             row = df.reindex(columns=cellprofiler_columns(names, list(named))).reindex([1])

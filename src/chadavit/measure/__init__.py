@@ -5,7 +5,8 @@ ground layer (errors) and the core (``data``: nucleus finding is ``chadavit.data
 
 Where the time goes and what is shared: ``granularity.py`` (one image spectrum per channel for all object sets),
 ``radial.py`` (Zernike and radial geometry once per object set for all channels), ``texture.py`` (every object's
-co-occurrence matrices at once); each gives cp_measure's numbers (tests compare).
+co-occurrence matrices at once); each gives cp_measure's numbers (tests compare). ``children.py``: what cp_measure
+lacks, speckle children per parent object (EnhanceOrSuppressFeatures + IdentifyPrimaryObjects + RelateObjects).
 """
 
 from chadavit.measure.cellprofiler import (

@@ -2,7 +2,10 @@
 
 Column names: ``cp_<Object>_<Measurement>_<Channel>[_<suffix>]``, e.g. ``cp_Nuclei_Intensity_MeanIntensity_DNA``,
 ``cp_Cells_AreaShape_Area``, ``cp_Cytoplasm_Texture_Contrast_Actin_3_00_16``, ``cp_Nuclei_Granularity_2_DNA``,
-``cp_Cells_RadialDistribution_FracAtD_DNA_1of4``, ``cp_Cells_Correlation_Correlation_DNA_Actin`` (Pearson).
+``cp_Cells_RadialDistribution_FracAtD_DNA_1of4``, ``cp_Cells_Correlation_Correlation_DNA_Actin`` (Pearson);
+what cp_measure lacks is ours: speckle children per parent (family ``speckles``,
+``cp_Nuclei_Children_gH2AXSpeckles_Count``, :mod:`chadavit.measure.children`) and, on crops, the ``Image`` and
+``Background`` object sets (:data:`CROP_FAMILIES`).
 
 Choices (documented in docs/embed.md):
 
@@ -29,12 +32,13 @@ import numpy as np
 import pandas as pd
 
 from chadavit.errors import ChadavitError
+from chadavit.measure.children import Speckles, children_measurements, speckles_of
 from chadavit.measure.granularity import granularity_sets, upsample_operators
 from chadavit.measure.radial import RadialGeometry, ZernikeBasis
 from chadavit.measure.texture import texture
 
 DEFAULT_FAMILIES = ("intensity", "sizeshape", "zernike", "feret", "texture", "granularity", "radial_distribution",
-                    "radial_zernikes", "pearson", "manders_fold", "rwc")
+                    "radial_zernikes", "pearson", "manders_fold", "rwc", "speckles")
 SHAPE_FAMILIES = ("sizeshape", "zernike", "feret")
 PAIR_FAMILIES = ("pearson", "manders_fold", "rwc")
 # the whole image (a single-cell crop) as one object "Image": CellProfiler's image-level modules
@@ -42,6 +46,10 @@ PAIR_FAMILIES = ("pearson", "manders_fold", "rwc")
 # forms, so the crop is measured as one object; names follow CellProfiler's Image_ columns
 IMAGE_OBJECT = "Image"
 IMAGE_FAMILIES = ("intensity", "texture", "granularity")
+# the crop's pixels outside every segmented object as one object "Background" (ours: CellProfiler users get it
+# with MaskImage + MeasureImageIntensity): a background estimate per channel beside each object's intensity
+BACKGROUND_OBJECT = "Background"
+CROP_FAMILIES = {IMAGE_OBJECT: IMAGE_FAMILIES, BACKGROUND_OBJECT: ("intensity",)}
 PARAMS: dict[str, dict[str, object]] = {"texture": {"gray_levels": 16}}
 MIN_OBJECT_AREA = 4
 _DROP = re.compile(r"^(Location_|Center_|BoundingBoxM(in|ax)imum_|SpatialMoment_|NormalizedMoment_(0_0|0_1|1_0)$)")
@@ -89,6 +97,8 @@ def _column(obj: str, family: str, key: str, channel: str | None, pair: tuple[st
     """The column of a cp_measure key (None: a dropped position feature); cached, as every crop repeats them."""
     if family not in PAIR_FAMILIES and _DROP.match(key.removeprefix("AreaShape_")):
         return None
+    if obj == BACKGROUND_OBJECT and ("Edge" in key or "MassDisplacement" in key):
+        return None  # MeasureImageIntensity's set: a region's edge and centre of mass say nothing of background
     return cp_name(obj, family, key, channel, pair)
 
 
@@ -125,12 +135,14 @@ def stretch(image: np.ndarray) -> np.ndarray:
 
 def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequence[str],
                  families: Sequence[str], stretched: np.ndarray | None = None,
-                 granularity: Sequence[dict[str, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+                 granularity: Sequence[dict[str, np.ndarray]] | None = None,
+                 speckles: Sequence[Speckles] | None = None) -> dict[str, np.ndarray]:
     """The ``cp_`` columns of one object set (labels ``1..N``); ``granularity``: its spectra per channel when
-    they were computed with the other object sets' (:func:`granularity_sets`)."""
+    they were computed with the other object sets' (:func:`granularity_sets`); ``speckles``: each channel's
+    child objects, identified once for all object sets (:mod:`chadavit.measure.children`)."""
     fns = _functions()
-    if obj == IMAGE_OBJECT:
-        families = [f for f in families if f in IMAGE_FAMILIES]
+    if obj in CROP_FAMILIES:
+        families = [f for f in families if f in CROP_FAMILIES[obj]]
     if "texture" in families and stretched is None:
         stretched = stretch(image)
     out: dict[str, np.ndarray] = {}
@@ -151,7 +163,7 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         for fam in families:
-            fn = fns[fam]
+            fn = fns.get(fam)
             if fam == "zernike":
                 add(fam, shared(ZernikeBasis).shape())  # type: ignore[attr-defined]
             elif fam in ("radial_distribution", "radial_zernikes"):
@@ -166,6 +178,9 @@ def _measure_one(obj: str, labels: np.ndarray, image: np.ndarray, names: Sequenc
                 for c, ch in enumerate(names):
                     add(fam, granularity[c] if granularity is not None else granularity_sets(image[c], [labels])[0],
                         channel=ch)
+            elif fam == "speckles":
+                out.update(children_measurements(obj, labels, names, speckles if speckles is not None
+                                                 else speckles_of(image, labels > 0)))
             elif fam in SHAPE_FAMILIES:
                 add(fam, fn(labels, None, **PARAMS.get(fam, {})))  # type: ignore[operator]
             elif fam in PAIR_FAMILIES:
@@ -187,7 +202,9 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
     ``image`` is ``(C, H, W)`` on 0-1 (see :func:`to_unit`), ``names`` its channels. Label ``k`` is the same cell
     in every label image. Returns one row per label of the first (primary) label image, indexed by label, with
     ``cp_`` columns, and ``{label: reason}`` for cells with an object that could not be measured (its columns
-    NaN). An object set named ``Image`` gets the image-level families only (:data:`IMAGE_FAMILIES`).
+    NaN). Object sets named ``Image`` and ``Background`` get their families only (:data:`CROP_FAMILIES`); an
+    empty ``Background`` (the object fills the crop) leaves its columns NaN without a reason (the cell was
+    measured). Speckles (children) are identified once per channel inside the union of the other sets' objects.
     """
     unknown = [f for f in families if f not in DEFAULT_FAMILIES]
     if unknown:
@@ -204,10 +221,12 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
     for obj, labels in objects.items():
         if labels.shape != image.shape[1:]:
             raise MeasureError(f"{obj} labels of shape {labels.shape} do not match the image {image.shape[1:]}")
-        cleaned[obj] = _clean(labels, obj, min_area, reasons)
+        cleaned[obj] = _clean(labels, obj, min_area, reasons if obj not in CROP_FAMILIES else {})
     gran = _shared_granularity(image, cleaned, families)
+    cells = [clean > 0 for o, (clean, _) in cleaned.items() if o not in CROP_FAMILIES]
+    speckles = speckles_of(image, np.logical_or.reduce(cells)) if "speckles" in families and cells else None
     for obj, (clean, ids) in cleaned.items():
-        missing = np.setdiff1d(all_ids, ids)
+        missing = np.setdiff1d(all_ids, ids) if obj not in CROP_FAMILIES else []
         for k in missing:
             reasons.setdefault(int(k), f"{obj}: no pixels left for cell {int(k)}" + (
                 " (the cell is all nucleus)" if obj == "Cytoplasm" else ""))
@@ -217,7 +236,7 @@ def measure_objects(image: np.ndarray, names: Sequence[str], objects: dict[str, 
             continue
         pos = np.searchsorted(all_ids, ids)
         valid = (pos < len(all_ids)) & (all_ids[np.minimum(pos, len(all_ids) - 1)] == ids)
-        res = _measure_one(obj, clean, image, names, families, stretched, gran.get(obj))
+        res = _measure_one(obj, clean, image, names, families, stretched, gran.get(obj), speckles)
         if not res:  # e.g. only colocalisation asked for, and one channel
             continue
         block = np.full((len(all_ids), len(res)), np.nan)
@@ -234,7 +253,7 @@ def _shared_granularity(image: np.ndarray, cleaned: dict[str, tuple[np.ndarray, 
     """Granularity of every object set that has objects, one image spectrum per channel for all of them."""
     if "granularity" not in families:
         return {}
-    objs = [o for o, (_, ids) in cleaned.items() if ids.size]
+    objs = [o for o, (_, ids) in cleaned.items() if ids.size and "granularity" in CROP_FAMILIES.get(o, families)]
     sets = [cleaned[o][0] for o in objs]
     ops = upsample_operators(image.shape[1:], sets)
     per_channel = [granularity_sets(image[c], sets, ops) for c in range(image.shape[0])]

@@ -41,6 +41,8 @@ def crop_vector(img: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """One crop ``(C, H, W)`` -> the ``cp_`` measurements of its central cell, in :func:`cellprofiler_columns`
     order (NaN -> 0)."""
     unit = to_unit(img)
+    # no Background object here: it did not help any `real` task and CellProfiler does not measure it by default
+    # (docs/evaluation.md); ``chadavit embed`` crop modes write it
     objects = crop_objects(unit, names).named(image=True)
     df, _ = measure_objects(unit, names, objects)
     cols = cellprofiler_columns(names, list(objects))

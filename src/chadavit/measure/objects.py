@@ -45,15 +45,20 @@ class Objects:
             return None
         return np.where(self.primary_labels > 0, 0, self.cells).astype(np.int32)
 
-    def named(self, image: bool = False) -> dict[str, np.ndarray]:
+    def named(self, image: bool = False, background: bool = False) -> dict[str, np.ndarray]:
         """``{"Nuclei": ..., "Cells": ..., "Cytoplasm": ...}`` (the object sets that exist); with ``image``, also
-        ``"Image"``: the whole crop as object 1 (image-level measurements of a single-cell crop)."""
+        ``"Image"``: the whole crop as object 1 (image-level measurements of a single-cell crop); with
+        ``background`` too, ``"Background"``: the crop's pixels outside every object, as object 1 (a background
+        estimate, ours)."""
         out = {self.primary: self.primary_labels}
         if self.cells is not None:
             out["Cells"] = self.cells
             out["Cytoplasm"] = self.cytoplasm  # type: ignore[assignment]
         if image:
             out["Image"] = np.ones(self.primary_labels.shape, np.int32)
+        if image and background:
+            inside = (self.primary_labels > 0) | (self.cells > 0 if self.cells is not None else False)
+            out["Background"] = (~inside).astype(np.int32)
         return out
 
 

@@ -29,8 +29,9 @@ class CellProfilerEncoder(ReferenceEncoder):
 
     def __init__(self) -> None:
         super().__init__()
-        # part of the feature-cache key: bump when the measurements change (4: cells grown by Propagation)
-        self.version.fill_(4.0)
+        # part of the feature-cache key: bump when the measurements change (4: cells grown by Propagation;
+        # 5: speckle children per parent and the crop's Background object)
+        self.version.fill_(5.0)
         self._memo: dict[bytes, np.ndarray] = {}  # per crop and channel names: channel subsets reuse them
 
     def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
