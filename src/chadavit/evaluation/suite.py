@@ -243,6 +243,9 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     datasets = load_suite_datasets(suite, say, skip_missing, load_errors)
     check_labels(suite.tasks, datasets, suite.source)  # before any model is loaded or feature computed
     models, baseline_labels = _load_models(model_specs, device, precision, baselines, say)
+    from chadavit.evaluation.ahead import measure_suite_ahead
+
+    measure_suite_ahead(models, suite.tasks, datasets, out, suite.seeds)  # CellProfiler crops, on the idle core
     from tqdm.auto import tqdm
 
     from chadavit.evaluation.judging import unseen_channel_lines
