@@ -81,3 +81,12 @@ def test_a_failed_job_is_measured_here(crops, monkeypatch) -> None:
 
 def _broken(images, names, workers):  # pragma: no cover - runs (or fails to pickle) for the worker
     raise RuntimeError("worker lost")
+
+
+def test_queued_pixels_are_bounded(crops, monkeypatch) -> None:
+    images, names = crops
+    monkeypatch.setenv(cv.WORKERS_ENV, "2")
+    monkeypatch.setattr(ahead, "MAX_QUEUED_BYTES", 3 * ahead.CHUNK * images[0].nbytes)
+    assert ahead.measure_ahead(images, names) == 3 * ahead.CHUNK  # the rest is measured when read
+    got = CellProfilerEncoder().vectors(images, names)
+    np.testing.assert_array_equal(got, CellProfilerEncoder().vectors(images, names))

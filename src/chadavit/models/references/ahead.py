@@ -34,11 +34,13 @@ from chadavit.measure.crop_vector import crop_vectors, default_workers
 log = logging.getLogger(__name__)
 CHUNK = 4  # crops per job: ~0.3 s of work, small enough that the first read-out waits little
 MAX_PENDING = 200_000  # crops held at most (measured or not); beyond this, measure_ahead refuses new ones
+MAX_QUEUED_BYTES = 1 << 30  # pixels waiting in jobs not yet finished; beyond this, the rest is measured when read
 
 _pool: ProcessPoolExecutor | None = None
 _Job = Future  # one job: crop_vectors of CHUNK crops
 _pending: dict[bytes, tuple[_Job, int]] = {}  # crop key -> (its job, its place in the job)
 _job_keys: dict[_Job, list[bytes]] = {}  # job -> its crops' keys
+_job_bytes: dict[_Job, int] = {}  # job -> the bytes of its crops (held until the job has run)
 
 
 def crop_key(image: np.ndarray, names: Sequence[str]) -> bytes:
@@ -63,6 +65,7 @@ def shutdown() -> None:
         _pool = None
     _pending.clear()
     _job_keys.clear()
+    _job_bytes.clear()
 
 
 atexit.register(shutdown)
@@ -71,7 +74,8 @@ atexit.register(shutdown)
 def measure_ahead(images: Sequence[np.ndarray], names: Sequence[Sequence[str]], workers: int | None = None) -> int:
     """Start measuring these crops in background workers, in order; returns how many were started.
 
-    Crops already started are not started again. ``workers`` defaults to one fewer than
+    Crops already started are not started again, and none once :data:`MAX_QUEUED_BYTES` of pixels wait in jobs
+    not yet run (a large suite's later crops are measured when read). ``workers`` defaults to one fewer than
     :func:`~chadavit.measure.crop_vector.default_workers`; where that allows no pool (library use without opt-in)
     nothing starts.
     """
@@ -89,13 +93,22 @@ def measure_ahead(images: Sequence[np.ndarray], names: Sequence[Sequence[str]], 
     if not todo or len(_pending) + len(todo) > MAX_PENDING:
         return 0
     pool = _get_pool(workers)
+    for done in [job for job in _job_bytes if job.done()]:
+        del _job_bytes[done]
+    queued = sum(_job_bytes.values())
+    started = 0
     for s in range(0, len(todo), CHUNK):
         idx = todo[s : s + CHUNK]
+        size = sum(int(np.asarray(images[i]).nbytes) for i in idx)
+        if queued + size > MAX_QUEUED_BYTES:
+            break
         job = pool.submit(crop_vectors, [images[i] for i in idx], [tuple(names[i]) for i in idx], 1)
-        _job_keys[job] = new[s : s + CHUNK]
+        _job_keys[job], _job_bytes[job] = new[s : s + CHUNK], size
         for j, k in enumerate(_job_keys[job]):
             _pending[k] = (job, j)
-    return len(todo)
+        queued += size
+        started += len(idx)
+    return started
 
 
 def is_pending(key: bytes) -> bool:
