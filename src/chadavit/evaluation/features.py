@@ -172,7 +172,8 @@ def select_channels(data: EvalData, channels: Sequence[int] | None,
 def feature_cache_path(lm: LoadedModel, data: EvalData, kind: str, channels: Sequence[int] | None, zero_fill: bool,
                        cache_dir: str | os.PathLike[str]) -> Path:
     """Where :func:`extract_features` caches one kind of ``lm``'s features of ``data`` (and a channel subset)."""
-    return Path(cache_dir) / lm.key / f"{data.name}__{data.fingerprint()}__{subset_tag(channels, zero_fill)}__{kind}.npy"
+    tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
+    return Path(cache_dir) / lm.key / f"{data.name}__{tag}__{kind}.npy"
 
 
 @torch.no_grad()

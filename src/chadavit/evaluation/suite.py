@@ -282,9 +282,10 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
                 _run_one(lm, task, datasets[task.dataset], load_errors, runner, report, say)
                 bar.update(1)
             meta["timings"][lm.label] = time.time() - t_model
-    finally:  # a run stopped halfway (Ctrl-C, an error) still leaves every finished task in the report
+    except BaseException:  # a run stopped halfway (Ctrl-C, an error) still leaves every finished task in the report
         if report.pending:
             report.write()
+        raise
     bar.close()
     summary = report.write()
     if figures:
