@@ -169,6 +169,13 @@ def select_channels(data: EvalData, channels: Sequence[int] | None,
     return [im[idx] for im in data.images], [tuple(n[i] for i in idx) for n in data.channel_names]
 
 
+def feature_cache_path(lm: LoadedModel, data: EvalData, kind: str, channels: Sequence[int] | None, zero_fill: bool,
+                       cache_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`extract_features` caches one kind of ``lm``'s features of ``data`` (and a channel subset)."""
+    tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
+    return Path(cache_dir) / lm.key / f"{data.name}__{tag}__{kind}.npy"
+
+
 @torch.no_grad()
 def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("cls", "patch_mean"),
                      channels: Sequence[int] | None = None, batch_size: int = 64,
@@ -191,8 +198,8 @@ def extract_features(lm: LoadedModel, data: EvalData, kinds: Sequence[str] = ("c
                        for part in lm.parts)
         vec = hybrid_features(cp, learned)
         return {k: vec for k in kinds}
-    tag = f"{data.fingerprint()}__{subset_tag(channels, zero_fill)}"
-    every = {k: Path(cache_dir) / lm.key / f"{data.name}__{tag}__{k}.npy" for k in FEATURE_KINDS} if cache_dir else {}
+    every = {k: feature_cache_path(lm, data, k, channels, zero_fill, cache_dir) for k in FEATURE_KINDS} \
+        if cache_dir else {}
     out = {k: np.load(every[k]) for k in kinds if k in every and every[k].is_file()}
     todo = [k for k in kinds if k not in out]
     if not todo:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PER_CHANNEL_MEASUREMENTS = ("cellprofiler", "hybrid", "handcrafted")  # encoder kinds without a missing-channel curve
 PROTOCOLS = ("linear", "knn", "regression", "reconstruction", "moa", "missing_channels")
+WRITE_EVERY_S = 10.0  # the report is rewritten at most this often as tasks finish (each task's rows: tasks/, at once)
 PRIMARY = {"linear": ["top1"], "knn": ["top1"], "regression": ["r2"], "reconstruction": ["r2"],
            "moa": ["nsc", "nsc_chance", "nscb", "nscb_chance"], "missing_channels": None}
 
@@ -197,12 +198,25 @@ def _load_models(model_specs: Sequence[str | LoadedModel], device: str, precisio
 
 
 class _Report:
-    """The results so far and everything ``results.md`` says about the run; rewritten after every task."""
+    """The results so far and everything ``results.md`` says about the run.
+
+    Rewritten as tasks finish, at most every :data:`WRITE_EVERY_S` seconds (rewriting every table after each of a
+    suite's ~100 tasks cost more than many probes), and whenever the run stops, however it stops; a finished task's
+    rows are in ``tasks/`` at once, which is what a rerun resumes from.
+    """
 
     def __init__(self, out: Path, meta: dict[str, Any], baseline_labels: list[str], t_start: float) -> None:
         self.out, self.meta, self.baseline_labels, self.t_start = out, meta, baseline_labels, t_start
         self.rows: list[dict[str, Any]] = []
         self.primaries: dict[str, list[str]] = {}
+        self.written_at: float | None = None  # None: something is not on disk yet
+        self.pending = False
+
+    def flush(self) -> None:
+        """Write the report if the last write is :data:`WRITE_EVERY_S` old (or there was none)."""
+        self.pending = True
+        if self.written_at is None or time.time() - self.written_at >= WRITE_EVERY_S:
+            self.write()
 
     def write(self) -> pd.DataFrame:
         from chadavit.evaluation.tables import write_tables
@@ -213,6 +227,7 @@ class _Report:
         summary.attrs.update(primary=self.primaries, baselines=self.baseline_labels)  # figures read these
         self.meta["total_s"] = time.time() - self.t_start
         write_tables(results, summary, self.primaries, self.meta, self.out)
+        self.written_at, self.pending = time.time(), False
         return summary
 
     def fail(self, lm: LoadedModel, task: Task, error: str) -> None:
@@ -226,7 +241,7 @@ class _Report:
         main = self.primaries[task.name][0] if self.primaries[task.name] else metrics[0]
         vals = [r["value"] for r in task_rows if r["metric"] == main]
         spread = f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else ""
-        self.write()  # every finished task is on disk at once: a killed run keeps it, a rerun resumes after it
+        self.flush()
         return f"{main} {np.mean(vals):7.3f}{spread}"
 
 
@@ -243,6 +258,9 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
     datasets = load_suite_datasets(suite, say, skip_missing, load_errors)
     check_labels(suite.tasks, datasets, suite.source)  # before any model is loaded or feature computed
     models, baseline_labels = _load_models(model_specs, device, precision, baselines, say)
+    from chadavit.evaluation.ahead import measure_suite_ahead
+
+    measure_suite_ahead(models, suite.tasks, datasets, out, suite.seeds)  # CellProfiler crops, on the idle core
     from tqdm.auto import tqdm
 
     from chadavit.evaluation.judging import unseen_channel_lines
@@ -256,13 +274,18 @@ def _run_suite(suite: Suite, model_specs: Sequence[str | LoadedModel], out_dir: 
             "datasets": dataset_notes(datasets), "baselines": baseline_labels,
             "unseen_channels": unseen_channel_lines(models, datasets, suite.tasks, baseline_labels)}
     report = _Report(out, meta, baseline_labels, t_start)
-    for lm in models:
-        t_model = time.time()
-        for task in suite.tasks:
-            bar.set_postfix_str(f"{lm.label[:20]} / {task.name[:28]}")
-            _run_one(lm, task, datasets[task.dataset], load_errors, runner, report, say)
-            bar.update(1)
-        meta["timings"][lm.label] = time.time() - t_model
+    try:
+        for lm in models:
+            t_model = time.time()
+            for task in suite.tasks:
+                bar.set_postfix_str(f"{lm.label[:20]} / {task.name[:28]}")
+                _run_one(lm, task, datasets[task.dataset], load_errors, runner, report, say)
+                bar.update(1)
+            meta["timings"][lm.label] = time.time() - t_model
+    except BaseException:  # a run stopped halfway (Ctrl-C, an error) still leaves every finished task in the report
+        if report.pending:
+            report.write()
+        raise
     bar.close()
     summary = report.write()
     if figures:
@@ -313,7 +336,7 @@ def _run_one(lm: LoadedModel, task: Task, data: EvalData | None, load_errors: di
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         report.fail(lm, task, error)
         say(f"FAILED {lm.label} / {task.name}: {error}")
-        report.write()
+        report.flush()
         return
     score = report.add(task, task_rows)
     say(f"{lm.label[:28]:28s} {task.name[:28]:28s} {score}  ({time.time() - t0:.1f} s)")

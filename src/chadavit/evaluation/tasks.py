@@ -7,7 +7,9 @@ by name in :meth:`TaskRunner.run_task`; each is a method here, the probes themse
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,16 @@ class TaskRunner:
         self.device = device
         self.cache = out_dir / "cache"
         self.artifacts: dict[str, Any] = {}
+        self.fits: dict[str, list[tuple[int, dict[str, float]]]] = {}  # probe_key -> each seed's metrics
+
+    def probe_key(self, task: Task, data: EvalData, x: np.ndarray) -> str:
+        """What a probe's result depends on: the features, the dataset (its labels and splits), the label, the
+        protocol, its settings and the seeds. A reference's vector is every read-out (``cls``, ``patch_mean``,
+        ``all_tokens``), so its tasks that differ only in the read-out fit the same probe."""
+        h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
+        h.update(json.dumps([str(x.dtype), x.shape, data.name, data.fingerprint(), task.label, task.protocol,
+                             task.params, list(self.suite.seeds)], sort_keys=True, default=str).encode())
+        return h.hexdigest()
 
     def features(self, lm: LoadedModel, data: EvalData, kind: str, channels: Sequence[int] | None = None) -> np.ndarray:
         return extract_features(lm, data, (kind,), channels=channels, batch_size=self.suite.batch_size,
@@ -87,9 +99,17 @@ class TaskRunner:
         return rows
 
     def _probe(self, lm: LoadedModel, task: Task, data: EvalData, add: Add) -> None:
+        """Linear, kNN or regression probes, one per seed; a probe already fitted on the same inputs in this run
+        (:meth:`probe_key`) gives its scores again instead of being fitted twice."""
         prm = task.params
         y = _labels(data, task)
         x = self.features(lm, data, task.features)
+        key = self.probe_key(task, data, x)
+        if key in self.fits:
+            for s, m in self.fits[key]:
+                add(s, m)
+            return
+        fitted: list[tuple[int, dict[str, float]]] = []
         strat = None if task.protocol == "regression" else y
         for s in self.suite.seeds:
             tr, te = split(data, strat, s, float(prm.get("test_fraction", 0.3)), bool(prm.get("train_on_val", False)))
@@ -102,6 +122,8 @@ class TaskRunner:
                 m = P.linear_regression(x[tr], y[tr].astype(np.float64), x[te], y[te].astype(np.float64), seed=s,
                                         cfg=_probe_cfg(prm), solver=str(prm.get("solver", "sgd")))
             add(s, m)
+            fitted.append((s, m))
+        self.fits[key] = fitted  # only a probe that finished every seed is given again
 
     def _moa(self, lm: LoadedModel, task: Task, data: EvalData, add: Add) -> None:
         prm = task.params

@@ -57,7 +57,10 @@ def run_demo_evaluation(summary: dict[str, Any], out_dir: str | Path, progress: 
     Writes ``out_dir/eval`` (synthetic) and ``out_dir/eval_<suite>`` (others); returns each suite's summary.
     """
     from chadavit.evaluation import run_suite
+    from chadavit.evaluation.ahead import measure_suites_ahead
 
+    # every suite's CellProfiler crops, started now on the core that the one-threaded probes leave idle
+    measure_suites_ahead([(suite, suite_dir(out_dir, suite)) for suite in suites])
     backbone = Path(summary["backbone"])
     # the random init of the same architecture and config is added by run_suite as a baseline ("random init (...)")
     specs = [f"{PRETRAINED}={backbone}", f"One-Channel ViT nano random init={ONE_CHANNEL_NANO}"]

@@ -11,13 +11,14 @@ cellprofiler`` keeps NaN). A reference encoder (:mod:`chadavit.models.references
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from chadavit.measure.crop_vector import crop_vectors
-from chadavit.models.references.base import ReferenceEncoder
+from chadavit.models.references.ahead import crop_key, is_pending, take, take_back
+from chadavit.models.references.ahead import measure_ahead as queue_ahead
+from chadavit.models.references.base import ReferenceEncoder, raw_images
 
 LABEL = "CellProfiler (cp_measure)"
 
@@ -37,9 +38,20 @@ class CellProfilerEncoder(ReferenceEncoder):
     def vectors(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> np.ndarray:
         if len(self._memo) > 100_000:
             self._memo.clear()
-        keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes() + im.dtype.str.encode() + "|".join(nm).encode()
-                             ).digest() for im, nm in zip(images, names)]
-        todo = {k: i for i, k in enumerate(keys) if k not in self._memo}  # each new crop once, in order
+        keys = [crop_key(im, nm) for im, nm in zip(images, names)]
+        take_back([k for k in keys if k not in self._memo])  # queued ahead, not started: measured here, now
+        todo = {k: i for i, k in enumerate(keys) if k not in self._memo and not is_pending(k)}  # once, in order
         measured = crop_vectors([images[i] for i in todo.values()], [names[i] for i in todo.values()])
         self._memo.update(zip(todo, measured))
+        for i, k in enumerate(keys):  # the rest, from the jobs running ahead (measured here if one failed)
+            if k not in self._memo:
+                vec = take(k)
+                self._memo[k] = vec if vec is not None else crop_vectors([images[i]], [names[i]])[0]
         return np.stack([self._memo[k] for k in keys]).astype(np.float32)
+
+    def measure_ahead(self, images: Sequence[np.ndarray], names: Sequence[tuple[str, ...]]) -> int:
+        """Start measuring these crops in background workers (:mod:`~chadavit.models.references.ahead`), as
+        :meth:`vectors` will read them (through this encoder's ``make_batch``); returns how many were started."""
+        todo = [(im, nm) for im, nm in zip(images, names) if crop_key(np.asarray(im), nm) not in self._memo]
+        raw = [raw_images(self.make_batch([im], [nm]))[0] for im, nm in todo]
+        return queue_ahead(raw, [tuple(nm) for _, nm in todo])
