@@ -48,6 +48,14 @@ def write_blobs(root: Path, n: int = 40) -> Path:
     return root / "blobs.npz"
 
 
+def blobs_suite(tmp_path: Path, suite: str, name: str = "s.yaml") -> Path:
+    """``suite`` (YAML with ``${data_root}``) written beside a blobs dataset under ``tmp_path / "data"``."""
+    write_blobs(tmp_path / "data")
+    p = tmp_path / name
+    p.write_text(suite.replace("${data_root}", str(tmp_path / "data")))
+    return p
+
+
 @pytest.fixture()
 def tiny_suite(tmp_path: Path) -> Path:
     write_blobs(tmp_path / "data")

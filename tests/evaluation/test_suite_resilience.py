@@ -10,7 +10,7 @@ import pytest
 
 from chadavit.evaluation.suite import run_suite
 
-from .test_suite import write_blobs
+from .test_suite import blobs_suite
 
 SUITE = """
 name: resilient
@@ -26,10 +26,7 @@ tasks:
 
 @pytest.fixture()
 def suite_file(tmp_path: Path) -> Path:
-    write_blobs(tmp_path / "data")
-    p = tmp_path / "s.yaml"
-    p.write_text(SUITE.replace("${data_root}", str(tmp_path / "data")))
-    return p
+    return blobs_suite(tmp_path, SUITE)
 
 
 def test_failing_task_is_reported_and_others_run(suite_file: Path, tmp_path: Path):

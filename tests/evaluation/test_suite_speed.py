@@ -15,7 +15,7 @@ from chadavit.evaluation import suite as S
 from chadavit.evaluation.features import load_model_spec
 from chadavit.evaluation.suite import run_suite
 
-from .test_suite import write_blobs
+from .test_suite import blobs_suite
 
 SUITE = """
 name: twice
@@ -33,10 +33,7 @@ tasks:
 
 @pytest.fixture()
 def suite_file(tmp_path: Path) -> Path:
-    write_blobs(tmp_path / "data")
-    p = tmp_path / "s.yaml"
-    p.write_text(SUITE.replace("${data_root}", str(tmp_path / "data")))
-    return p
+    return blobs_suite(tmp_path, SUITE)
 
 
 def _count_probes(monkeypatch) -> list[int]:

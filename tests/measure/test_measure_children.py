@@ -16,11 +16,7 @@ from chadavit.measure.children import (  # noqa: E402
     robust_background_threshold,
 )
 
-
-def disk(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-
+from .test_measure import disk  # noqa: E402
 
 DOTS = ((26, 26), (26, 38), (38, 32))  # in the left nucleus
 DOT_2 = ((32, 90),)  # in the right nucleus
