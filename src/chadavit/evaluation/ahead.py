@@ -18,6 +18,8 @@ from typing import Any
 from chadavit.evaluation.data import EvalData
 from chadavit.evaluation.features import LoadedModel, feature_cache_path, select_channels
 from chadavit.evaluation.runlog import task_key
+from chadavit.evaluation.suite_schema import SuiteError
+from chadavit.evaluation.tasks import reconstruction_channels
 from chadavit.models.references import CellProfilerEncoder
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,10 @@ def feature_sets(lm: LoadedModel, tasks: Sequence[Any], datasets: dict[str, Eval
             continue
         channels = None
         if task.protocol == "reconstruction":
-            fixed = data.fixed_channels or []
-            target = task.params.get("target_channel")
-            if target not in fixed:
+            try:
+                channels = reconstruction_channels(task, data)[1]
+            except SuiteError:
                 continue  # the task itself reports the problem
-            channels = [i for i, c in enumerate(fixed) if c != target]
         out.append((task, data, channels))
     return out
 

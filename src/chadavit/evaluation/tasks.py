@@ -60,6 +60,18 @@ def _labels(data: EvalData, task: Task) -> np.ndarray:
     return data.labels[task.label].to_numpy()
 
 
+def reconstruction_channels(task: Task, data: EvalData) -> tuple[int, list[int]]:
+    """A reconstruction task's target channel index in ``data`` and the input channels its features are read
+    from (every fixed channel but the target); :class:`SuiteError` where the dataset lacks the target."""
+    fixed = data.fixed_channels
+    target_name = task.params.get("target_channel")
+    if fixed is None or target_name not in fixed:
+        raise SuiteError(f"task {task.name!r}: dataset {data.name} must have fixed channels including "
+                         f"{target_name!r}; has {fixed}")
+    t_idx = fixed.index(target_name)
+    return t_idx, [i for i in range(len(fixed)) if i != t_idx]
+
+
 class TaskRunner:
     """Runs tasks of one suite, with one feature cache (``OUT/cache``) and the figures' artefacts."""
 
@@ -135,13 +147,8 @@ class TaskRunner:
 
     def _reconstruction(self, lm: LoadedModel, task: Task, data: EvalData, add: Add) -> None:
         prm, seeds = task.params, self.suite.seeds
-        fixed = data.fixed_channels
         target_name = prm.get("target_channel")
-        if fixed is None or target_name not in fixed:
-            raise SuiteError(f"task {task.name!r}: dataset {data.name} must have fixed channels including "
-                             f"{target_name!r}; has {fixed}")
-        t_idx = fixed.index(target_name)
-        inputs = [i for i in range(len(fixed)) if i != t_idx]
+        t_idx, inputs = reconstruction_channels(task, data)
         z = self.features(lm, data, "cls", channels=inputs)
         targets = reconstruction_targets(data.images, t_idx, prm.get("target_size"))
         for s in seeds:
