@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from chadavit.evaluation import protocols as P
+from chadavit.evaluation.data import EvalInputError
 from chadavit.evaluation.reconstruction import ChannelDecoder, channel_reconstruction, decoder_param_count
 
 
@@ -49,6 +50,46 @@ def test_linear_probe_seeds_change_and_reproduce():
     assert a == b
     others = [P.linear_probe(x[tr], y[tr], x[te], y[te], seed=s, cfg=cfg)["macro_f1"] for s in (1, 2, 3)]
     assert any(o != a["macro_f1"] for o in others)
+
+
+def test_logistic_probe_converges_deterministically_and_picks_its_penalty():
+    x, y = blobs(sep=0.6, seed=3)
+    tr, te = P.train_test_split_indices(y, seed=0)
+    a = P.linear_probe(x[tr], y[tr], x[te], y[te], seed=0, solver="logistic")
+    assert a == P.linear_probe(x[tr], y[tr], x[te], y[te], seed=7, solver="logistic")  # no init, no data order
+    assert a == P.linear_probe(x[tr].astype(np.float64), y[tr], x[te].astype(np.float64), y[te], solver="logistic")
+    assert a["top1"] > 60  # chance is 25 %
+    # 40 training cells, 400 columns of which 20 carry the class: the SGD head fits the noise, the penalised fit not
+    rng = np.random.default_rng(0)
+    cols = rng.normal(size=(80, 400)).astype(np.float32)
+    lab = (rng.random(80) > 0.5).astype(int)
+    cols[:, :20] += 1.5 * (lab[:, None] - 0.5)
+    good = P.linear_probe(cols[:40], lab[:40], cols[40:], lab[40:], solver="logistic")["top1"]
+    assert good > 85 and good > P.linear_probe(cols[:40], lab[:40], cols[40:], lab[40:], solver="sgd")["top1"] + 10
+    assert P.linear_probe(cols[:40], rng.permutation(lab[:40]), cols[40:], lab[40:], solver="logistic")["top1"] < 75
+
+
+def test_balanced_logistic_probe_calls_the_rare_class():
+    # 5 % positives, weakly separated: unweighted, the best-fitting penalty never calls them (top-1 = the share of
+    # negatives, the all-negative macro F1); balanced, the rare class is called
+    rng = np.random.default_rng(0)
+    lab = (rng.random(600) < 0.05).astype(int)
+    x = rng.normal(size=(600, 50)).astype(np.float32)
+    x[:, :5] += 0.3 * lab[:, None]
+    plain = P.linear_probe(x[:300], lab[:300], x[300:], lab[300:], solver="logistic")
+    fair = P.linear_probe(x[:300], lab[:300], x[300:], lab[300:], solver="logistic", balanced=True)
+    assert plain["top1"] == pytest.approx(100 * (1 - lab[300:].mean()))
+    assert fair["top1"] < plain["top1"] and fair["macro_f1"] != plain["macro_f1"]
+    with pytest.raises(EvalInputError, match="solver='logistic' only"):
+        P.linear_probe(x[:300], lab[:300], x[300:], lab[300:], balanced=True)
+
+
+def test_linear_probe_refuses_unknown_solver_and_one_class():
+    x, y = blobs()
+    with pytest.raises(EvalInputError, match="unknown linear-probe solver 'ridge'"):
+        P.linear_probe(x, y, x, y, solver="ridge")
+    with pytest.raises(EvalInputError, match="one class only"):
+        P.linear_probe(x, np.zeros(len(x), int), x, y, solver="logistic")
 
 
 def test_knn_separable_shuffled_and_weighting():

@@ -32,6 +32,10 @@ def _suite(tmp_path: Path, tasks: str, head: str = HEAD) -> Path:
      "task 't' (linear): unknown key(s) 'featurs' (did you mean 'features'?)"),
     ("{name: t, dataset: blobs, protocol: knn, label: label, kk: 5}", "unknown key(s) 'kk' (did you mean 'k'?)"),
     ("{name: t, dataset: blobs, protocol: knn, label: label, solver: ridge}", "unknown key(s) 'solver'"),
+    ("{name: t, dataset: blobs, protocol: linear, label: label, solver: ridge}",
+     "task 't' (linear): solver 'ridge' is not one of sgd, logistic"),
+    ("{name: t, dataset: blobs, protocol: linear, label: label, class_weight: balanced}",
+     "class_weight: balanced is the one choice, with solver: logistic"),
     ("{name: t, dataset: blobs, protocol: linear}", "task 't' (linear) needs label:"),
     ("{name: t, dataset: blobs, protocol: linear, label: label, features: pooled}", "features 'pooled' is not one"),
 ])

@@ -21,7 +21,7 @@ TOP_KEYS = ("name", "seeds", "batch_size", "datasets", "tasks", "figures", "thre
 TASK_KEYS = ("name", "dataset", "protocol", "label", "features", "test_fraction", "primary")
 _PROBE = ("epochs", "lr", "weight_decay", "batch_size")
 PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
-    "linear": (*_PROBE, "train_on_val"),
+    "linear": (*_PROBE, "solver", "class_weight", "train_on_val"),
     "knn": ("k", "temperature", "train_on_val"),
     "regression": (*_PROBE, "solver", "train_on_val"),
     "moa": ("treatment", "cell_fraction", "control"),
@@ -31,6 +31,7 @@ PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
 NEEDS_LABEL = ("linear", "knn", "regression", "missing_channels")
 FIGURE_KEYS = ("attention", "embedding")
 FEATURE_KINDS = ("cls", "patch_mean", "all_tokens")  # as chadavit.evaluation.features.FEATURE_KINDS
+SOLVERS = {"linear": ("sgd", "logistic"), "regression": ("sgd", "ridge")}  # as chadavit.evaluation.protocols
 
 
 class SuiteError(ChadavitError, ValueError):
@@ -92,6 +93,11 @@ def _task_problems(i: int, task: Any, datasets: dict[str, Any]) -> list[str]:
         problems.append(p)
     if protocol in NEEDS_LABEL and not task.get("label"):
         problems.append(f"task {name!r} ({protocol}) needs label: (a label column of dataset {task['dataset']!r})")
+    if "solver" in task and task["solver"] not in SOLVERS.get(protocol, ()):
+        problems.append(f"task {name!r} ({protocol}): solver {task['solver']!r} is not one of "
+                        f"{', '.join(SOLVERS.get(protocol, ()))}")
+    if task.get("class_weight", "balanced") != "balanced" or ("class_weight" in task and task.get("solver") != "logistic"):
+        problems.append(f"task {name!r} ({protocol}): class_weight: balanced is the one choice, with solver: logistic")
     if task.get("features", "cls") not in FEATURE_KINDS:
         problems.append(f"task {name!r}: features {task['features']!r} is not one of {', '.join(FEATURE_KINDS)}")
     return problems

@@ -126,7 +126,8 @@ class TaskRunner:
         for s in self.suite.seeds:
             tr, te = split(data, strat, s, float(prm.get("test_fraction", 0.3)), bool(prm.get("train_on_val", False)))
             if task.protocol == "linear":
-                m = P.linear_probe(x[tr], y[tr], x[te], y[te], seed=s, cfg=_probe_cfg(prm))
+                m = P.linear_probe(x[tr], y[tr], x[te], y[te], seed=s, cfg=_probe_cfg(prm),
+                                   solver=str(prm.get("solver", "sgd")), balanced=prm.get("class_weight") == "balanced")
             elif task.protocol == "knn":
                 m = P.knn_classify(x[tr], y[tr], x[te], y[te], k=int(prm.get("k", 20)),
                                    temperature=float(prm.get("temperature", 0.07)))
