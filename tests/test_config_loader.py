@@ -36,6 +36,23 @@ def test_file_with_base_chain_then_overrides(tmp_path: Path) -> None:
     assert to_plain(cfg)["inner"] == {"size": 96, "scale": [0.5, 1.0], "names": ["DNA"]}
 
 
+def test_relative_base_is_read_beside_the_file_that_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = tmp_path / "experiments"
+    (exp / "sub").mkdir(parents=True)
+    (exp / "common.yaml").write_text("name: common\nlr: 0.5\n")
+    (exp / "sub" / "mid.yaml").write_text("base: ../common.yaml\ninner: {size: 48}\n")
+    (exp / "run.yaml").write_text("base: sub/mid.yaml\nflag: true\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "common.yaml").write_text("name: WRONG\n")  # a same-named file in the working directory
+    monkeypatch.chdir(elsewhere)
+    cfg = load(Outer, exp / "run.yaml")
+    assert cfg.name == "common" and cfg.lr == 0.5 and cfg.inner.size == 48 and cfg.flag is True
+    (exp / "gone.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        load(Outer, exp / "gone.yaml")
+
+
 def test_mapping_source_and_mapping_overrides_skip_the_string_round_trip() -> None:
     cfg = load(Outer, {"inner": {"names": ["a,b"]}}, {"inner.names": ["x=1", "y"], "name": "m"})
     assert cfg.inner.names == ["x=1", "y"] and cfg.name == "m"

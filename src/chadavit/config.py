@@ -215,12 +215,22 @@ def read_yaml(name_or_file: str | Path, presets: str = "chadavit.configs",
     return data, label
 
 
+def _beside(base: Any, naming_file: Path | None) -> Any:
+    """``base`` as a path beside ``naming_file`` when it is a relative path to a file there; else unchanged."""
+    if not isinstance(base, str | Path) or naming_file is None or not naming_file.is_file() or Path(base).is_absolute():
+        return base
+    there = naming_file.parent / base
+    return there if there.is_file() else base
+
+
 def load(cls: type[T], source: str | Path | Mapping[str, Any],
          overrides: Iterable[str] | Mapping[str, Any] = (), *, presets: str = "chadavit.configs",
          known: Callable[[], Iterable[str]] = lambda: (), rename: Rename | None = None) -> T:
     """A ``cls`` tree from a preset name, a YAML file or a mapping, then ``overrides``.
 
-    A file or mapping may name ``base: <preset or file>`` to start from another config (up to 8 deep).
+    A file or mapping may name ``base: <preset or file>`` to start from another config (up to 8 deep). A relative
+    file path in a file's ``base:`` is read beside that file when it is there (so a folder of experiment files
+    works from any working directory), else as given.
     ``overrides`` are ``key=value`` strings or a mapping of dotted keys to values (no YAML round trip).
     """
     chain: list[tuple[dict[str, Any], str]] = []
@@ -228,7 +238,7 @@ def load(cls: type[T], source: str | Path | Mapping[str, Any],
     while cur is not None:
         data, label = (dict(cur), "config") if isinstance(cur, Mapping) else read_yaml(cur, presets, known)
         chain.append((data, label))
-        cur = data.pop("base", None)
+        cur = _beside(data.pop("base", None), None if isinstance(cur, Mapping) else Path(label))
         if len(chain) > 8:
             raise ConfigError(f"config base chain too deep starting at {source}")
     cfg = cls()

@@ -69,6 +69,22 @@ def test_logistic_probe_converges_deterministically_and_picks_its_penalty():
     assert P.linear_probe(cols[:40], rng.permutation(lab[:40]), cols[40:], lab[40:], solver="logistic")["top1"] < 75
 
 
+def test_logistic_fit_in_the_training_row_space_is_the_same_fit():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    xtr, xte = rng.normal(size=(30, 200)), rng.normal(size=(10, 200))
+    y = (xtr[:, 0] + 0.5 * rng.normal(size=30) > 0).astype(int)
+    ztr, zte = P._training_row_space(xtr, xte)
+    assert ztr.shape == (30, 30) and zte.shape == (10, 30)
+    for c in (0.01, 1.0):  # same scores on new cells, whatever the penalty
+        full = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(xtr, y).decision_function(xte)
+        small = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(ztr, y).decision_function(zte)
+        np.testing.assert_allclose(small, full, atol=1e-5)
+    wide = rng.normal(size=(30, 10))
+    assert P._training_row_space(wide, wide[:3])[0] is wide  # fewer columns than rows: unchanged
+
+
 def test_balanced_logistic_probe_calls_the_rare_class():
     # 5 % positives, weakly separated: unweighted, the best-fitting penalty never calls them (top-1 = the share of
     # negatives, the all-negative macro F1); balanced, the rare class is called

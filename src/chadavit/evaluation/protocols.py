@@ -156,6 +156,7 @@ def _logistic_cv(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     from sklearn.model_selection import StratifiedKFold
 
     xtr, xte = (t.numpy() for t in _standardise(x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)))
+    xtr, xte = _training_row_space(xtr, xte)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if len(np.unique(y_train)) < 2:
         raise EvalInputError(f"the training split holds one class only ({y_train[0]!r}); a classifier needs two")
@@ -169,6 +170,21 @@ def _logistic_cv(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     pred = clf.predict(xte)
     return {"top1": 100.0 * float((pred == y_test).mean()),
             "macro_f1": 100.0 * float(f1_score(y_test, pred, average="macro", zero_division=0))}
+
+
+def _training_row_space(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both splits in coordinates of the span of the training rows, when there are more columns than rows.
+
+    An L2-penalised linear model's weights lie in that span (also for a CV fold's fit, whose rows are a subset), and
+    coordinates in an orthonormal basis keep both the scores ``x @ w`` and the penalty ``|w|²``. So the fit is the
+    same problem in at most n instead of d dimensions: 25 instead of 2,048 for raw pixels on yeast, whose L-BFGS
+    fits took a minute of the demo.
+    """
+    if xtr.shape[1] <= xtr.shape[0]:
+        return xtr, xte
+    _, sv, vt = np.linalg.svd(xtr.astype(np.float64), full_matrices=False)
+    basis = vt[sv > sv[0] * 1e-10].T if sv.size and sv[0] > 0 else vt[:1].T
+    return xtr @ basis, xte.astype(np.float64) @ basis
 
 
 @single_threaded
