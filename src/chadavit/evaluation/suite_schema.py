@@ -96,7 +96,7 @@ def _task_problems(i: int, task: Any, datasets: dict[str, Any]) -> list[str]:
     if "solver" in task and task["solver"] not in SOLVERS.get(protocol, ()):
         problems.append(f"task {name!r} ({protocol}): solver {task['solver']!r} is not one of "
                         f"{', '.join(SOLVERS.get(protocol, ()))}")
-    if task.get("class_weight", "balanced") != "balanced" or ("class_weight" in task and task.get("solver") != "logistic"):
+    if "class_weight" in task and (task["class_weight"] != "balanced" or task.get("solver") != "logistic"):
         problems.append(f"task {name!r} ({protocol}): class_weight: balanced is the one choice, with solver: logistic")
     if task.get("features", "cls") not in FEATURE_KINDS:
         problems.append(f"task {name!r}: features {task['features']!r} is not one of {', '.join(FEATURE_KINDS)}")

@@ -77,11 +77,17 @@ def default_workers() -> int:
     return max(1, min(4, cpus))
 
 
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started with ``spawn`` (why: the module docstring); every CellProfiler pool
+    (this module's, and :mod:`chadavit.models.references.ahead`'s) is made here."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _get_pool(workers: int) -> ProcessPoolExecutor:
     global _pool, _pool_size
     if _pool is None or _pool_size != workers:
         _shutdown()
-        _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        _pool = spawn_pool(workers)
         _pool_size = workers
     return _pool
 

@@ -23,13 +23,12 @@ import atexit
 import contextlib
 import hashlib
 import logging
-import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from chadavit.measure.crop_vector import crop_vectors, default_workers
+from chadavit.measure.crop_vector import crop_vectors, default_workers, spawn_pool
 
 log = logging.getLogger(__name__)
 CHUNK = 4  # crops per job: ~0.3 s of work, small enough that the first read-out waits little
@@ -53,7 +52,7 @@ def crop_key(image: np.ndarray, names: Sequence[str]) -> bytes:
 def _get_pool(workers: int) -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        _pool = spawn_pool(workers)
     return _pool
 
 
