@@ -121,6 +121,17 @@ def test_knn_separable_shuffled_and_weighting():
     assert P.knn_classify(train, np.array([1, 0, 0]), query, np.array([1]), k=3, temperature=100.0)["top1"] == 0
 
 
+def test_knn_standardise_puts_columns_of_different_units_on_one_scale():
+    """Uninformative columns in large units (areas in pixels) set the cosine alone; standardised, the
+    informative columns decide again."""
+    x, y = blobs()
+    noise = np.random.default_rng(5).normal(0.0, 1e5, size=(len(x), 8)).astype(np.float32)
+    wide = np.concatenate([x, noise], 1)
+    tr, te = P.train_test_split_indices(y, seed=0)
+    assert P.knn_classify(wide[tr], y[tr], wide[te], y[te], k=10)["top1"] < 50
+    assert P.knn_classify(wide[tr], y[tr], wide[te], y[te], k=10, standardise=True)["top1"] > 95
+
+
 @pytest.mark.parametrize("solver", ["sgd", "ridge"])
 def test_linear_regression_recovers_linear_target(solver):
     rng = np.random.default_rng(0)

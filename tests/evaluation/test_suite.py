@@ -246,3 +246,28 @@ def test_per_channel_measurements_skip_the_missing_channel_curve(tmp_path: Path,
     by_task = summary.groupby("task")["model"].unique()
     assert "handcrafted" not in set(by_task["blobs missing"]) and "handcrafted" in set(by_task["blobs kNN"])
     assert any("blobs missing" in s and "not run: per-channel measurements" in s for s in lines)
+
+
+def test_knn_standardises_measurements_in_physical_units_only(tmp_path: Path, monkeypatch):
+    """CellProfiler-style measurements (areas in pixels beside intensities) are standardised before the cosine
+    kNN; an embedding or the per-crop standardised pixels are compared as they are."""
+    import chadavit.evaluation.protocols as P
+    from chadavit.models.references import CellProfilerEncoder, HandcraftedEncoder, RawPixelEncoder
+
+    assert CellProfilerEncoder.physical_units and HandcraftedEncoder.physical_units
+    assert not RawPixelEncoder.physical_units
+    suite = blobs_suite(tmp_path, TINY_SUITE.split("tasks:")[0].replace("name: tiny", "name: knn") + "tasks:\n"
+                        "  - {name: blobs kNN, dataset: blobs, protocol: knn, label: label, k: 5}\n")
+    monkeypatch.setenv("CHADAVIT_DATA", str(tmp_path / "data"))
+    seen: list[tuple[int, bool]] = []
+    real_knn = P.knn_classify
+
+    def spy(*args, standardise=False, **kwargs):
+        seen.append((args[0].shape[1], standardise))
+        return real_knn(*args, standardise=standardise, **kwargs)
+
+    monkeypatch.setattr(P, "knn_classify", spy)
+    run_suite(suite, ["pixels", "handcrafted"], tmp_path / "out", figures=False, progress=False, baselines=False)
+    flags = {d: f for d, f in seen}
+    hand = 2 * 37  # the old statistics: 37 per channel
+    assert flags.pop(hand) is True and flags and not any(flags.values())

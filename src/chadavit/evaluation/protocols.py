@@ -213,12 +213,20 @@ def linear_probe_multi(x_train: np.ndarray, y_train: np.ndarray, tests: list[tup
 # ---------------------------------------------------------------------------------------------- kNN
 @single_threaded
 def knn_classify(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, k: int = 20,
-                 temperature: float = 0.07) -> dict[str, float]:
-    """DINO-style weighted kNN: cosine similarity, votes weighted by ``exp(sim / T)``; top-1 accuracy (%)."""
+                 temperature: float = 0.07, standardise: bool = False) -> dict[str, float]:
+    """DINO-style weighted kNN: cosine similarity, votes weighted by ``exp(sim / T)``; top-1 accuracy (%).
+
+    ``standardise``: every feature first to mean 0 / std 1 on the training split, for features in physical units
+    (CellProfiler's areas in pixels beside intensities on 0-1: unscaled, the largest columns alone set the cosine).
+    An embedding is compared as it is, as DINO's protocol does.
+    """
     classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
     ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
-    tr = torch.nn.functional.normalize(torch.from_numpy(x_train.reshape(len(x_train), -1)).float(), dim=1)
-    te = torch.nn.functional.normalize(torch.from_numpy(x_test.reshape(len(x_test), -1)).float(), dim=1)
+    xtr, xte = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    if standardise:
+        xtr, xte = (t.numpy() for t in _standardise(xtr.astype(np.float64), xte.astype(np.float64)))
+    tr = torch.nn.functional.normalize(torch.from_numpy(xtr).float(), dim=1)
+    te = torch.nn.functional.normalize(torch.from_numpy(xte).float(), dim=1)
     kk = min(k, len(tr))
     ytr_t = torch.from_numpy(ytr).long()
     preds = []

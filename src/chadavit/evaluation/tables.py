@@ -147,7 +147,8 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, primaries: dict[s
         for t in tasks:
             settings = json.dumps(t.params, default=str) if t.params else ""
             if t.protocol == "knn":
-                settings = f"k={t.params.get('k', 20)}, T={t.params.get('temperature', 0.07)}, cosine, exp(sim/T)"
+                settings = (f"k={t.params.get('k', 20)}, T={t.params.get('temperature', 0.07)}, cosine, exp(sim/T); "
+                            "measurements in physical units standardised on the training split first")
             md.append(f"| {t.name} | {t.dataset} | {t.protocol} | {t.label or ''} | {t.features} | {settings} |")
         md.append("")
     md += moa_counts_section(summary)

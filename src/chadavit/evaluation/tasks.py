@@ -116,7 +116,8 @@ class TaskRunner:
         prm = task.params
         y = _labels(data, task)
         x = self.features(lm, data, task.features)
-        key = self.probe_key(task, data, x)
+        physical = bool(getattr(lm.model, "physical_units", False))  # kNN standardises such columns first
+        key = self.probe_key(task, data, x) + ("-physical" if physical else "")
         if key in self.fits:
             for s, m in self.fits[key]:
                 add(s, m)
@@ -130,7 +131,8 @@ class TaskRunner:
                                    solver=str(prm.get("solver", "sgd")), balanced=prm.get("class_weight") == "balanced")
             elif task.protocol == "knn":
                 m = P.knn_classify(x[tr], y[tr], x[te], y[te], k=int(prm.get("k", 20)),
-                                   temperature=float(prm.get("temperature", 0.07)))
+                                   temperature=float(prm.get("temperature", 0.07)),
+                                   standardise=physical)
             else:
                 m = P.linear_regression(x[tr], y[tr].astype(np.float64), x[te], y[te].astype(np.float64), seed=s,
                                         cfg=_probe_cfg(prm), solver=str(prm.get("solver", "sgd")))

@@ -79,6 +79,9 @@ class ReferenceEncoder(ConfigBatching, nn.Module):
     and enters the feature-cache key (bump it when the vectors change)."""
 
     kind = ""
+    # columns in physical units (areas in pixels beside intensities on 0-1): a distance read-out (kNN) standardises
+    # them first, as any CellProfiler profile is normalised before distances; embeddings are compared as they are
+    physical_units = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -27,6 +27,7 @@ class CellProfilerEncoder(ReferenceEncoder):
     """CellProfiler per-cell features from cp_measure: nuclei / cells / cytoplasm x every channel."""
 
     kind = "cellprofiler"
+    physical_units = True
 
     def __init__(self) -> None:
         super().__init__()

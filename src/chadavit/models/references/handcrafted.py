@@ -119,6 +119,7 @@ class HandcraftedEncoder(ReferenceEncoder):
     """CellProfiler-style per-cell features (per channel: object shape, intensity, GLCM texture, Hu moments)."""
 
     kind = "handcrafted"
+    physical_units = True
 
     def __init__(self) -> None:
         super().__init__()
