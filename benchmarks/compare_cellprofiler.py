@@ -6,8 +6,9 @@
 Prints one row per task (primary metric; % metrics and R² as given; MSE/MAE sign-flipped so that a positive
 difference always means B is better), with ``seeds_b_ge_a``: on how many seeds B equals or beats A on the same
 split (paired: a loss on every seed is a consistent loss, a loss on 2 of 5 is within the splits' noise). Then the
-number of tasks B equals or beats A on, and both suite means (% metrics as fractions). Default A = handcrafted, B = "CellProfiler (cp_measure)". Tasks on the same
-crops and target (the patch-mean copies of a CLS task, ``repeat``) are counted once in the wins.
+number of tasks B equals or beats A on, and both suite means (% metrics as fractions). Default A = handcrafted,
+B = "CellProfiler (cp_measure)". Tasks on the same crops and target (the patch-mean copies of a CLS task,
+``repeat``) are counted once in the wins.
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ def main(out_dir: str, a: str = "handcrafted", b: str = "CellProfiler (cp_measur
             continue
         repeat = key.get(task) in seen  # a patch-mean copy: the same vector for these untrained encoders
         seen.add(key.get(task))
-        med = g[g["metric"] == metric].groupby("model")["value"].median()
+        scores = g[g["metric"] == metric]
+        med = scores.groupby("model")["value"].median()
         if a not in med or b not in med:
             continue
         sign = -1.0 if metric in LOWER else 1.0
-        paired = g[g["metric"] == metric].pivot_table(index="seed", columns="model", values="value")[[a, b]].dropna()
+        paired = scores.pivot_table(index="seed", columns="model", values="value")[[a, b]].dropna()
         seeds_b_ge_a = int((sign * (paired[b] - paired[a]) >= 0).sum())
         scale = 100.0 if metric in PCT else 1.0
         rows.append({"task": task, "repeat": repeat, "metric": metric, "n_seeds": int(g["seed"].nunique()),
-                     "seeds_b_ge_a": seeds_b_ge_a, a: med[a], b: med[b], "diff": sign * (med[b] - med[a]), "unit_a": sign * med[a] / scale,
-                     "unit_b": sign * med[b] / scale})
+                     "seeds_b_ge_a": seeds_b_ge_a, a: med[a], b: med[b], "diff": sign * (med[b] - med[a]),
+                     "unit_a": sign * med[a] / scale, "unit_b": sign * med[b] / scale})
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(df.drop(columns=["unit_a", "unit_b"]).round(3).to_string(index=False))

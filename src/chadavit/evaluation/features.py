@@ -70,6 +70,12 @@ class LoadedModel:
         return isinstance(self.model, ReferenceEncoder)
 
     @property
+    def physical_units(self) -> bool:
+        """Measurements in physical units (CellProfiler, the old statistics): distance read-outs standardise them
+        first (:attr:`chadavit.models.references.base.ReferenceEncoder.physical_units`)."""
+        return self.one_vector and bool(self.model.physical_units)
+
+    @property
     def position_dependent(self) -> bool:
         """True when a channel's meaning is its slot (fixed-channel stem, concatenated per-channel CLS, measured
         references): a missing channel is then given as a zero plane in place rather than left out."""

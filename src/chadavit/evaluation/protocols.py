@@ -126,11 +126,12 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
 
     ``solver="sgd"``: an ``nn.Linear`` trained with AdamW (the paper's head; seeded init and order).
     ``solver="logistic"``: the same model fitted to convergence (L-BFGS) with its penalty picked by stratified k-fold
-    CV on the training split (log-loss; k = the rarest class's count, 2 to 4), the classification twin of ``linear_regression(solver="ridge")``. Why: with
-    a few hundred training cells and more feature dimensions, the SGD head separates the training set and stops
-    wherever its init and data order leave it. On the `real` mitosis task (16 mitotic cells of 291) its median
-    macro F1 moved by 10 points when the same features came as float64 instead of float32, and raw pixels scored
-    46 against 78 for the converged fit (docs/evaluation.md, "The classification probe").
+    CV on the training split (log-loss; k = the rarest class's count, 2 to 4), the classification twin of
+    ``linear_regression(solver="ridge")``. Why: with a few hundred training cells and more feature dimensions, the
+    SGD head separates the training set and stops wherever its init and data order leave it. On the `real` mitosis
+    task (16 mitotic cells of 291) its median macro F1 moved by 10 points when the same features came as float64
+    instead of float32, and raw pixels scored 46 against 78 for the converged fit (docs/evaluation.md, "The
+    classification probe").
 
     ``balanced`` (logistic only) weighs each class's cells by ``n / (classes x count)``, so the fit gives every class
     the same weight, as macro F1 scores them. Unweighted, a weak feature set on a 5.5 %-positive task is fitted
@@ -223,10 +224,10 @@ def knn_classify(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
     ytr, yte = y_all[: len(y_train)], y_all[len(y_train) :]
     xtr, xte = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
-    if standardise:
-        xtr, xte = (t.numpy() for t in _standardise(xtr.astype(np.float64), xte.astype(np.float64)))
-    tr = torch.nn.functional.normalize(torch.from_numpy(xtr).float(), dim=1)
-    te = torch.nn.functional.normalize(torch.from_numpy(xte).float(), dim=1)
+    # float64 statistics: CellProfiler columns reach 1e9
+    tr, te = _standardise(xtr.astype(np.float64), xte.astype(np.float64)) if standardise else (
+        torch.from_numpy(xtr).float(), torch.from_numpy(xte).float())
+    tr, te = (torch.nn.functional.normalize(t, dim=1) for t in (tr, te))
     kk = min(k, len(tr))
     ytr_t = torch.from_numpy(ytr).long()
     preds = []

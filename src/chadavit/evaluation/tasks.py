@@ -82,13 +82,14 @@ class TaskRunner:
         self.artifacts: dict[str, Any] = {}
         self.fits: dict[str, list[tuple[int, dict[str, float]]]] = {}  # probe_key -> each seed's metrics
 
-    def probe_key(self, task: Task, data: EvalData, x: np.ndarray) -> str:
-        """What a probe's result depends on: the features, the dataset (its labels and splits), the label, the
-        protocol, its settings and the seeds. A reference's vector is every read-out (``cls``, ``patch_mean``,
-        ``all_tokens``), so its tasks that differ only in the read-out fit the same probe."""
+    def probe_key(self, task: Task, data: EvalData, x: np.ndarray, physical_units: bool = False) -> str:
+        """What a probe's result depends on: the features (and whether they are in physical units, which kNN
+        standardises), the dataset (its labels and splits), the label, the protocol, its settings and the seeds. A
+        reference's vector is every read-out (``cls``, ``patch_mean``, ``all_tokens``), so its tasks that differ
+        only in the read-out fit the same probe."""
         h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
-        h.update(json.dumps([str(x.dtype), x.shape, data.name, data.fingerprint(), task.label, task.protocol,
-                             task.params, list(self.suite.seeds)], sort_keys=True, default=str).encode())
+        h.update(json.dumps([str(x.dtype), x.shape, physical_units, data.name, data.fingerprint(), task.label,
+                             task.protocol, task.params, list(self.suite.seeds)], sort_keys=True, default=str).encode())
         return h.hexdigest()
 
     def features(self, lm: LoadedModel, data: EvalData, kind: str, channels: Sequence[int] | None = None) -> np.ndarray:
@@ -116,8 +117,7 @@ class TaskRunner:
         prm = task.params
         y = _labels(data, task)
         x = self.features(lm, data, task.features)
-        physical = bool(getattr(lm.model, "physical_units", False))  # kNN standardises such columns first
-        key = self.probe_key(task, data, x) + ("-physical" if physical else "")
+        key = self.probe_key(task, data, x, lm.physical_units)
         if key in self.fits:
             for s, m in self.fits[key]:
                 add(s, m)
@@ -132,7 +132,7 @@ class TaskRunner:
             elif task.protocol == "knn":
                 m = P.knn_classify(x[tr], y[tr], x[te], y[te], k=int(prm.get("k", 20)),
                                    temperature=float(prm.get("temperature", 0.07)),
-                                   standardise=physical)
+                                   standardise=lm.physical_units)
             else:
                 m = P.linear_regression(x[tr], y[tr].astype(np.float64), x[te], y[te].astype(np.float64), seed=s,
                                         cfg=_probe_cfg(prm), solver=str(prm.get("solver", "sgd")))
